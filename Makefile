@@ -1,0 +1,60 @@
+# The set-up and the everyday commands. Every target creates .venv if needed and installs
+# what it uses, so a fresh clone needs nothing but Python 3.11+ and make.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEV_STAMP := $(VENV)/.installed-dev
+DEMO_STAMP := $(VENV)/.installed-demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-slow lint format bench bench-quick dist clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(DEV_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(DEMO_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+## demo: install the library and run the quickstart example
+demo: $(DEMO_STAMP)
+	$(BIN)/python examples/toy_lpn.py
+
+## test: lint, format check, the test suite and the doctests
+test: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## test-slow: only the tests marked slow
+test-slow: $(DEV_STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench-quick / bench: the benchmarks (results under benchmarks/results/)
+bench-quick: $(DEV_STAMP)
+	$(BIN)/python benchmarks/bench_search.py --quick
+
+bench: $(DEV_STAMP)
+	$(BIN)/python benchmarks/bench_search.py
+
+## dist: build the wheel and sdist and check them
+dist: $(DEV_STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check dist/*
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
