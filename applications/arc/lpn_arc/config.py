@@ -1,0 +1,248 @@
+"""Training configurations: frozen dataclasses, named presets, command-line overrides."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from lpn_arc.model import ModelConfig
+from lpn_arc.searchspec import parse_search
+
+__all__ = [
+    "PRESETS",
+    "DataConfig",
+    "TrainConfig",
+    "add_override_arguments",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "get_preset",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The PATTERN task family (facts 5.1).
+
+    Attributes:
+        grid_size: side of the square grids.
+        pattern_size: side of the pasted pattern.
+        density: probability that a pattern cell is coloured (training).
+        num_pairs: pairs per task (the specification is ``num_pairs - 1`` at test time).
+        test_densities: densities of the held-out test sets (OOD study).
+        test_tasks: number of held-out tasks per test set.
+        test_seed: seed of the held-out test sets (fixed, disjoint from training draws).
+    """
+
+    grid_size: int = 10
+    pattern_size: int = 4
+    density: float = 1.0
+    num_pairs: int = 4
+    test_densities: tuple[float, ...] = (1.0,)
+    test_tasks: int = 256
+    test_seed: int = 1_000_003
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.pattern_size <= self.grid_size <= 30:
+            raise ValueError(
+                f"need 1 <= pattern_size <= grid_size <= 30; got pattern_size="
+                f"{self.pattern_size}, grid_size={self.grid_size}"
+            )
+        if self.num_pairs < 2:
+            raise ValueError(f"num_pairs must be >= 2; got {self.num_pairs}")
+        for d in (self.density, *self.test_densities):
+            if not 0.0 <= d <= 1.0:
+                raise ValueError(f"densities must lie in [0, 1]; got {d}")
+        if self.test_tasks < 1:
+            raise ValueError(f"test_tasks must be >= 1; got {self.test_tasks}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (saved with every checkpoint).
+
+    Attributes:
+        model: the encoder/decoder architecture.
+        data: the task family.
+        steps: optimiser steps.
+        batch_size: tasks per step.
+        lr: peak AdamW learning rate.
+        warmup_steps: linear warm-up from ``lr / 100`` (then constant, or cosine decay).
+        lr_schedule: ``"constant"`` (the paper) or ``"cosine"`` (decay to ``lr / 10``).
+        weight_decay: AdamW weight decay (applied to all parameters, as the paper).
+        clip_norm: global-norm gradient clipping of the parameter update.
+        prior_kl: weight of the KL to the prior.
+        train_search: the search inside the loss (``mean``, ``grad:1``, ``grad:5:unrolled``...).
+        search_lr: Adam learning rate of the training-time search.
+        seed: seed of initialisation, data and latent sampling.
+        checkpoint_every: steps between Orbax checkpoints (and one at the end).
+        log_every: steps between metric records.
+    """
+
+    model: ModelConfig
+    data: DataConfig = DataConfig()
+    steps: int = 20_000
+    batch_size: int = 128
+    lr: float = 4e-4
+    warmup_steps: int = 99
+    lr_schedule: str = "constant"
+    weight_decay: float = 1e-4
+    clip_norm: float = 1.0
+    prior_kl: float = 1e-4
+    train_search: str = "grad:1"
+    search_lr: float = 0.1
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0; got {self.warmup_steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0; got {self.lr}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}"
+            )
+        if self.model.max_rows < self.data.grid_size or self.model.max_cols < self.data.grid_size:
+            raise ValueError(
+                f"model grids ({self.model.max_rows}x{self.model.max_cols}) are smaller than "
+                f"the data grids ({self.data.grid_size}x{self.data.grid_size})"
+            )
+        parse_search(self.train_search)  # raises on a malformed specification
+
+
+def _pattern() -> TrainConfig:
+    """Paper Table 13: the PATTERN experiment (10x10 grids, 4x4 patterns, 243,360 params)."""
+    return TrainConfig(model=ModelConfig.pattern())
+
+
+def _pattern_ood() -> TrainConfig:
+    """Paper Table 15: OOD pattern (train density 0.5; test 0.5 / 0.75 / 1.0; 100k steps)."""
+    model = ModelConfig(
+        max_rows=10,
+        max_cols=10,
+        latent_dim=32,
+        encoder_layers=4,
+        decoder_layers=2,
+        num_heads=8,
+        head_dim=8,
+        mlp_factor=2.0,
+    )
+    # The paper's decoder is narrower (8 x 4, MLP 1); one width is shared here.
+    data = DataConfig(density=0.5, test_densities=(0.5, 0.75, 1.0), test_tasks=96)
+    return TrainConfig(model=model, data=data, steps=100_000)
+
+
+def _quickstart() -> TrainConfig:
+    """The CPU recipe of ``lpn-arc quickstart``: 6x6 grids, 2x2 patterns, a few minutes."""
+    model = ModelConfig.pattern(max_rows=6, max_cols=6)
+    data = DataConfig(grid_size=6, pattern_size=2, test_tasks=256)
+    return TrainConfig(
+        model=model,
+        data=data,
+        steps=1500,
+        batch_size=32,
+        lr=1e-3,
+        warmup_steps=50,
+        lr_schedule="cosine",
+        train_search="grad:1",
+        checkpoint_every=500,
+        log_every=25,
+    )
+
+
+PRESETS = {"pattern": _pattern, "pattern-ood": _pattern_ood, "quickstart": _quickstart}
+"""Named presets: ``pattern`` (paper Table 13), ``pattern-ood`` (Table 15), ``quickstart``."""
+
+
+def get_preset(name: str) -> TrainConfig:
+    """Returns the preset ``name`` (see :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return PRESETS[name]()
+
+
+def _flat_fields() -> dict[str, tuple[str | None, dataclasses.Field]]:
+    """Option name -> (sub-config attribute or None, field) for every overridable field."""
+    out: dict[str, tuple[str | None, dataclasses.Field]] = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("model", "data"):
+            continue
+        out[f.name] = (None, f)
+    for sub, cls in (("model", ModelConfig), ("data", DataConfig)):
+        for f in dataclasses.fields(cls):
+            if f.name in out:
+                raise RuntimeError(f"config field name clash: {f.name}")
+            out[f.name] = (sub, f)
+    return out
+
+
+def _parse_value(field: dataclasses.Field, text: str, option: str) -> Any:
+    kind = str(field.type)
+    try:
+        if "tuple" in kind:
+            return tuple(float(v) for v in text.split(",") if v.strip())
+        if kind in ("int", "<class 'int'>"):
+            return int(text)
+        if kind in ("float", "<class 'float'>"):
+            return float(text)
+    except ValueError as err:
+        raise ValueError(f"--{option}: cannot parse {text!r} as {kind}") from err
+    return text
+
+
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one ``--field-name VALUE`` option per configuration field (default: preset)."""
+    group = parser.add_argument_group("configuration overrides (default: the preset's value)")
+    for name, (sub, f) in _flat_fields().items():
+        where = f"{sub}." if sub else ""
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"override_{name}",
+            metavar=str(f.type).upper().replace("TUPLE[FLOAT, ...]", "F1,F2"),
+            help=f"{where}{name}",
+        )
+
+
+def apply_overrides(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """Returns ``config`` with every ``--field-name`` given on the command line applied."""
+    top: dict[str, Any] = {}
+    subs: dict[str, dict[str, Any]] = {"model": {}, "data": {}}
+    for name, (sub, f) in _flat_fields().items():
+        text = getattr(args, f"override_{name}", None)
+        if text is None:
+            continue
+        value = _parse_value(f, text, name.replace("_", "-"))
+        (subs[sub] if sub else top)[name] = value
+    if subs["data"].get("grid_size") and not (
+        "max_rows" in subs["model"] or "max_cols" in subs["model"]
+    ):
+        size = subs["data"]["grid_size"]
+        subs["model"].update(max_rows=size, max_cols=size)
+    model = dataclasses.replace(config.model, **subs["model"])
+    data = dataclasses.replace(config.data, **subs["data"])
+    return dataclasses.replace(config, model=model, data=data, **top)
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """A JSON-serialisable dict of the configuration."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_from_dict(payload: dict[str, Any]) -> TrainConfig:
+    """Inverse of :func:`config_to_dict` (unknown keys are an error)."""
+    payload = dict(payload)
+    try:
+        model = ModelConfig(**payload.pop("model"))
+        data_dict = dict(payload.pop("data"))
+        data_dict["test_densities"] = tuple(data_dict.get("test_densities", (1.0,)))
+        data = DataConfig(**data_dict)
+        return TrainConfig(model=model, data=data, **payload)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"invalid saved configuration: {err}") from err

@@ -1,0 +1,108 @@
+"""Search specifications as strings (``grad:100``, ``sample:250``...) -> latentsearch searchers.
+
+Grammar (``K`` steps, ``N`` samples, ``P`` population; all positive integers):
+
+============================  ================================================================
+``mean``                      the starting latent alone ("Grad 0"), no search
+``grad:K``                    ``K`` steps of gradient ascent (Adam, ``lr``, b2 0.9)
+``grad:K:unrolled``           same; in training, exact gradients through the steps
+``grad:K:implicit``           same; in training, implicit-function-theorem gradients
+``sample:N``                  ``N`` Gaussian samples around the start (scale ``scale``)
+``es:P:K``                    ``K`` steps of an antithetic evolution strategy, population ``P``
+``hybrid:N:K``                ``N`` samples, then ``K`` gradient steps from the best 2
+============================  ================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optax
+
+import latentsearch as ls
+
+__all__ = ["SearchSpec", "parse_search"]
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """A parsed search: the searcher, its number of driver steps and the gradient flow.
+
+    Attributes:
+        text: the specification it was parsed from (e.g. ``"grad:100"``).
+        searcher: the ``latentsearch.Searcher``.
+        num_steps: steps to pass to ``latentsearch.search`` / ``lpn_loss``.
+        gradient_flow: how training differentiates through the search.
+    """
+
+    text: str
+    searcher: ls.Searcher
+    num_steps: int
+    gradient_flow: str = "stop_gradient"
+
+
+def _positive(value: str, what: str, text: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0 or (number == 0 and what != "steps"):
+        raise ValueError(f"search {text!r}: {what} must be a positive integer, got {value!r}")
+    return number
+
+
+def parse_search(
+    text: str, *, lr: float = 0.1, scale: float = 0.5, sigma: float = 0.1
+) -> SearchSpec:
+    """Parses a search specification string.
+
+    Args:
+        text: see the module docstring for the grammar.
+        lr: Adam learning rate of gradient steps (paper: 0.1 with b2 0.9).
+        scale: standard deviation of ``sample`` candidates (paper: 0.5).
+        sigma: perturbation scale of ``es``.
+
+    Raises:
+        ValueError: naming the offending part of an unknown or malformed specification.
+
+    Example:
+        >>> spec = parse_search("grad:5:unrolled")
+        >>> spec.num_steps, spec.gradient_flow
+        (5, 'unrolled')
+        >>> parse_search("sample:250").num_steps
+        1
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"search specification must be a string, got {text!r}")
+    parts = text.strip().split(":")
+    kind, rest = parts[0], parts[1:]
+    adam = optax.adam(lr, b2=0.9)
+    if kind == "mean" and not rest:
+        return SearchSpec(text, ls.gradient_ascent(adam), 0)
+    if kind == "grad" and len(rest) in (1, 2):
+        steps = _positive(rest[0], "steps", text)
+        flow = rest[1] if len(rest) == 2 else "stop_gradient"
+        if flow not in ("unrolled", "implicit", "stop_gradient"):
+            raise ValueError(
+                f"search {text!r}: unknown gradient flow {flow!r} "
+                "(expected 'unrolled', 'implicit' or nothing)"
+            )
+        return SearchSpec(text, ls.gradient_ascent(adam), steps, flow)
+    if kind == "sample" and len(rest) == 1:
+        samples = _positive(rest[0], "samples", text)
+        return SearchSpec(text, ls.random_search(samples, scale, chunk_size=min(samples, 50)), 1)
+    if kind == "es" and len(rest) == 2:
+        population = _positive(rest[0], "population", text)
+        if population % 2:
+            raise ValueError(f"search {text!r}: population must be even, got {population}")
+        steps = _positive(rest[1], "steps", text)
+        return SearchSpec(text, ls.evolution_strategy(population, sigma, adam), steps)
+    if kind == "hybrid" and len(rest) == 2:
+        samples = _positive(rest[0], "samples", text)
+        steps = _positive(rest[1], "steps", text)
+        searcher = ls.hybrid(ls.random_search(samples, scale), ls.gradient_ascent(adam), 2)
+        return SearchSpec(text, searcher, steps)
+    raise ValueError(
+        f"unknown search {text!r}; expected one of mean, grad:K, grad:K:unrolled, "
+        "grad:K:implicit, sample:N, es:P:K, hybrid:N:K"
+    )

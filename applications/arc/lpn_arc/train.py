@@ -1,0 +1,323 @@
+"""Training: AdamW with warm-up and clipping, ``latentsearch.lpn_loss``, Orbax checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+import latentsearch as ls
+from lpn_arc.config import TrainConfig, config_from_dict, config_to_dict
+from lpn_arc.model import LPNModel, encode_fn, log_likelihood_fn, split_model
+from lpn_arc.pattern import generate_pattern_tasks
+from lpn_arc.searchspec import parse_search
+
+__all__ = [
+    "TrainingError",
+    "TrainResult",
+    "init_params",
+    "load_run",
+    "make_optimizer",
+    "make_train_step",
+    "train",
+    "training_batch",
+]
+
+
+class TrainingError(RuntimeError):
+    """Raised when training cannot go on (non-finite loss, mismatched resume...)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    graphdef: Any
+    params: Any
+    step: int
+    seconds: float
+    last_metrics: dict[str, float]
+
+
+def init_params(config: TrainConfig) -> tuple[Any, Any]:
+    """Builds the model from ``config.seed``; returns ``(graphdef, params)``."""
+    model = LPNModel(config.model, rngs=nnx.Rngs(config.seed))
+    return split_model(model)
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Clip by global norm, then AdamW with a linear warm-up from ``lr / 100``."""
+    warmup = max(config.warmup_steps, 1)
+    if config.lr_schedule == "cosine":
+        decay = optax.cosine_decay_schedule(config.lr, max(config.steps - warmup, 1), alpha=0.1)
+    else:
+        decay = optax.constant_schedule(config.lr)
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(config.lr / 100, config.lr, warmup), decay], [warmup]
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.adamw(schedule, weight_decay=config.weight_decay),
+    )
+
+
+def training_batch(config: TrainConfig, step: int) -> dict[str, np.ndarray]:
+    """The batch of ``step``: a pure function of ``(seed, step)``, so resuming is exact."""
+    rng = np.random.default_rng([config.seed, step, 7])
+    tasks, _ = generate_pattern_tasks(
+        rng,
+        config.batch_size,
+        num_pairs=config.data.num_pairs,
+        grid_size=config.data.grid_size,
+        pattern_size=config.data.pattern_size,
+        density=config.data.density,
+    )
+    return _pad_to_model(tasks, config)
+
+
+def _pad_to_model(tasks: dict[str, np.ndarray], config: TrainConfig) -> dict[str, np.ndarray]:
+    rows, cols = config.model.max_rows, config.model.max_cols
+    out = dict(tasks)
+    for name in ("inputs", "outputs"):
+        grid = tasks[name]
+        pad = [(0, 0)] * (grid.ndim - 2) + [(0, rows - grid.shape[-2]), (0, cols - grid.shape[-1])]
+        out[name] = np.pad(grid, pad)
+    return out
+
+
+def make_train_step(graphdef: Any, config: TrainConfig, optimizer: optax.GradientTransformation):
+    """The jitted step ``(params, opt_state, batch, key) -> (params, opt_state, metrics)``."""
+    spec = parse_search(config.train_search, lr=config.search_lr)
+    encode = encode_fn(graphdef)
+    log_likelihood = log_likelihood_fn(graphdef)
+
+    def task_loss(params, task, key):
+        return ls.lpn_loss(
+            params,
+            lambda p, pair: encode(p, pair),
+            lambda p, z, pair: log_likelihood(p, z, pair),
+            task,
+            key,
+            searcher=spec.searcher,
+            num_steps=spec.num_steps,
+            gradient_flow=spec.gradient_flow,
+            prior_kl=config.prior_kl,
+        )
+
+    def batch_loss(params, batch, key):
+        keys = jax.random.split(key, config.batch_size)
+        losses, metrics = jax.vmap(task_loss, in_axes=(None, 0, 0))(params, batch, keys)
+        return jnp.mean(losses), jax.tree_util.tree_map(jnp.mean, metrics)
+
+    @jax.jit
+    def step(params, opt_state, batch, key):
+        (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, batch, key)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+        return params, opt_state, metrics
+
+    return step
+
+
+def _manager(run_dir: Path, config: TrainConfig) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+    return ocp.CheckpointManager(run_dir.resolve() / "checkpoints", options=options)
+
+
+def _save(manager, step, params, opt_state, config, extra) -> None:
+    meta = {"config": config_to_dict(config), "step": step, **extra}
+    manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave({"params": params, "opt_state": opt_state}),
+            meta=ocp.args.JsonSave(meta),
+        ),
+        force=True,
+    )
+    manager.wait_until_finished()
+
+
+def load_run(
+    run_dir: str | Path, step: int | None = None
+) -> tuple[TrainConfig, Any, Any, Any, int]:
+    """Loads a run folder's checkpoint: ``(config, graphdef, params, opt_state, step)``.
+
+    Raises:
+        FileNotFoundError: when the folder has no checkpoint.
+    """
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    if not ckpt_dir.is_dir():
+        raise FileNotFoundError(f"no checkpoints in {run_dir} (expected {ckpt_dir})")
+    manager = ocp.CheckpointManager(ckpt_dir.resolve())
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no complete checkpoint in {ckpt_dir}")
+    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    config = config_from_dict(meta["config"])
+    graphdef, params = init_params(config)
+    opt_state = make_optimizer(config).init(params)
+    target = {"params": params, "opt_state": opt_state}
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+    state = manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+    )["state"]
+    manager.close()
+    return config, graphdef, state["params"], state["opt_state"], int(meta["step"])
+
+
+class _MetricsWriter:
+    """Appends metric records to ``metrics.jsonl`` and ``metrics.csv`` in the run folder."""
+
+    def __init__(self, run_dir: Path, keep_until: int) -> None:
+        self.jsonl = run_dir / "metrics.jsonl"
+        self.csv = run_dir / "metrics.csv"
+        # on resume, drop records written after the checkpoint we continue from
+        records = []
+        if self.jsonl.exists():
+            for line in self.jsonl.read_text().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    if record["step"] <= keep_until:
+                        records.append(record)
+        self.records = records
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        with self.jsonl.open("w") as f:
+            for r in self.records:
+                f.write(json.dumps(r) + "\n")
+        if self.records:
+            with self.csv.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(self.records[0]))
+                writer.writeheader()
+                writer.writerows(self.records)
+        elif self.csv.exists():
+            self.csv.unlink()
+
+    def write(self, record: dict[str, float]) -> None:
+        new_file = not self.records
+        self.records.append(record)
+        with self.jsonl.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        with self.csv.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(self.records[0]))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(record)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    stop_at: int | None = None,
+) -> TrainResult:
+    """Trains (or resumes) a run; checkpoints every ``config.checkpoint_every`` and at the end.
+
+    Args:
+        config: the configuration (saved in every checkpoint).
+        run_dir: the run folder (checkpoints, ``config.json``, metrics).
+        resume: continue from the folder's latest checkpoint (its configuration must equal
+            ``config``); without it, an existing checkpoint is an error.
+        progress: show a tqdm progress bar with the loss and tasks per second.
+        max_seconds: stop (with a checkpoint) after this much training time.
+        stop_at: stop (with a checkpoint) after this step, e.g. to test resuming.
+
+    Raises:
+        TrainingError: on a non-finite loss (the last good checkpoint is kept) or a resume
+            whose configuration differs.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manager = _manager(run_dir, config)
+    start = 0
+    if manager.latest_step() is not None:
+        if not resume:
+            raise TrainingError(
+                f"{run_dir} already holds checkpoints; pass --resume to continue it or choose "
+                "another --out"
+            )
+        saved, graphdef, params, opt_state, start = load_run(run_dir)
+        if config_to_dict(saved) != config_to_dict(config):
+            raise TrainingError(
+                f"cannot resume {run_dir}: its configuration differs from the requested one"
+            )
+    else:
+        graphdef, params = init_params(config)
+        opt_state = make_optimizer(config).init(params)
+    (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
+    metrics_writer = _MetricsWriter(run_dir, keep_until=start)
+    step_fn = make_train_step(graphdef, config, make_optimizer(config))
+    base_key = jax.random.key(config.seed)
+    last = stop_at if stop_at is not None else config.steps
+
+    interrupted = False
+
+    def on_sigint(signum, frame):  # finish the current step, checkpoint, then stop
+        nonlocal interrupted
+        interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.steps, initial=start, desc="train", unit="step")
+    began = time.perf_counter()
+    window_start, window_steps = began, 0
+    metrics: dict[str, float] = {}
+    step = start
+    try:
+        while step < last:
+            batch = training_batch(config, step)
+            key = jax.random.fold_in(base_key, step)
+            params_new, opt_state_new, out = step_fn(params, opt_state, batch, key)
+            loss = float(out["loss"])
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"non-finite loss {loss} at step {step + 1}; stopping. The last good "
+                    f"checkpoint in {run_dir / 'checkpoints'} is kept."
+                )
+            params, opt_state = params_new, opt_state_new
+            step += 1
+            window_steps += 1
+            if step % config.log_every == 0 or step == last:
+                now = time.perf_counter()
+                tasks_per_s = window_steps * config.batch_size / max(now - window_start, 1e-9)
+                metrics = {k: float(v) for k, v in out.items()}
+                metrics_writer.write(
+                    {"step": step, **metrics, "tasks_per_s": tasks_per_s, "time": now - began}
+                )
+                window_start, window_steps = now, 0
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss:.3f}", tasks_s=f"{tasks_per_s:.0f}")
+            if bar is not None:
+                bar.update(1)
+            out_of_time = max_seconds is not None and time.perf_counter() - began > max_seconds
+            if step % config.checkpoint_every == 0 or step == last or interrupted or out_of_time:
+                _save(manager, step, params, opt_state, config, {"time": time.time()})
+            if interrupted or out_of_time:
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+        manager.close()
+    return TrainResult(graphdef, params, step, time.perf_counter() - began, metrics)

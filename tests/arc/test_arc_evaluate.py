@@ -1,0 +1,251 @@
+"""Tests of task evaluation (search, two attempts, metrics) and of the evaluation plots."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+from lpn_arc.evaluate import EvalOutput, evaluate_tasks, format_table, prediction_metrics
+from lpn_arc.model import LPNModel, ModelConfig, split_model
+from lpn_arc.pattern import generate_pattern_tasks
+from lpn_arc.plots import plot_accuracy_vs_steps, plot_search_traces, plot_tasks, search_steps
+from lpn_arc.searchspec import parse_search
+
+TINY = ModelConfig(
+    max_rows=5,
+    max_cols=5,
+    latent_dim=4,
+    encoder_layers=1,
+    decoder_layers=1,
+    num_heads=2,
+    head_dim=8,
+    mlp_factor=1.0,
+)
+NUM_TASKS = 5
+
+
+@pytest.fixture(scope="module")
+def setup():
+    graphdef, params = split_model(LPNModel(TINY, rngs=nnx.Rngs(0)))
+    tasks, _ = generate_pattern_tasks(
+        np.random.default_rng(0), NUM_TASKS, num_pairs=3, grid_size=5, pattern_size=2
+    )
+    return graphdef, params, tasks
+
+
+@pytest.fixture(scope="module")
+def mean_output(setup):
+    graphdef, params, tasks = setup
+    return evaluate_tasks(graphdef, params, tasks, parse_search("mean"), jax.random.key(0))
+
+
+@pytest.fixture(scope="module")
+def grad_output(setup):
+    graphdef, params, tasks = setup
+    return evaluate_tasks(
+        graphdef, params, tasks, parse_search("grad:3"), jax.random.key(0), batch_size=4
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_spec():
+    return parse_search("sample:3")
+
+
+@pytest.fixture(scope="module")
+def sample_padded(setup, sample_spec):
+    graphdef, params, tasks = setup
+    return evaluate_tasks(graphdef, params, tasks, sample_spec, jax.random.key(1), batch_size=4)
+
+
+# --------------------------------------------------------------------------------------
+# Metrics on hand-made predictions
+
+
+def _grid(rows):
+    out = np.zeros((3, 3), np.int32)
+    rows = np.asarray(rows, np.int32)
+    out[: rows.shape[0], : rows.shape[1]] = rows
+    return out
+
+
+def test_metrics_exact_shape_and_pixel():
+    truth = np.stack([_grid([[1, 2], [3, 4]]), _grid([[1, 2], [3, 4]]), _grid([[5, 5, 5]])])
+    truth_shapes = np.array([[2, 2], [2, 2], [1, 3]])
+    attempt_1 = np.stack(
+        [
+            _grid([[1, 2], [3, 4]]),  # exact
+            _grid([[1, 2, 0], [3, 4, 0]]),  # right cells, wrong shape (2x3)
+            _grid([[5, 5, 1]]),  # right shape, 2 of 3 cells
+        ]
+    )
+    attempt_shapes = np.array([[[2, 2], [2, 2]], [[2, 3], [2, 2]], [[1, 3], [1, 3]]])
+    attempt_2 = np.stack([_grid([[0]]), truth[1], _grid([[5, 5, 0]])])
+    m = prediction_metrics(attempt_1, attempt_2, attempt_shapes, truth, truth_shapes)
+    assert m["top1"].tolist() == [True, False, False]
+    assert m["pass2"].tolist() == [True, True, False]
+    assert m["shape"].tolist() == [True, False, True]
+    np.testing.assert_allclose(m["pixel"], [1.0, 1.0, 2.0 / 3.0])
+    gated = prediction_metrics(
+        attempt_1, attempt_2, attempt_shapes, truth, truth_shapes, pixel_requires_shape=True
+    )
+    np.testing.assert_allclose(gated["pixel"], [1.0, 0.0, 2.0 / 3.0])
+
+
+def test_metrics_cells_outside_predicted_shape_are_wrong():
+    truth = _grid([[1, 1, 1], [1, 1, 1], [1, 1, 1]])[None]
+    # The padding holds the right colour, but only a 1x3 output was predicted.
+    prediction = np.ones((1, 3, 3), np.int32)
+    shapes = np.array([[[1, 3], [1, 3]]])
+    m = prediction_metrics(prediction, prediction, shapes, truth, np.array([[3, 3]]))
+    np.testing.assert_allclose(m["pixel"], [1.0 / 3.0])
+    assert not m["top1"][0] and not m["shape"][0]
+
+
+def test_metrics_ignore_truth_padding():
+    truth = np.full((1, 3, 3), 7, np.int32)
+    truth[0, :2, :2] = 2
+    prediction = np.zeros((1, 3, 3), np.int32)
+    prediction[0, :2, :2] = 2
+    shapes = np.array([[[2, 2], [2, 2]]])
+    m = prediction_metrics(prediction, prediction, shapes, truth, np.array([[2, 2]]))
+    assert m["top1"][0] and m["pass2"][0]
+
+
+def test_metrics_reject_bad_shapes():
+    with pytest.raises(ValueError, match="attempt_shapes"):
+        prediction_metrics(
+            np.zeros((2, 3, 3)), np.zeros((2, 3, 3)), np.zeros((2, 2)), np.zeros((2, 3, 3)),
+            np.ones((2, 2)),
+        )  # fmt: skip
+
+
+def test_format_table_aligns_percentages():
+    rows = [
+        {"search": "mean", "top1": 0.25, "pass2": 0.5, "pixel": 0.875, "shape": 1.0,
+         "evaluations": 1},
+        {"search": "grad:100", "top1": 1 / 3, "pass2": 1.0, "pixel": 0.9, "shape": 1.0,
+         "evaluations": 101},
+    ]  # fmt: skip
+    table = format_table(rows)
+    lines = table.splitlines()
+    assert lines[0].split() == ["search", "top1", "pass2", "pixel", "shape", "evaluations"]
+    assert lines[2].split() == ["mean", "25.0", "50.0", "87.5", "100.0", "1"]
+    assert lines[3].split() == ["grad:100", "33.3", "100.0", "90.0", "100.0", "101"]
+    assert len({len(line) for line in lines}) == 1
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation with a tiny model
+
+
+def _check_output(out, num_tasks, num_steps):
+    assert isinstance(out, EvalOutput)
+    assert out.attempt_1.shape == (num_tasks, 5, 5)
+    assert out.attempt_2.shape == (num_tasks, 5, 5)
+    assert out.attempt_shapes.shape == (num_tasks, 2, 2)
+    assert out.scores.shape == (num_tasks, 2)
+    assert out.traces.shape == (num_tasks, num_steps)
+    assert set(out.metrics) == {
+        "search", "top1", "pass2", "pixel", "shape", "evaluations", "seconds",
+    }  # fmt: skip
+    for name in ("top1", "pass2", "pixel", "shape"):
+        assert 0.0 <= out.metrics[name] <= 1.0
+    assert out.metrics["pass2"] >= out.metrics["top1"]
+    assert np.all(out.per_task["pass2"] >= out.per_task["top1"])
+    assert np.all(out.scores[:, 0] >= out.scores[:, 1])
+    assert isinstance(out.metrics["evaluations"], int)
+    assert out.metrics["seconds"] > 0
+
+
+def test_mean_gives_identical_attempts(mean_output):
+    _check_output(mean_output, NUM_TASKS, 0)
+    assert mean_output.metrics["search"] == "mean"
+    assert mean_output.metrics["evaluations"] == 1
+    np.testing.assert_array_equal(mean_output.attempt_1, mean_output.attempt_2)
+    np.testing.assert_array_equal(
+        mean_output.attempt_shapes[:, 0], mean_output.attempt_shapes[:, 1]
+    )
+    np.testing.assert_array_equal(mean_output.scores[:, 0], mean_output.scores[:, 1])
+
+
+def test_grad_evaluations_and_search_improves(grad_output, mean_output):
+    _check_output(grad_output, NUM_TASKS, 3)
+    # Gradient ascent: 3 value-and-gradient steps plus a final scoring of the last iterate.
+    assert grad_output.metrics["evaluations"] == 4
+    np.testing.assert_array_equal(grad_output.per_task["evaluations"], 4)
+    # The start (the mean latent) is a candidate, so the best score is at least as good.
+    assert np.all(grad_output.scores[:, 0] >= mean_output.scores[:, 0] - 1e-5)
+    assert np.all(np.diff(grad_output.traces, axis=1) >= 0)
+
+
+def test_last_batch_padding_matches_single_batch(setup, sample_spec, sample_padded):
+    graphdef, params, tasks = setup
+    whole = evaluate_tasks(
+        graphdef, params, tasks, sample_spec, jax.random.key(1), batch_size=8, progress=True
+    )
+    _check_output(sample_padded, NUM_TASKS, 1)
+    # Random search: the start plus 3 samples.
+    assert sample_padded.metrics["evaluations"] == 4
+    np.testing.assert_array_equal(sample_padded.attempt_1, whole.attempt_1)
+    np.testing.assert_array_equal(sample_padded.attempt_2, whole.attempt_2)
+    np.testing.assert_array_equal(sample_padded.attempt_shapes, whole.attempt_shapes)
+    np.testing.assert_allclose(sample_padded.scores, whole.scores, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sample_padded.traces, whole.traces, rtol=1e-5, atol=1e-5)
+    for name in ("top1", "pass2", "pixel", "shape"):
+        assert sample_padded.metrics[name] == whole.metrics[name]
+
+
+def test_metrics_match_attempts(setup, grad_output):
+    _, _, tasks = setup
+    expected = prediction_metrics(
+        grad_output.attempt_1,
+        grad_output.attempt_2,
+        grad_output.attempt_shapes,
+        tasks["outputs"][:, -1],
+        tasks["output_shapes"][:, -1],
+    )
+    for name in ("top1", "pass2", "pixel", "shape"):
+        assert grad_output.metrics[name] == pytest.approx(float(np.mean(expected[name])))
+
+
+def test_rejects_tasks_without_query(setup):
+    graphdef, params, tasks = setup
+    one_pair = {name: value[:, :1] for name, value in tasks.items()}
+    with pytest.raises(ValueError, match=">= 2 pairs"):
+        evaluate_tasks(graphdef, params, one_pair, parse_search("mean"), jax.random.key(0))
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate_tasks(
+            graphdef, params, tasks, parse_search("mean"), jax.random.key(0), batch_size=0
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Plots
+
+
+def _is_png(path):
+    data = path.read_bytes()
+    return len(data) > 100 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_search_steps():
+    assert search_steps("mean") == 0
+    assert search_steps("grad:25") == 25
+    assert search_steps("grad:5:implicit") == 5
+    assert search_steps("sample:250") is None
+    assert search_steps("hybrid:10:5") is None
+
+
+def test_plots_write_png(tmp_path, setup, mean_output, grad_output, sample_padded):
+    _, _, tasks = setup
+    rows = [mean_output.metrics, grad_output.metrics, sample_padded.metrics]
+    path = plot_accuracy_vs_steps(rows, tmp_path / "a" / "accuracy.png")
+    assert path == tmp_path / "a" / "accuracy.png" and _is_png(path)
+    path = plot_tasks(tasks, grad_output, tmp_path / "b" / "tasks.png", num_tasks=3)
+    assert _is_png(path)
+    path = plot_tasks(tasks, mean_output, tmp_path / "tasks_all.png", num_tasks=50)
+    assert _is_png(path)
+    path = plot_search_traces(grad_output.traces, tmp_path / "c" / "traces.png")
+    assert _is_png(path)
+    path = plot_search_traces(mean_output.traces, tmp_path / "traces_empty.png")
+    assert _is_png(path)
