@@ -115,7 +115,7 @@ def _test_tasks(config, num_tasks=None, density=None):
     import numpy as np
 
     from lpn_arc.pattern import generate_pattern_tasks
-    from lpn_arc.train import _pad_to_model
+    from lpn_arc.train import pad_to_model
 
     data = config.data
     rng = np.random.default_rng(data.test_seed)
@@ -127,7 +127,7 @@ def _test_tasks(config, num_tasks=None, density=None):
         pattern_size=data.pattern_size,
         density=data.test_densities[-1] if density is None else density,
     )
-    return _pad_to_model(tasks, config)
+    return pad_to_model(tasks, config)
 
 
 def _evaluate_all(graphdef, params, tasks, searches, *, lr, scale, batch_size, progress):
@@ -206,7 +206,6 @@ QUICKSTART_SEARCHES = ("mean", "grad:1", "grad:5", "grad:20", "grad:100", "sampl
 
 
 def _cmd_quickstart(args) -> int:
-    import dataclasses
     import shutil
 
     from lpn_arc.config import apply_overrides, get_preset
@@ -227,7 +226,6 @@ def _cmd_quickstart(args) -> int:
         f"{config.lr:g} ({config.lr_schedule}), training search {config.train_search}; "
         f"up to {config.steps} steps / {args.minutes:g} min; allocator {allocator()}"
     )
-    config = dataclasses.replace(config)
     result = train(config, out, progress=not args.no_progress, max_seconds=60 * args.minutes)
     tasks = _test_tasks(config, args.tasks)
     rows, outputs = _evaluate_all(

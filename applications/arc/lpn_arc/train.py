@@ -31,6 +31,7 @@ __all__ = [
     "load_run",
     "make_optimizer",
     "make_train_step",
+    "pad_to_model",
     "train",
     "training_batch",
 ]
@@ -84,10 +85,11 @@ def training_batch(config: TrainConfig, step: int) -> dict[str, np.ndarray]:
         pattern_size=config.data.pattern_size,
         density=config.data.density,
     )
-    return _pad_to_model(tasks, config)
+    return pad_to_model(tasks, config)
 
 
-def _pad_to_model(tasks: dict[str, np.ndarray], config: TrainConfig) -> dict[str, np.ndarray]:
+def pad_to_model(tasks: dict[str, np.ndarray], config: TrainConfig) -> dict[str, np.ndarray]:
+    """Zero-pads generated grids to the model's ``max_rows x max_cols``."""
     rows, cols = config.model.max_rows, config.model.max_cols
     out = dict(tasks)
     for name in ("inputs", "outputs"):
