@@ -57,11 +57,13 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 
 ## bench-quick / bench: the benchmarks (results under benchmarks/results/)
-bench-quick: $(DEV_STAMP)
+bench-quick: $(DEV_STAMP) fast-allocator
 	$(BIN)/python benchmarks/bench_search.py --quick
+	$(BIN)/python benchmarks/bench_lpn.py --quick
 
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) fast-allocator
 	$(BIN)/python benchmarks/bench_search.py
+	$(BIN)/python benchmarks/bench_lpn.py
 
 ## dist: build the wheel and sdist and check them
 dist: $(DEV_STAMP)

@@ -7,7 +7,13 @@ from flax import nnx
 from lpn_arc.evaluate import EvalOutput, evaluate_tasks, format_table, prediction_metrics
 from lpn_arc.model import LPNModel, ModelConfig, split_model
 from lpn_arc.pattern import generate_pattern_tasks
-from lpn_arc.plots import plot_accuracy_vs_steps, plot_search_traces, plot_tasks, search_steps
+from lpn_arc.plots import (
+    interesting_tasks,
+    plot_accuracy_vs_steps,
+    plot_search_traces,
+    plot_tasks,
+    search_steps,
+)
 from lpn_arc.searchspec import parse_search
 
 TINY = ModelConfig(
@@ -249,3 +255,28 @@ def test_plots_write_png(tmp_path, setup, mean_output, grad_output, sample_padde
     assert _is_png(path)
     path = plot_search_traces(mean_output.traces, tmp_path / "traces_empty.png")
     assert _is_png(path)
+    path = plot_tasks(tasks, grad_output, tmp_path / "chosen.png", indices=[4, 0])
+    assert _is_png(path)
+    with pytest.raises(ValueError, match="indices"):
+        plot_tasks(tasks, grad_output, tmp_path / "bad.png", indices=[NUM_TASKS])
+
+
+def _fake_output(top1):
+    top1 = np.asarray(top1, bool)
+    return EvalOutput(
+        attempt_1=np.zeros((len(top1), 1, 1)), attempt_2=np.zeros((len(top1), 1, 1)),
+        attempt_shapes=np.ones((len(top1), 2, 2)), scores=np.zeros((len(top1), 2)),
+        traces=np.zeros((len(top1), 0)), metrics={}, per_task={"top1": top1},
+    )  # fmt: skip
+
+
+def test_interesting_tasks_prefers_fixed_then_failed():
+    before = _fake_output([1, 0, 0, 0, 0, 1, 0])
+    after = _fake_output([1, 0, 1, 1, 0, 1, 1])
+    # fixed by search: 2, 3, 6 (up to 3 of 4); still wrong: 1; then the rest in order
+    assert interesting_tasks(before, after) == [2, 3, 6, 1]
+    assert interesting_tasks(before, after, num_tasks=6) == [2, 3, 6, 1, 0, 4]
+    assert interesting_tasks(before, after, num_tasks=2) == [2, 1]
+    assert interesting_tasks(_fake_output([1]), _fake_output([1])) == [0]
+    with pytest.raises(ValueError, match="differ"):
+        interesting_tasks(before, _fake_output([1]))

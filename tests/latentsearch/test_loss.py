@@ -188,8 +188,8 @@ def test_metrics_and_prior_kl_weight():
         params, encode, loglik, _data(), jax.random.key(1), prior_kl=0.5, **kwargs
     )
     np.testing.assert_allclose(loss1 - loss0, 0.5 * m["prior_kl"], rtol=1e-9)
-    # searching raises the objective on the other pairs above the start's (0 steps)
-    _, m0 = ls.lpn_loss(
+    # more steps of the same trajectory raise the best objective on the other pairs
+    _, m1 = ls.lpn_loss(
         params,
         encode,
         loglik,
@@ -197,9 +197,17 @@ def test_metrics_and_prior_kl_weight():
         jax.random.key(1),
         prior_kl=0.0,
         searcher=ls.gradient_ascent(optax.sgd(0.1)),
-        num_steps=0,
+        num_steps=1,
     )
-    assert float(m["search_score"]) > float(m0["search_score"])
+    assert float(m["search_score"]) > float(m1["search_score"])
+    # Grad 0 scores nothing: the start is used as is
+    loss_0, m_0 = ls.lpn_loss(
+        params, encode, loglik, _data(), jax.random.key(1), prior_kl=0.0,
+        searcher=ls.gradient_ascent(optax.sgd(0.1)), num_steps=0,
+    )  # fmt: skip
+    assert "search_score" not in m_0 and set(m_0) == set(m) - {"search_score"}
+    np.testing.assert_allclose(m_0["reconstruction"], loss_0, rtol=1e-12)
+    assert abs(float(loss_0) - float(loss0)) > 1e-3  # the 3 search steps moved the latents
     np.testing.assert_allclose(m["reconstruction"], loss0, rtol=1e-12)
 
 

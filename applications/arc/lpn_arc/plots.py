@@ -22,6 +22,7 @@ from lpn_arc.evaluate import EvalOutput, prediction_metrics
 __all__ = [
     "ARC_COLOURS",
     "ARC_CMAP",
+    "interesting_tasks",
     "plot_accuracy_vs_steps",
     "plot_search_traces",
     "plot_tasks",
@@ -142,9 +143,13 @@ def _draw_grid(ax: Any, grid: np.ndarray, shape: np.ndarray, title: str, colour:
 
 
 def plot_tasks(
-    tasks: dict[str, Any], output: EvalOutput, path: str | Path, num_tasks: int = 4
+    tasks: dict[str, Any],
+    output: EvalOutput,
+    path: str | Path,
+    num_tasks: int = 4,
+    indices: Sequence[int] | None = None,
 ) -> Path:
-    """Draws the first tasks: specification pairs, query input, truth and both attempts.
+    """Draws tasks: specification pairs, query input, truth and both attempts.
 
     One row per task; columns are each specification pair's input and output, the query
     input, the true query output, attempt 1 and attempt 2, every grid cropped to its shape
@@ -155,12 +160,15 @@ def plot_tasks(
         output: its :class:`lpn_arc.evaluate.EvalOutput`.
         path: output image file.
         num_tasks: number of tasks (rows) to draw, at most the number evaluated.
+        indices: which tasks to draw (default: the first ``num_tasks``), e.g. from
+            :func:`interesting_tasks`.
 
     Returns:
         ``path`` as a ``Path``.
 
     Raises:
-        ValueError: if ``num_tasks`` < 1 or ``tasks`` and ``output`` disagree on shapes.
+        ValueError: if ``num_tasks`` < 1, an index is out of range, or ``tasks`` and
+            ``output`` disagree on shapes.
     """
     inputs = np.asarray(tasks["inputs"])
     outputs = np.asarray(tasks["outputs"])
@@ -174,7 +182,13 @@ def plot_tasks(
             f"output holds attempts of shape {output.attempt_1.shape}, tasks give "
             f"{(total, *inputs.shape[2:])}"
         )
-    shown = min(num_tasks, total)
+    if indices is None:
+        chosen = np.arange(min(num_tasks, total))
+    else:
+        chosen = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if chosen.size == 0 or np.any((chosen < 0) | (chosen >= total)):
+            raise ValueError(f"indices must be non-empty and lie in [0, {total}), got {indices}")
+    shown = len(chosen)
     correct = prediction_metrics(
         output.attempt_1,
         output.attempt_2,
@@ -195,8 +209,8 @@ def plot_tasks(
     num_cols = 2 * (num_pairs - 1) + 4
     figure = _new_figure(1.6 * num_cols, 1.8 * shown)
     axes = np.asarray(figure.subplots(shown, num_cols, squeeze=False))
-    for t in range(shown):
-        row = axes[t]
+    for i, t in enumerate(chosen):
+        row = axes[i]
         for j in range(num_pairs - 1):
             _draw_grid(row[2 * j], inputs[t, j], input_shapes[t, j], f"pair {j + 1} in", "black")
             _draw_grid(
@@ -218,6 +232,37 @@ def plot_tasks(
             )
         row[0].set_ylabel(f"task {t}", fontsize=8)
     return _save(figure, path)
+
+
+def interesting_tasks(baseline: EvalOutput, searched: EvalOutput, num_tasks: int = 4) -> list[int]:
+    """Task indices worth drawing: fixed by search first, then still wrong, then solved.
+
+    Args:
+        baseline: the evaluation without search (e.g. ``mean``).
+        searched: the evaluation of the same tasks with search.
+        num_tasks: how many indices to return (fewer when fewer tasks exist).
+
+    Returns:
+        Up to ``num_tasks`` distinct indices: tasks the search turned from wrong to right
+        (top-1), then at most one task still wrong after search, then any others in order.
+
+    Raises:
+        ValueError: if the two evaluations cover different numbers of tasks.
+    """
+    before = np.asarray(baseline.per_task["top1"], bool)
+    after = np.asarray(searched.per_task["top1"], bool)
+    if before.shape != after.shape:
+        raise ValueError(f"evaluations differ in size: {before.shape} vs {after.shape}")
+    fixed = np.flatnonzero(~before & after)
+    wrong = np.flatnonzero(~after)
+    order = [*fixed[: max(num_tasks - 1, 1)], *wrong[:1], *range(len(after))]
+    chosen: list[int] = []
+    for t in order:
+        if int(t) not in chosen:
+            chosen.append(int(t))
+        if len(chosen) == num_tasks:
+            break
+    return chosen
 
 
 def plot_search_traces(traces: np.ndarray, path: str | Path) -> Path:

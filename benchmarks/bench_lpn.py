@@ -1,0 +1,201 @@
+"""Benchmark: the lpn-arc PATTERN model — training step, test-time search, generation.
+
+On the paper's pattern configuration (Table 13: 2+2 layers, 6 heads x 16, MLP 1, latent 32,
+10x10 grids; 239,520 parameters here), with freshly initialised parameters (speed does not
+depend on training):
+
+1. ``train_step``: one optimiser step on a batch of 32 tasks x 4 pairs for the training
+   searches ``mean``, ``grad:1`` (stop-gradient) and ``grad:1:unrolled``, timed one after
+   the other; plus XLA's static memory estimate of each compiled step and its ratio to the
+   stop-gradient step.
+2. ``search``: test-time ``grad:100`` (Adam lr 0.1, b2 0.9) on the 3 specification pairs of
+   32 tasks in one batch (``latentsearch.search`` under ``vmap``), seconds per task.
+3. ``evaluate``: the whole per-task evaluation (encode, search, greedy decoding of both
+   attempts) for ``mean`` and ``grad:100``, batches of 32, seconds per task.
+4. ``generate``: cached greedy generation of one 10x10 output per task, batch of 32,
+   seconds per task.
+
+The script re-executes itself with tcmalloc (or jemalloc) preloaded where one is installed,
+as ``lpn-arc`` does (``LPN_ARC_ALLOCATOR=glibc`` keeps glibc malloc); the allocator is
+recorded in the results. Run ``python benchmarks/bench_lpn.py [--quick]``; writes
+``benchmarks/results/lpn.json`` (schema: ``benchmarks/common.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import common  # benchmarks/common.py; also puts the repository root on sys.path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+
+NAME = "lpn"
+BATCH = 32
+TRAIN_SEARCHES = ("mean", "grad:1", "grad:1:unrolled")
+SEARCH = "grad:100"
+
+
+def _config():
+    from lpn_arc.config import get_preset
+
+    return dataclasses.replace(get_preset("pattern"), batch_size=BATCH)
+
+
+def bench_train_step(config, repeats: int) -> list[dict]:
+    import jax
+    from lpn_arc.train import init_params, make_optimizer, make_train_step, training_batch
+
+    graphdef, params = init_params(config)
+    batch = training_batch(config, 0)
+    key = jax.random.key(0)
+    fns, memory = {}, {}
+    for search in TRAIN_SEARCHES:
+        variant = dataclasses.replace(config, train_search=search)
+        optimizer = make_optimizer(variant)
+        opt_state = optimizer.init(params)
+        step = make_train_step(graphdef, variant, optimizer)
+        compiled = step.lower(params, opt_state, batch, key).compile()
+        memory[search] = common.compiled_memory(compiled)["total_bytes"]
+        fns[search] = lambda c=compiled, s=opt_state: c(params, s, batch, key)
+    # One variant after the other: interleaved with the unrolled step (gigabytes allocated
+    # and freed per call), the cheap steps pay its page faults and their times double.
+    timings = {}
+    for search, fn in fns.items():
+        print(f"train_step {search}: timing", file=sys.stderr, flush=True)
+        timings[search] = common.time_fn(fn, repeats=repeats, warmup=1)
+    rows = []
+    for search, t in timings.items():
+        rows.append(
+            common.record(
+                "train_step", search, "seconds", t.median, "s", t.repeats, t.min, t.median, t.max
+            )
+        )
+        rows.append(common.record("train_step", search, "peak_memory", memory[search], "bytes"))
+    for search in TRAIN_SEARCHES[1:]:
+        rows.append(
+            common.record(
+                "train_step",
+                f"{search}/grad:1",
+                "time_ratio",
+                timings[search].median / timings["grad:1"].median,
+                "x",
+            )
+        )
+        rows.append(
+            common.record(
+                "train_step",
+                f"{search}/grad:1",
+                "peak_memory_ratio",
+                memory[search] / memory["grad:1"],
+                "x",
+            )
+        )
+    return rows
+
+
+def _test_tasks(config):
+    import numpy as np
+    from lpn_arc.pattern import generate_pattern_tasks
+    from lpn_arc.train import pad_to_model
+
+    data = config.data
+    tasks, _ = generate_pattern_tasks(
+        np.random.default_rng(data.test_seed),
+        BATCH,
+        num_pairs=data.num_pairs,
+        grid_size=data.grid_size,
+        pattern_size=data.pattern_size,
+    )
+    return pad_to_model(tasks, config)
+
+
+def bench_search_and_generation(config, repeats: int) -> list[dict]:
+    import jax
+    import jax.numpy as jnp
+    from lpn_arc.evaluate import evaluate_tasks
+    from lpn_arc.grids import PAIR_KEYS
+    from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
+    from lpn_arc.searchspec import parse_search
+    from lpn_arc.train import init_params
+
+    import latentsearch as ls
+
+    graphdef, params = init_params(config)
+    tasks = {k: jnp.asarray(v) for k, v in _test_tasks(config).items()}
+    spec_pairs = {k: tasks[k][:, :-1] for k in PAIR_KEYS}
+    query = {k: tasks[k][:, -1] for k in PAIR_KEYS}
+    encode, log_likelihood = encode_fn(graphdef), log_likelihood_fn(graphdef)
+    generate = generate_fn(graphdef)
+    spec = parse_search(SEARCH, lr=0.1)
+
+    def objective(z, params, pairs):
+        return jnp.sum(jax.vmap(lambda pair: log_likelihood(params, z, pair))(pairs))
+
+    @jax.jit
+    def search_batch(params, pairs, keys):
+        def one(pairs, key):
+            start = jnp.mean(jax.vmap(lambda p: encode(params, p))(pairs).mean, axis=0)
+            result = ls.search(
+                spec.searcher, objective, start, key=key, num_steps=spec.num_steps,
+                args=(params, pairs), keep=2,
+            )  # fmt: skip
+            return result.latents
+
+        return jax.vmap(one)(pairs, keys)
+
+    @jax.jit
+    def generate_batch(params, z, inputs, input_shapes):
+        return jax.vmap(lambda z, x, s: generate(params, z, x, s))(z, inputs, input_shapes)
+
+    keys = jax.random.split(jax.random.key(0), BATCH)
+    latents = search_batch(params, spec_pairs, keys)[:, 0]
+    fns = {
+        "search": lambda: search_batch(params, spec_pairs, keys),
+        "generate": lambda: generate_batch(params, latents, query["inputs"], query["input_shapes"]),
+    }
+    for text in ("mean", SEARCH):
+        evaluation_spec = parse_search(text, lr=0.1)
+        fns[f"evaluate/{text}"] = lambda s=evaluation_spec: (
+            evaluate_tasks(
+                graphdef, params, tasks, s, jax.random.key(0), batch_size=BATCH
+            ).attempt_1
+        )
+    print("search, evaluate, generate: timing", file=sys.stderr, flush=True)
+    timings = common.time_interleaved(fns, repeats=repeats, warmup=1)
+    rows = []
+    for label, t in timings.items():
+        name, _, variant = label.partition("/")
+        variant = variant or (SEARCH if name == "search" else "10x10")
+        rows.append(
+            common.record(
+                name, f"{variant}/batch{BATCH}", "seconds_per_task", t.median / BATCH, "s",
+                t.repeats, t.min / BATCH, t.median / BATCH, t.max / BATCH,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument("--seed", type=int, default=0, help="recorded; data seeds are fixed")
+    args = parser.parse_args(argv)
+    from lpn_arc.allocator import reexec_with_fast_allocator
+
+    if argv is None:
+        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    repeats = 3 if args.quick else 7
+    config = _config()
+    rows = bench_train_step(config, repeats)
+    rows += bench_search_and_generation(config, repeats)
+    path = common.write_results(NAME, rows, seed=args.seed)
+    common.print_table(rows)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
