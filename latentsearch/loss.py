@@ -152,6 +152,7 @@ def lpn_loss(
     Raises:
         ValueError: for an unknown ``gradient_flow`` or ``aggregation``, fewer than 2 pairs,
             inconsistent pair leaves or a badly shaped mask.
+        TypeError: if ``searcher`` is not a :class:`Searcher`.
 
     Example:
         >>> import jax, jax.numpy as jnp, optax, latentsearch as ls
@@ -168,6 +169,11 @@ def lpn_loss(
         ...                           num_steps=3)[0])(params))
         (True, ['a', 'b'])
     """
+    if not isinstance(searcher, Searcher):
+        raise TypeError(
+            f"searcher must be a latentsearch.Searcher (e.g. gradient_ascent(...)); "
+            f"got {type(searcher).__name__}"
+        )
     if gradient_flow not in GRADIENT_FLOWS:
         raise ValueError(f"gradient_flow must be one of {GRADIENT_FLOWS}; got {gradient_flow!r}")
     if aggregation not in ("mean", "poe"):
@@ -236,7 +242,7 @@ def lpn_loss(
             moved = moved + correction - jax.lax.stop_gradient(correction)
         return moved, result.scores[0]
 
-    if num_steps == 0 and getattr(searcher, "prepare", None) in (None, no_preparation):
+    if num_steps == 0 and searcher.prepare in (None, no_preparation):
         # "Grad 0": the start is the only candidate, so nothing needs scoring; skipping the
         # N x (N - 1) objective evaluations makes a mean-training step about 1/3 cheaper.
         found, found_scores = starts, None

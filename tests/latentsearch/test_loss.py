@@ -227,6 +227,14 @@ def test_poe_aggregation_runs_and_differs_from_mean():
 class TestErrors:
     kwargs = dict(searcher=ls.gradient_ascent(optax.sgd(0.1)), num_steps=1)
 
+    @pytest.mark.parametrize("num_steps", [0, 1])
+    def test_not_a_searcher(self, num_steps):
+        with pytest.raises(TypeError, match="searcher must be a latentsearch.Searcher"):
+            ls.lpn_loss(
+                _params(), encode, loglik, _data(), jax.random.key(0),
+                searcher=optax.sgd(0.1), num_steps=num_steps,
+            )  # fmt: skip
+
     def test_unknown_gradient_flow(self):
         with pytest.raises(ValueError, match="gradient_flow must be one of"):
             ls.lpn_loss(
