@@ -1,4 +1,4 @@
-"""The ``lpn-arc`` command: ``train``, ``eval`` and ``quickstart`` on the PATTERN task."""
+"""The ``lpn-arc`` command: ``train``, ``eval``, ``solve`` and ``quickstart``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="lpn-arc",
-        description="Latent Program Networks on the PATTERN task: train, evaluate, quickstart.",
+        description="Latent Program Networks on ARC-AGI and the PATTERN task: train, "
+        "evaluate (with an ARC Prize submission), solve one task, quickstart.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -34,14 +35,43 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the config and parameter count, then exit"
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--data",
+        dest="override_source",
+        metavar="SOURCE",
+        help="training data (same as --source): pattern, arc1-train, arc1-eval, arc2-train, "
+        "arc2-eval, a task JSON file, a folder of them or a challenges file",
+    )
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() first (multi-host; settings from the cluster "
+        "environment)",
+    )
     add_override_arguments(train)
 
     ev = sub.add_parser(
         "eval",
-        help="evaluate a checkpoint with any search",
-        description="Evaluate a trained run on held-out generated pattern tasks.",
+        help="evaluate a checkpoint with any search (ARC: writes submission.json)",
+        description="Evaluate a trained run. With --data, every test input of ARC tasks "
+        "(spec = all train pairs) and write DIR/submission.json and DIR/results.json; "
+        "without it, held-out generated PATTERN tasks of the run's configuration.",
     )
     ev.add_argument("--checkpoint", required=True, help="run folder written by train")
+    ev.add_argument(
+        "--data",
+        default=None,
+        help="arc1-train | arc1-eval | arc2-train | arc2-eval | a task JSON file | a folder of "
+        "them | a challenges file (solutions found next to it, or --solutions)",
+    )
+    ev.add_argument("--solutions", default=None, help="solutions file of a challenges file")
+    ev.add_argument("--limit", type=int, default=None, help="evaluate the first N tasks only")
+    ev.add_argument(
+        "--candidates",
+        type=int,
+        default=4,
+        help="ARC: distinct best latents decoded per test input for attempt 2 (default 4)",
+    )
     ev.add_argument(
         "--search",
         action="append",
@@ -51,8 +81,25 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--scale", type=float, default=0.5, help="std of sample/hybrid candidates")
     ev.add_argument("--tasks", type=int, default=None, help="number of test tasks")
     ev.add_argument("--density", type=float, default=None, help="pattern density of test tasks")
-    ev.add_argument("--batch-size", type=int, default=32)
-    ev.add_argument("--out", default=None, help="folder for results.json and plots")
+    ev.add_argument(
+        "--batch-size", type=int, default=None, help="queries per compiled call (32; ARC 4)"
+    )
+    ev.add_argument("--out", default=None, help="folder for results.json (and ARC submission.json)")
+
+    solve = sub.add_parser(
+        "solve",
+        help="solve one ARC task and render it",
+        description="Search, decode both attempts for every test input of one task, print "
+        "them (and the truth when known) and render a PNG per test input.",
+    )
+    solve.add_argument(
+        "task", help="a task JSON file, or DATASET/TASK_ID such as arc1-eval/00576224"
+    )
+    solve.add_argument("--checkpoint", required=True, help="run folder written by train")
+    solve.add_argument("--search", default="grad:100", help="the search (default grad:100)")
+    solve.add_argument("--lr", type=float, default=0.1, help="Adam lr of gradient search")
+    solve.add_argument("--scale", type=float, default=0.5, help="std of sample candidates")
+    solve.add_argument("--out", default=None, help="folder of the PNGs (default: beside the run)")
 
     qs = sub.add_parser(
         "quickstart",
@@ -116,31 +163,56 @@ def _evaluate_all(graphdef, params, tasks, searches, *, lr, scale, batch_size, p
 
 
 def _cmd_train(args) -> int:
+    import jax
+
     from lpn_arc.config import apply_overrides, config_to_dict, get_preset
     from lpn_arc.model import count_params
     from lpn_arc.train import init_params, train
 
-    config = apply_overrides(get_preset(args.preset), args)
-    if args.dry_run:
-        import jax
+    if args.distributed:
+        jax.distributed.initialize()
 
-        _, params = jax.eval_shape(lambda: init_params(config))
+    config = apply_overrides(get_preset(args.preset), args)
+    _, shapes = jax.eval_shape(lambda: init_params(config))
+    if args.dry_run:
         print(json.dumps(config_to_dict(config), indent=2))
-        print(f"parameters: {count_params(params):,}")
+        print(f"parameters: {count_params(shapes):,}")
         return 0
-    print(f"allocator: {allocator()}")
+    m, d = config.model, config.data
+    print(
+        f"preset {args.preset}: {count_params(shapes):,} parameters (enc {m.encoder_layers} / "
+        f"dec {m.decoder_layers} layers, {m.num_heads}x{m.head_dim}, latent {m.latent_dim}, "
+        f"{m.max_rows}x{m.max_cols}, {m.dtype}); data {d.source or d.rearc}; batch "
+        f"{config.batch_size} on {jax.device_count()} device(s); allocator {allocator()}"
+    )
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     print(f"trained to step {result.step} in {result.seconds:.1f} s; checkpoints in {args.out}")
     return 0
+
+
+def _load_arc(source: str, solutions: str | None = None, limit: int | None = None):
+    from lpn_arc.data import DATASETS, load_tasks
+
+    if "/" in source and source.split("/", 1)[0] in DATASETS:  # DATASET/TASK_ID
+        dataset, task_id = source.split("/", 1)
+        tasks = [t for t in load_tasks(dataset) if t.task_id == task_id]
+        if not tasks:
+            raise ValueError(f"task {task_id!r} is not in {dataset}")
+        return tasks
+    return load_tasks(source, solutions=solutions, limit=limit)
 
 
 def _cmd_eval(args) -> int:
     from lpn_arc.evaluate import format_table
     from lpn_arc.train import load_run
 
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
     config, graphdef, params, _, step = load_run(args.checkpoint)
-    tasks = _test_tasks(config, args.tasks, args.density)
     searches = args.search or ["mean"]
+    if args.data is not None:
+        return _eval_arc(args, graphdef, params, step, searches)
+    tasks = _test_tasks(config, args.tasks, args.density)
     rows, _ = _evaluate_all(
         graphdef,
         params,
@@ -148,7 +220,7 @@ def _cmd_eval(args) -> int:
         searches,
         lr=args.lr,
         scale=args.scale,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or 32,
         progress=True,
     )
     print(
@@ -161,6 +233,105 @@ def _cmd_eval(args) -> int:
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "results.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+ARC_COLUMNS = ("search", "tasks", "top1", "pass2", "pixel", "shape", "evaluations", "seconds")
+
+
+def _eval_arc(args, graphdef, params, step, searches) -> int:
+    import jax
+
+    from lpn_arc.evaluate import evaluate_arc, format_table, validate_submission
+    from lpn_arc.searchspec import parse_search
+
+    tasks = _load_arc(args.data, args.solutions, args.limit)
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"checkpoint {args.checkpoint} (step {step}); {len(tasks)} tasks from {args.data}, "
+        f"{sum(t.num_test for t in tasks)} test inputs; allocator {allocator()}"
+    )
+    rows, queries = [], {}
+    for text in searches:
+        result = evaluate_arc(
+            graphdef,
+            params,
+            tasks,
+            parse_search(text, lr=args.lr, scale=args.scale),
+            jax.random.key(0),
+            batch_size=args.batch_size or 4,
+            candidates=args.candidates,
+            progress=True,
+        )
+        validate_submission(result.submission, tasks)
+        folder = out if len(searches) == 1 else out / text.replace(":", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "submission.json").write_text(json.dumps(result.submission))
+        rows.append(result.metrics)
+        queries[text] = result.queries
+        print(f"wrote {folder / 'submission.json'}")
+    print(format_table(rows, ARC_COLUMNS))
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "step": step,
+        "data": args.data,
+        "allocator": allocator(),
+        "rows": rows,
+        "queries": queries,
+    }
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {out / 'results.json'}")
+    return 0
+
+
+def _format_grid(grid) -> str:
+    return "\n".join("  " + " ".join(str(v) for v in row) for row in grid)
+
+
+def _cmd_solve(args) -> int:
+    import jax
+    import numpy as np
+
+    from lpn_arc.evaluate import evaluate_arc
+    from lpn_arc.plots import plot_arc_solution
+    from lpn_arc.searchspec import parse_search
+    from lpn_arc.train import load_run
+
+    tasks = _load_arc(args.task)
+    if len(tasks) != 1:
+        raise ValueError(f"{args.task} holds {len(tasks)} tasks; solve takes one task")
+    task = tasks[0]
+    _, graphdef, params, _, step = load_run(args.checkpoint)
+    spec = parse_search(args.search, lr=args.lr, scale=args.scale)
+    result = evaluate_arc(graphdef, params, [task], spec, jax.random.key(0), batch_size=1)
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "solve"
+    print(
+        f"task {task.task_id}: {len(task.train)} spec pairs, search {spec.text}, "
+        f"checkpoint step {step}"
+    )
+    for i, (x, y) in enumerate(task.train):
+        print(f"spec {i} input:\n{_format_grid(x)}\nspec {i} output:\n{_format_grid(y)}")
+    for q, record in enumerate(result.queries):
+        truth = None if task.test_outputs is None else task.test_outputs[q]
+        print(f"test {q} input:\n{_format_grid(task.test_inputs[q])}")
+        for name in ("attempt_1", "attempt_2"):
+            print(f"test {q} {name.replace('_', ' ')}:\n{_format_grid(record[name])}")
+        if truth is not None:
+            print(f"test {q} truth:\n{_format_grid(truth)}")
+            print(
+                f"test {q}: top-1 {'right' if record['top1'] else 'wrong'}, pass@2 "
+                f"{'right' if record['pass2'] else 'wrong'}"
+            )
+        path = plot_arc_solution(
+            task.train,
+            task.test_inputs[q],
+            [np.asarray(record["attempt_1"]), np.asarray(record["attempt_2"])],
+            out / f"{task.task_id}_test{q}.png",
+            truth=truth,
+            title=f"{task.task_id} test {q} ({spec.text})",
+        )
+        print(f"wrote {path}")
     return 0
 
 
@@ -241,7 +412,12 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        command = {"train": _cmd_train, "eval": _cmd_eval, "quickstart": _cmd_quickstart}
+        command = {
+            "train": _cmd_train,
+            "eval": _cmd_eval,
+            "solve": _cmd_solve,
+            "quickstart": _cmd_quickstart,
+        }
         return command[args.command](args)
     except (ValueError, FileNotFoundError, TrainingError) as err:
         print(f"lpn-arc {args.command}: error: {err}", file=sys.stderr)

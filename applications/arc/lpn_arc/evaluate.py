@@ -30,14 +30,17 @@ import numpy as np
 from flax import nnx
 
 import latentsearch as ls
-from lpn_arc.grids import PAIR_KEYS
+from lpn_arc.grids import MAX_GRID_SIZE, PAIR_KEYS, decode_grid, encode_grid
 from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
 from lpn_arc.searchspec import SearchSpec
 
 __all__ = [
     "METRIC_KEYS",
+    "ArcEvalOutput",
     "EvalOutput",
+    "evaluate_arc",
     "evaluate_tasks",
+    "validate_submission",
     "format_table",
     "prediction_metrics",
 ]
@@ -166,75 +169,136 @@ def prediction_metrics(
 # Batched search and decoding
 
 
-def _task_fn(
-    graphdef: nnx.GraphDef, spec: SearchSpec
-) -> Callable[[Any, dict[str, jax.Array], jax.Array], dict[str, jax.Array]]:
-    """The per-task computation ``(params, task, key) -> results`` (one task, no batch axis)."""
+def _query_fn(
+    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int
+) -> Callable[..., dict[str, jax.Array]]:
+    """The per-query computation (one query, no batch axis).
+
+    ``(params, spec_pairs, spec_mask, query_inputs, query_input_shapes, key) -> results``:
+    ``spec_pairs`` holds ``P`` (padded) specification pairs of which ``spec_mask`` marks the
+    real ones, so tasks with any number of pairs share one compiled function.
+    """
     encode = encode_fn(graphdef)
     log_likelihood = log_likelihood_fn(graphdef)
     generate = generate_fn(graphdef)
 
-    def objective(z: jax.Array, params: Any, spec_pairs: dict[str, jax.Array]) -> jax.Array:
+    def objective(z, params, spec_pairs, spec_mask):
         values = jax.vmap(lambda pair: log_likelihood(params, z, pair))(spec_pairs)
-        return jnp.sum(values)
+        return jnp.sum(jnp.where(spec_mask, values, 0.0))
 
-    def run_search(start, params, spec_pairs, key, keep):
+    def run_search(start, params, spec_pairs, spec_mask, key, keep):
         return ls.search(
             spec.searcher,
             objective,
             start,
             key=key,
             num_steps=spec.num_steps,
-            args=(params, spec_pairs),
+            args=(params, spec_pairs, spec_mask),
             keep=keep,
         )
 
-    def one_task(params: Any, task: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
-        spec_pairs = {name: task[name][:-1] for name in PAIR_KEYS}
-        query = {name: task[name][-1] for name in PAIR_KEYS}
+    def one_query(params, spec_pairs, spec_mask, query_inputs, query_input_shapes, key):
         posterior = jax.vmap(lambda pair: encode(params, pair))(spec_pairs)
-        start = jnp.mean(posterior.mean, axis=0)
-        try:
-            result = run_search(start, params, spec_pairs, key, 2)
-        except ValueError:
-            # The search visits a single point (mean / grad:0): one latent, used twice.
-            result = run_search(start, params, spec_pairs, key, 1)
+        weights = spec_mask.astype(jnp.float32)[:, None]
+        start = jnp.sum(posterior.mean * weights, axis=0) / jnp.maximum(jnp.sum(weights), 1.0)
+        result = None
+        for keep in range(candidates, 0, -1):  # as many latents as the search visits
+            try:
+                result = run_search(start, params, spec_pairs, spec_mask, key, keep)
+                break
+            except ValueError:
+                if keep == 1:
+                    raise
 
         def decode(z):
-            return generate(params, z, query["inputs"], query["input_shapes"])
+            return generate(params, z, query_inputs, query_input_shapes)
 
         grids, shapes = jax.vmap(decode)(result.latents)
-        scores = result.scores
-        if result.latents.shape[0] == 1:
-            grids, shapes = jnp.concatenate([grids, grids]), jnp.concatenate([shapes, shapes])
-            scores = jnp.concatenate([scores, scores])
+        # Attempt 2: the best-ranked other latent whose decoding differs from attempt 1
+        # (attempt 1 again when every candidate decodes to the same grid).
+        differs = jnp.any(grids != grids[0], axis=(1, 2)) | jnp.any(shapes != shapes[0], axis=1)
+        differs = differs & jnp.isfinite(result.scores) & (jnp.arange(grids.shape[0]) > 0)
+        second = jnp.where(jnp.any(differs), jnp.argmax(differs), 0)
+        chosen = jnp.stack([0, second])
         return {
-            "grids": grids.astype(jnp.int32),
-            "shapes": shapes.astype(jnp.int32),
-            "scores": scores.astype(jnp.float32),
+            "grids": grids[chosen].astype(jnp.int32),
+            "shapes": shapes[chosen].astype(jnp.int32),
+            "scores": result.scores[chosen].astype(jnp.float32),
             "trace": result.trace.astype(jnp.float32),
             "evaluations": result.num_evaluations.astype(jnp.int32),
         }
 
-    return one_task
+    return one_query
 
 
-def _batch_fn_uncached(graphdef: nnx.GraphDef, spec: SearchSpec) -> Callable[..., Any]:
-    one_task = _task_fn(graphdef, spec)
-    return jax.jit(jax.vmap(one_task, in_axes=(None, 0, 0)))
+def _batch_fn_uncached(
+    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int
+) -> Callable[..., Any]:
+    one_query = _query_fn(graphdef, spec, candidates)
+    return jax.jit(jax.vmap(one_query, in_axes=(None, 0, 0, 0, 0, 0)))
 
 
 @functools.lru_cache(maxsize=32)
-def _batch_fn_cached(graphdef: nnx.GraphDef, spec: SearchSpec) -> Callable[..., Any]:
-    return _batch_fn_uncached(graphdef, spec)
+def _batch_fn_cached(graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int):
+    return _batch_fn_uncached(graphdef, spec, candidates)
 
 
-def _batch_fn(graphdef: nnx.GraphDef, spec: SearchSpec) -> Callable[..., Any]:
-    """One jitted, task-vmapped function per (graph, spec); jit caches per batch shape."""
+def _batch_fn(graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int) -> Callable[..., Any]:
+    """One jitted, query-vmapped function per (graph, spec); jit caches per batch shape."""
     try:
-        return _batch_fn_cached(graphdef, spec)
+        return _batch_fn_cached(graphdef, spec, candidates)
     except TypeError:  # unhashable graph or searcher: no cross-call cache
-        return _batch_fn_uncached(graphdef, spec)
+        return _batch_fn_uncached(graphdef, spec, candidates)
+
+
+_QUERY_KEYS = ("spec_pairs", "spec_mask", "query_inputs", "query_input_shapes")
+
+
+def _run_queries(
+    graphdef: nnx.GraphDef,
+    params: Any,
+    queries: dict[str, Any],
+    spec: SearchSpec,
+    key: jax.Array,
+    *,
+    batch_size: int,
+    candidates: int,
+    progress: bool,
+) -> dict[str, np.ndarray]:
+    """Runs search + decoding for ``Q`` queries in padded batches; numpy results ``(Q, ...)``.
+
+    Query ``q`` uses the key ``fold_in(key, q)``, so results do not depend on ``batch_size``.
+    """
+    if not isinstance(spec, SearchSpec):
+        raise ValueError(f"spec must be a SearchSpec (parse_search(...)), got {spec!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
+        raise ValueError(f"candidates must be an int >= 2, got {candidates!r}")
+    num = queries["spec_mask"].shape[0]
+    batch_size = min(batch_size, num)
+    batch_fn = _batch_fn(graphdef, spec, candidates)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num))
+    starts: Sequence[int] = range(0, num, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"eval {spec.text}", unit="batch")
+    pieces: list[dict[str, np.ndarray]] = []
+    for first in starts:
+        last = min(first + batch_size, num)
+        rows = slice(first, last)
+        batch = _pad(
+            jax.tree_util.tree_map(lambda x, r=rows: np.asarray(x)[r], queries), batch_size
+        )
+        batch_keys = keys[first:last]
+        if last - first < batch_size:
+            batch_keys = jnp.concatenate(
+                [batch_keys, jnp.repeat(batch_keys[-1:], batch_size - (last - first), axis=0)]
+            )
+        out = jax.device_get(batch_fn(params, *(batch[k] for k in _QUERY_KEYS), batch_keys))
+        pieces.append({name: np.asarray(value)[: last - first] for name, value in out.items()})
+    return {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
 
 
 def _check_tasks(tasks: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -266,15 +330,15 @@ def _check_tasks(tasks: dict[str, Any]) -> dict[str, np.ndarray]:
     return {name: value.astype(np.int32) for name, value in arrays.items()}
 
 
-def _pad(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-    """Pads the leading axis to ``size`` by repeating the last task."""
-    missing = size - next(iter(batch.values())).shape[0]
+def _pad(batch: Any, size: int) -> Any:
+    """Pads the leading axis of every array to ``size`` by repeating the last row."""
+    leaves = jax.tree_util.tree_leaves(batch)
+    missing = size - leaves[0].shape[0]
     if missing == 0:
         return batch
-    return {
-        name: np.concatenate([value, np.repeat(value[-1:], missing, axis=0)])
-        for name, value in batch.items()
-    }
+    return jax.tree_util.tree_map(
+        lambda value: np.concatenate([value, np.repeat(value[-1:], missing, axis=0)]), batch
+    )
 
 
 def evaluate_tasks(
@@ -285,6 +349,7 @@ def evaluate_tasks(
     key: jax.Array,
     *,
     batch_size: int = 32,
+    candidates: int = 2,
     progress: bool = False,
 ) -> EvalOutput:
     """Searches, decodes two attempts and scores them for every task.
@@ -302,6 +367,8 @@ def evaluate_tasks(
         spec: the search, e.g. ``parse_search("grad:100")``.
         key: PRNG key of stochastic searchers.
         batch_size: tasks per compiled call (>= 1).
+        candidates: best distinct latents decoded per task (>= 2); attempt 2 is the
+            best-ranked one after the first whose output differs from attempt 1.
         progress: show a tqdm progress bar over batches.
 
     Returns:
@@ -311,35 +378,25 @@ def evaluate_tasks(
         ValueError: for malformed tasks (fewer than 2 pairs, inconsistent shapes), a bad
             ``batch_size`` or a ``spec`` that is not a ``SearchSpec``.
     """
-    if not isinstance(spec, SearchSpec):
-        raise ValueError(f"spec must be a SearchSpec (parse_search(...)), got {spec!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     arrays = _check_tasks(tasks)
-    num_tasks = arrays["inputs"].shape[0]
-    batch_size = min(batch_size, num_tasks)
     start_time = time.perf_counter()
-
-    batch_fn = _batch_fn(graphdef, spec)
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_tasks))
-    starts: Sequence[int] = range(0, num_tasks, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=f"eval {spec.text}", unit="batch")
-
-    pieces: list[dict[str, np.ndarray]] = []
-    for first in starts:
-        last = min(first + batch_size, num_tasks)
-        batch = _pad({name: value[first:last] for name, value in arrays.items()}, batch_size)
-        batch_keys = keys[first:last]
-        if last - first < batch_size:
-            batch_keys = jnp.concatenate(
-                [batch_keys, jnp.repeat(batch_keys[-1:], batch_size - (last - first), axis=0)]
-            )
-        out = jax.device_get(batch_fn(params, batch, batch_keys))
-        pieces.append({name: np.asarray(value)[: last - first] for name, value in out.items()})
-    results = {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
+    num_pairs = arrays["inputs"].shape[1]
+    queries = {
+        "spec_pairs": {name: arrays[name][:, :-1] for name in PAIR_KEYS},
+        "spec_mask": np.ones((arrays["inputs"].shape[0], num_pairs - 1), bool),
+        "query_inputs": arrays["inputs"][:, -1],
+        "query_input_shapes": arrays["input_shapes"][:, -1],
+    }
+    results = _run_queries(
+        graphdef,
+        params,
+        queries,
+        spec,
+        key,
+        batch_size=batch_size,
+        candidates=candidates,
+        progress=progress,
+    )
     seconds = time.perf_counter() - start_time
 
     attempt_1 = results["grids"][:, 0]
@@ -371,6 +428,203 @@ def evaluate_tasks(
         traces=results["trace"],
         per_task=per_task,
     )
+
+
+# --------------------------------------------------------------------------------------
+# ARC tasks: every test input, any number of specification pairs, submission.json
+
+
+@dataclasses.dataclass
+class ArcEvalOutput:
+    """The result of :func:`evaluate_arc`.
+
+    Attributes:
+        metrics: ``{"search", "tasks", "queries", "scored_tasks", "top1", "pass2", "pixel",
+            "shape", "evaluations", "seconds", "seconds_per_task"}``; the accuracies are
+            fractions averaged per task (a task scores the fraction of its test inputs
+            solved, as the paper) over the ``scored_tasks`` whose solutions are known (None
+            when none are).
+        submission: the ARC Prize submission ``{task_id: [{"attempt_1": grid, "attempt_2":
+            grid}, ...]}`` with one entry per test input, grids cropped to their predicted
+            shapes.
+        queries: one record per (task, test input): ``task_id``, ``test_index``, the two
+            attempts, their scores, and ``top1``/``pass2``/``shape``/``pixel`` (None when the
+            solution is unknown).
+    """
+
+    metrics: dict[str, Any]
+    submission: dict[str, list[dict[str, list[list[int]]]]]
+    queries: list[dict[str, Any]]
+
+
+def evaluate_arc(
+    graphdef: nnx.GraphDef,
+    params: Any,
+    tasks: Sequence[Any],
+    spec: SearchSpec,
+    key: jax.Array,
+    *,
+    batch_size: int = 4,
+    candidates: int = 4,
+    max_pairs: int | None = None,
+    progress: bool = False,
+) -> ArcEvalOutput:
+    """Solves every test input of ARC tasks: search from all train pairs, two attempts.
+
+    The specification of a test input is all of its task's train pairs, padded to a common
+    count with a mask (:func:`lpn_arc.data.evaluation_arrays`), so tasks with any number
+    of pairs share one compiled function. Attempt 1 decodes the best latent the search
+    found; attempt 2 the best-ranked of the ``candidates`` best distinct latents whose
+    output differs from attempt 1 (attempt 1 again when none does).
+
+    Args:
+        graphdef: the model graph.
+        params: the parameters.
+        tasks: :class:`lpn_arc.data.ArcTask` objects (``lpn_arc.data.load_tasks``).
+        spec: the search, e.g. ``parse_search("grad:200")``.
+        key: PRNG key of stochastic searchers.
+        batch_size: test inputs per compiled call.
+        candidates: distinct latents decoded per test input (>= 2).
+        max_pairs: the padded specification size (default: the largest in ``tasks``).
+        progress: show a progress bar.
+
+    Returns:
+        An :class:`ArcEvalOutput`.
+
+    Raises:
+        lpn_arc.data.DataError: if a grid does not fit the model or a task has more train
+            pairs than ``max_pairs``.
+        ValueError: for an empty task list or bad arguments.
+    """
+    from lpn_arc.data import evaluation_arrays
+
+    if len(tasks) == 0:
+        raise ValueError("no ARC tasks to evaluate")
+    start_time = time.perf_counter()
+    config = nnx.merge(graphdef, params).config
+    arrays, index = evaluation_arrays(tasks, config.max_rows, config.max_cols, max_pairs=max_pairs)
+    queries = {
+        "spec_pairs": {
+            "inputs": arrays["spec_inputs"],
+            "input_shapes": arrays["spec_input_shapes"],
+            "outputs": arrays["spec_outputs"],
+            "output_shapes": arrays["spec_output_shapes"],
+        },
+        "spec_mask": arrays["spec_mask"],
+        "query_inputs": arrays["query_inputs"],
+        "query_input_shapes": arrays["query_input_shapes"],
+    }
+    results = _run_queries(
+        graphdef,
+        params,
+        queries,
+        spec,
+        key,
+        batch_size=batch_size,
+        candidates=candidates,
+        progress=progress,
+    )
+    seconds = time.perf_counter() - start_time
+    per_query = prediction_metrics(
+        results["grids"][:, 0],
+        results["grids"][:, 1],
+        results["shapes"],
+        arrays["query_outputs"],
+        np.maximum(arrays["query_output_shapes"], 1),
+    )
+    has_truth = np.asarray(arrays["has_truth"], bool)
+
+    submission: dict[str, list[dict[str, list[list[int]]]]] = {}
+    records: list[dict[str, Any]] = []
+    per_task: dict[str, dict[str, list[float]]] = {}
+    for q, (task_id, test_index) in enumerate(index):
+        attempts = [decode_grid(results["grids"][q, a], results["shapes"][q, a]) for a in range(2)]
+        submission.setdefault(task_id, []).append(
+            {"attempt_1": attempts[0], "attempt_2": attempts[1]}
+        )
+        record: dict[str, Any] = {
+            "task_id": task_id,
+            "test_index": int(test_index),
+            "attempt_1": attempts[0],
+            "attempt_2": attempts[1],
+            "scores": [float(v) for v in results["scores"][q]],
+        }
+        for name in ("top1", "pass2", "shape", "pixel"):
+            value = per_query[name][q]
+            record[name] = (
+                (bool(value) if name != "pixel" else float(value)) if has_truth[q] else None
+            )
+            if has_truth[q]:
+                per_task.setdefault(task_id, {}).setdefault(name, []).append(float(value))
+        records.append(record)
+
+    def task_average(name: str) -> float | None:
+        if not per_task:
+            return None
+        return float(np.mean([np.mean(scores[name]) for scores in per_task.values()]))
+
+    metrics = {
+        "search": spec.text,
+        "tasks": len(submission),
+        "queries": len(index),
+        "scored_tasks": len(per_task),
+        "top1": task_average("top1"),
+        "pass2": task_average("pass2"),
+        "pixel": task_average("pixel"),
+        "shape": task_average("shape"),
+        "evaluations": round(float(results["evaluations"].mean())),
+        "seconds": seconds,
+        "seconds_per_task": seconds / len(submission),
+    }
+    return ArcEvalOutput(metrics=metrics, submission=submission, queries=records)
+
+
+def validate_submission(submission: Any, tasks: Sequence[Any] | None = None) -> None:
+    """Checks an ARC Prize submission against the schema (and the tasks, when given).
+
+    The schema: ``{task_id: [{"attempt_1": grid, "attempt_2": grid}, ...]}``, both attempts
+    always present, every grid a non-empty rectangular list of lists of ints 0-9 of at most
+    30 x 30; with ``tasks``, exactly their ids with one entry per test input.
+
+    Args:
+        submission: the parsed ``submission.json``.
+        tasks: optional :class:`lpn_arc.data.ArcTask` objects it should answer.
+
+    Raises:
+        ValueError: naming the task, the test input and the attempt that break the schema.
+
+    Example:
+        >>> validate_submission({"t": [{"attempt_1": [[1]], "attempt_2": [[2, 0]]}]})
+        >>> validate_submission({"t": [{"attempt_1": [[1]]}]})
+        Traceback (most recent call last):
+        ...
+        ValueError: submission: task t, test input 0: missing 'attempt_2'
+    """
+    if not isinstance(submission, dict):
+        raise ValueError(f"submission: expected a JSON object, got {type(submission).__name__}")
+    for task_id, entries in submission.items():
+        if not isinstance(entries, list) or not entries:
+            raise ValueError(f"submission: task {task_id}: expected a non-empty list")
+        for i, entry in enumerate(entries):
+            where = f"submission: task {task_id}, test input {i}"
+            if not isinstance(entry, dict):
+                raise ValueError(f"{where}: expected an object with attempt_1 and attempt_2")
+            for name in ("attempt_1", "attempt_2"):
+                if name not in entry:
+                    raise ValueError(f"{where}: missing {name!r}")
+                encode_grid(entry[name], MAX_GRID_SIZE, MAX_GRID_SIZE, where=f"{where}, {name}")
+    if tasks is not None:
+        expected = {task.task_id: task.num_test for task in tasks}
+        if set(expected) != set(submission):
+            missing = sorted(set(expected) - set(submission))
+            extra = sorted(set(submission) - set(expected))
+            raise ValueError(f"submission: missing tasks {missing}, unexpected tasks {extra}")
+        for task_id, count in expected.items():
+            if len(submission[task_id]) != count:
+                raise ValueError(
+                    f"submission: task {task_id} has {len(submission[task_id])} entries for "
+                    f"{count} test inputs"
+                )
 
 
 # --------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ __all__ = [
     "ARC_CMAP",
     "interesting_tasks",
     "plot_accuracy_vs_steps",
+    "plot_arc_solution",
     "plot_search_traces",
     "plot_tasks",
     "search_steps",
@@ -304,4 +305,63 @@ def plot_search_traces(traces: np.ndarray, path: str | Path) -> Path:
     ax.set_ylabel("best objective so far")
     ax.set_title(f"search traces ({traces.shape[0]} tasks)")
     ax.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_arc_solution(
+    spec: Sequence[tuple[Any, Any]],
+    test_input: Any,
+    attempts: Sequence[Any],
+    path: str | Path,
+    *,
+    truth: Any | None = None,
+    title: str = "",
+) -> Path:
+    """Renders one ARC test input: the specification pairs, the input, both attempts, the truth.
+
+    Row 1 shows the specification inputs, row 2 their outputs; the last column shows the
+    test input over attempt 1, and (to its right) attempt 2 over the truth when known.
+    Attempts are titled green when they equal the truth, red when they do not.
+
+    Args:
+        spec: the ``(input, output)`` grids of the specification (2-D arrays or lists).
+        test_input: the test input grid.
+        attempts: the two predicted grids (unpadded).
+        path: the PNG to write.
+        truth: the true output, if known.
+        title: the figure title (e.g. the task id).
+
+    Returns:
+        The path written.
+    """
+    grids = [np.asarray(g) for pair in spec for g in pair]
+    if len(grids) == 0:
+        raise ValueError("spec must hold at least one (input, output) pair")
+    columns = len(spec) + 2
+    figure = _new_figure(1.7 * columns, 3.6)
+    axes = figure.subplots(2, columns, squeeze=False)
+
+    def draw(ax: Any, grid: Any, label: str, colour: str = "black") -> None:
+        grid = np.asarray(grid)
+        _draw_grid(ax, grid, np.array(grid.shape), label, colour)
+
+    for i, (x, y) in enumerate(spec):
+        draw(axes[0][i], x, f"spec {i} input")
+        draw(axes[1][i], y, f"spec {i} output")
+    draw(axes[0][-2], test_input, "test input")
+    known = truth is not None
+    for a, (ax, grid) in enumerate(zip((axes[1][-2], axes[0][-1]), attempts, strict=True)):
+        grid = np.asarray(grid)
+        correct = (
+            known and np.shape(truth) == grid.shape and bool(np.all(np.asarray(truth) == grid))
+        )
+        colour = ("#2ECC40" if correct else "#FF4136") if known else "black"
+        verdict = (" (right)" if correct else " (wrong)") if known else ""
+        draw(ax, grid, f"attempt {a + 1}{verdict}", colour)
+    if known:
+        draw(axes[1][-1], truth, "truth")
+    else:
+        axes[1][-1].axis("off")
+    if title:
+        figure.suptitle(title, fontsize=10)
     return _save(figure, path)

@@ -7,6 +7,7 @@ import json
 import math
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import latentsearch as ls
 from lpn_arc.config import TrainConfig, config_from_dict, config_to_dict
@@ -25,13 +27,16 @@ from lpn_arc.pattern import generate_pattern_tasks
 from lpn_arc.searchspec import parse_search
 
 __all__ = [
+    "TrainingData",
     "TrainingError",
     "TrainResult",
+    "data_mesh",
     "init_params",
     "load_run",
     "make_optimizer",
     "make_train_step",
     "pad_to_model",
+    "shard_batch",
     "train",
     "training_batch",
 ]
@@ -76,16 +81,110 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 def training_batch(config: TrainConfig, step: int) -> dict[str, np.ndarray]:
     """The batch of ``step``: a pure function of ``(seed, step)``, so resuming is exact."""
-    rng = np.random.default_rng([config.seed, step, 7])
-    tasks, _ = generate_pattern_tasks(
-        rng,
-        config.batch_size,
-        num_pairs=config.data.num_pairs,
-        grid_size=config.data.grid_size,
-        pattern_size=config.data.pattern_size,
-        density=config.data.density,
-    )
-    return pad_to_model(tasks, config)
+    return TrainingData(config).batch(step)
+
+
+def _filter_ids(items, ids: tuple[str, ...], what: str, get_id):
+    if not ids:
+        return items
+    known = {get_id(item) for item in items}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise ValueError(f"task ids {missing} are not in {what}")
+    return [item for item in items if get_id(item) in ids]
+
+
+class TrainingData:
+    """The training batches of a configuration, one process's share of each step.
+
+    Step ``s``'s batch is a pure function of ``(config.seed, s)`` (and of the process index
+    when several processes share the batch), so a resumed run sees the same data as an
+    uninterrupted one. PATTERN tasks are generated; ARC tasks are sampled (and augmented)
+    by :class:`lpn_arc.data.TaskSampler` from the files loaded once here.
+
+    Args:
+        config: the training configuration.
+        process_index: this process (``jax.process_index()``).
+        process_count: the number of processes sharing each batch.
+
+    Raises:
+        ValueError: if ``batch_size`` does not split over the processes, or the data cannot
+            be loaded (``lpn_arc.data.DataError`` names the file, task and pair).
+    """
+
+    def __init__(self, config: TrainConfig, *, process_index: int = 0, process_count: int = 1):
+        if config.batch_size % process_count:
+            raise ValueError(
+                f"batch_size {config.batch_size} does not split over {process_count} processes"
+            )
+        self.config = config
+        self.process_index = process_index
+        self.process_count = process_count
+        self.local_batch_size = config.batch_size // process_count
+        self.sampler = None if config.data.is_pattern else self._arc_sampler(config)
+
+    @staticmethod
+    def _arc_sampler(config: TrainConfig):
+        from lpn_arc.data import TaskSampler, load_rearc, load_tasks
+
+        data = config.data
+        ids = data.task_id_list
+        tasks = []
+        if data.source:
+            tasks = load_tasks(data.source)
+            if ids and data.rearc:  # ids may name re-arc pools only
+                tasks = [t for t in tasks if t.task_id in ids]
+            else:
+                tasks = _filter_ids(tasks, ids, data.source, lambda t: t.task_id)
+        rearc = None
+        if data.rearc:
+            rearc = load_rearc(data.rearc, task_ids=ids or None)
+        return TaskSampler(
+            tasks=tasks,
+            rearc=rearc,
+            num_pairs=data.num_pairs,
+            max_rows=config.model.max_rows,
+            max_cols=config.model.max_cols,
+            augment=data.augment,
+        )
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        """This process's ``(local_batch_size, N, R, C)`` share of step ``step``'s batch."""
+        seed = [self.config.seed, step, 7]
+        if self.process_count > 1:
+            seed.append(self.process_index)
+        rng = np.random.default_rng(seed)
+        if self.sampler is not None:
+            return self.sampler.sample(rng, self.local_batch_size)
+        data = self.config.data
+        tasks, _ = generate_pattern_tasks(
+            rng,
+            self.local_batch_size,
+            num_pairs=data.num_pairs,
+            grid_size=data.grid_size,
+            pattern_size=data.pattern_size,
+            density=data.density,
+        )
+        return pad_to_model(tasks, self.config)
+
+
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A one-axis (``"data"``) mesh over ``devices`` (default: all devices of all hosts)."""
+    devices = jax.devices() if devices is None else list(devices)
+    return Mesh(np.asarray(devices), ("data",))
+
+
+def shard_batch(mesh: Mesh, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Places this process's share of a batch on the mesh, sharded along the task axis.
+
+    With one process this is a plain sharded ``device_put``; with several (after
+    ``jax.distributed.initialize()``) each contributes its rows to one global array.
+    """
+    sharding = NamedSharding(mesh, PartitionSpec("data"))
+    return {
+        name: jax.make_array_from_process_local_data(sharding, value)
+        for name, value in local_batch.items()
+    }
 
 
 def pad_to_model(tasks: dict[str, np.ndarray], config: TrainConfig) -> dict[str, np.ndarray]:
@@ -99,9 +198,30 @@ def pad_to_model(tasks: dict[str, np.ndarray], config: TrainConfig) -> dict[str,
     return out
 
 
-def make_train_step(graphdef: Any, config: TrainConfig, optimizer: optax.GradientTransformation):
-    """The jitted step ``(params, opt_state, batch, key) -> (params, opt_state, metrics)``."""
-    spec = parse_search(config.train_search, lr=config.search_lr)
+def make_train_step(
+    graphdef: Any,
+    config: TrainConfig,
+    optimizer: optax.GradientTransformation,
+    *,
+    search: str | None = None,
+    mesh: Mesh | None = None,
+):
+    """The jitted step ``(params, opt_state, batch, key) -> (params, opt_state, metrics)``.
+
+    Task ``i`` of the batch gets the key ``split(key, batch_size)[i]`` whatever the number
+    of micro-batches (``config.grad_accum``) or devices, so those change the result only by
+    floating-point summation order.
+
+    Args:
+        graphdef: the model graph.
+        config: the configuration (loss weights, batch size, accumulation).
+        optimizer: from :func:`make_optimizer`.
+        search: the training search (default ``config.train_search``).
+        mesh: a ``"data"`` mesh (see :func:`data_mesh`): the batch is sharded over it and
+            parameters and optimiser state are replicated; None = default placement.
+    """
+    spec = parse_search(search or config.train_search, lr=config.search_lr)
+    accum = config.grad_accum
     encode = encode_fn(graphdef)
     log_likelihood = log_likelihood_fn(graphdef)
 
@@ -118,20 +238,48 @@ def make_train_step(graphdef: Any, config: TrainConfig, optimizer: optax.Gradien
             prior_kl=config.prior_kl,
         )
 
-    def batch_loss(params, batch, key):
-        keys = jax.random.split(key, config.batch_size)
+    def batch_loss(params, batch, keys):
         losses, metrics = jax.vmap(task_loss, in_axes=(None, 0, 0))(params, batch, keys)
         return jnp.mean(losses), jax.tree_util.tree_map(jnp.mean, metrics)
 
-    @jax.jit
+    grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
+
+    def loss_and_grads(params, batch, key):
+        keys = jax.random.split(key, config.batch_size)
+        if accum == 1:
+            return grad_fn(params, batch, keys)
+
+        # Micro-batch m holds tasks m, m + accum, m + 2 accum, ...: a strided split keeps
+        # each device's contiguous block of the sharded task axis on that device.
+        def micro(x):
+            return jnp.swapaxes(x.reshape(x.shape[0] // accum, accum, *x.shape[1:]), 0, 1)
+
+        def body(total, xs):
+            out = grad_fn(params, *xs)
+            return jax.tree_util.tree_map(jnp.add, total, out), None
+
+        xs = (jax.tree_util.tree_map(micro, batch), micro(keys))
+        first = jax.tree_util.tree_map(lambda x: x[0], xs)
+        rest = jax.tree_util.tree_map(lambda x: x[1:], xs)
+        total, _ = jax.lax.scan(body, grad_fn(params, *first), rest)
+        return jax.tree_util.tree_map(lambda x: x / accum, total)
+
     def step(params, opt_state, batch, key):
-        (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, batch, key)
+        (loss, metrics), grads = loss_and_grads(params, batch, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
         return params, opt_state, metrics
 
-    return step
+    if mesh is None:
+        return jax.jit(step)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    return jax.jit(
+        step,
+        in_shardings=(replicated, replicated, batch_sharding, replicated),
+        out_shardings=(replicated, replicated, replicated),
+    )
 
 
 def _manager(run_dir: Path, config: TrainConfig) -> ocp.CheckpointManager:
@@ -198,28 +346,38 @@ class _MetricsWriter:
         self.records = records
         self._rewrite()
 
+    def _fields(self) -> list[str]:
+        fields: dict[str, None] = {}
+        for record in self.records:  # union in first-seen order (fine-tuning adds metrics)
+            fields.update(dict.fromkeys(record))
+        return list(fields)
+
     def _rewrite(self) -> None:
         with self.jsonl.open("w") as f:
             for r in self.records:
                 f.write(json.dumps(r) + "\n")
-        if self.records:
-            with self.csv.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(self.records[0]))
-                writer.writeheader()
-                writer.writerows(self.records)
-        elif self.csv.exists():
-            self.csv.unlink()
+        self._rewrite_csv()
+
+    def _rewrite_csv(self) -> None:
+        if not self.records:
+            if self.csv.exists():
+                self.csv.unlink()
+            return
+        with self.csv.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self._fields(), restval="")
+            writer.writeheader()
+            writer.writerows(self.records)
 
     def write(self, record: dict[str, float]) -> None:
-        new_file = not self.records
+        known = set(self._fields())
         self.records.append(record)
         with self.jsonl.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        if len(self.records) == 1 or not set(record) <= known:
+            self._rewrite_csv()  # a new column: rewrite with the wider header
+            return
         with self.csv.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(self.records[0]))
-            if new_file:
-                writer.writeheader()
-            writer.writerow(record)
+            csv.DictWriter(f, fieldnames=self._fields(), restval="").writerow(record)
 
 
 def train(
@@ -232,6 +390,11 @@ def train(
     stop_at: int | None = None,
 ) -> TrainResult:
     """Trains (or resumes) a run; checkpoints every ``config.checkpoint_every`` and at the end.
+
+    The batch is sharded over all devices (a ``"data"`` mesh; parameters replicated), so
+    the same call trains on one CPU, several GPUs, or several hosts after
+    ``jax.distributed.initialize()`` (each process then loads its share of every batch).
+    Batches are prepared in a background thread while the previous step runs.
 
     Args:
         config: the configuration (saved in every checkpoint).
@@ -266,9 +429,33 @@ def train(
         opt_state = make_optimizer(config).init(params)
     (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
     metrics_writer = _MetricsWriter(run_dir, keep_until=start)
-    step_fn = make_train_step(graphdef, config, make_optimizer(config))
+    data = TrainingData(
+        config, process_index=jax.process_index(), process_count=jax.process_count()
+    )
+    mesh = data_mesh()
+    if config.batch_size % (mesh.size * config.grad_accum):
+        raise ValueError(
+            f"batch_size {config.batch_size} must be divisible by the {mesh.size} devices "
+            f"times grad_accum {config.grad_accum}"
+        )
+    replicated = NamedSharding(mesh, PartitionSpec())
+    params, opt_state = jax.device_put((params, opt_state), replicated)
+    optimizer = make_optimizer(config)
+    step_fns: dict[str, Any] = {}
+
+    def step_fn_at(step: int):
+        search = config.search_at(step)
+        if search not in step_fns:
+            step_fns[search] = make_train_step(
+                graphdef, config, optimizer, search=search, mesh=mesh
+            )
+        return step_fns[search]
+
     base_key = jax.random.key(config.seed)
     last = stop_at if stop_at is not None else config.steps
+    from lpn_arc.data import prefetch
+
+    batches = prefetch((data.batch(s) for s in range(start, last)), size=2)
 
     interrupted = False
 
@@ -288,9 +475,9 @@ def train(
     step = start
     try:
         while step < last:
-            batch = training_batch(config, step)
+            batch = shard_batch(mesh, next(batches))
             key = jax.random.fold_in(base_key, step)
-            params_new, opt_state_new, out = step_fn(params, opt_state, batch, key)
+            params_new, opt_state_new, out = step_fn_at(step)(params, opt_state, batch, key)
             loss = float(out["loss"])
             if not math.isfinite(loss):
                 raise TrainingError(
@@ -318,6 +505,7 @@ def train(
             if interrupted or out_of_time:
                 break
     finally:
+        batches.close()
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
