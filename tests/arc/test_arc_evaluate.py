@@ -280,3 +280,78 @@ def test_interesting_tasks_prefers_fixed_then_failed():
     assert interesting_tasks(_fake_output([1]), _fake_output([1])) == [0]
     with pytest.raises(ValueError, match="differ"):
         interesting_tasks(before, _fake_output([1]))
+
+
+# --------------------------------------------------------------------------------------
+# ARC tasks: masked specification pairs, attempts, submission
+
+
+def _arc_tasks(num_tasks=3):
+    from lpn_arc.data import ArcTask
+
+    rng = np.random.default_rng(5)
+    tasks = []
+    for t in range(num_tasks):
+        num_train = 2 + t  # 2, 3, 4 spec pairs
+
+        def grid():
+            return rng.integers(0, 10, size=tuple(rng.integers(1, 6, size=2))).astype(np.int8)
+
+        train = tuple((grid(), grid()) for _ in range(num_train))
+        tests = (grid(), grid())
+        outputs = (grid(), grid()) if t != 1 else None
+        tasks.append(ArcTask(f"task{t}", train, tests, outputs, "memory"))
+    return tasks
+
+
+def test_arc_padding_pairs_with_a_mask_changes_nothing(setup):
+    from lpn_arc.evaluate import evaluate_arc, validate_submission
+
+    graphdef, params, _ = setup
+    tasks = _arc_tasks()
+    spec = parse_search("grad:2")
+    padded = evaluate_arc(graphdef, params, tasks, spec, jax.random.key(0), max_pairs=7)
+    bucketed = evaluate_arc(graphdef, params, tasks, spec, jax.random.key(0), batch_size=3)
+    # every task padded to 7 pairs vs padded to its bucket (3, 3 and 5 pairs): a mask that
+    # let padded pairs count would make the two disagree
+    for q, record in enumerate(padded.queries):
+        other = bucketed.queries[q]
+        assert record["task_id"] == other["task_id"] == tasks[q // 2].task_id
+        assert record["attempt_1"] == other["attempt_1"]
+        np.testing.assert_allclose(record["scores"], other["scores"], rtol=1e-5, atol=1e-5)
+    validate_submission(padded.submission, tasks)
+    # task1 has no solutions: no metrics for it, 2 of 3 tasks scored
+    assert padded.metrics["scored_tasks"] == 2 and padded.metrics["queries"] == 6
+    assert all(r["top1"] is None for r in padded.queries if r["task_id"] == "task1")
+    with pytest.raises(ValueError, match="more"):
+        evaluate_arc(graphdef, params, tasks, spec, jax.random.key(0), max_pairs=3)
+
+
+def test_arc_attempt_2_differs_when_a_candidate_decodes_differently(setup):
+    from lpn_arc.evaluate import evaluate_arc
+
+    graphdef, params, _ = setup
+    tasks = _arc_tasks()
+    key = jax.random.key(0)
+    out = evaluate_arc(graphdef, params, tasks, parse_search("sample:40"), key, max_pairs=4)
+    differing = [r["attempt_1"] != r["attempt_2"] for r in out.queries]
+    assert any(differing)  # an untrained decoder maps distant latents to different grids
+    mean = evaluate_arc(graphdef, params, tasks, parse_search("mean"), key, max_pairs=4)
+    assert all(r["attempt_1"] == r["attempt_2"] for r in mean.queries)
+
+
+def test_validate_submission_names_the_broken_entry():
+    from lpn_arc.evaluate import validate_submission
+
+    tasks = _arc_tasks(1)
+    good = {"task0": [{"attempt_1": [[1]], "attempt_2": [[2]]}] * 2}
+    validate_submission(good, tasks)
+    for bad, message in [
+        ([], "expected a JSON object"),
+        ({"task0": [{"attempt_1": [[1]]}] * 2}, "test input 0: missing 'attempt_2'"),
+        ({"task0": [{"attempt_1": [[1]], "attempt_2": [[10]]}] * 2}, "attempt_2.*colour 10"),
+        ({"task0": [{"attempt_1": [[1]], "attempt_2": [[1]]}]}, "1 entries for 2 test inputs"),
+        ({"other": good["task0"]}, "missing tasks"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            validate_submission(bad, tasks)

@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--solutions", default=None, help="solutions file of a challenges file")
     ev.add_argument("--limit", type=int, default=None, help="evaluate the first N tasks only")
     ev.add_argument(
+        "--pair-buckets",
+        default="3,5,10",
+        help="ARC: padded spec sizes, one compilation each (default 3,5,10)",
+    )
+    ev.add_argument(
         "--candidates",
         type=int,
         default=4,
@@ -239,6 +244,16 @@ def _cmd_eval(args) -> int:
 ARC_COLUMNS = ("search", "tasks", "top1", "pass2", "pixel", "shape", "evaluations", "seconds")
 
 
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ValueError(f"{option} must be positive integers separated by commas, got {text!r}")
+    return values
+
+
 def _eval_arc(args, graphdef, params, step, searches) -> int:
     import jax
 
@@ -262,6 +277,7 @@ def _eval_arc(args, graphdef, params, step, searches) -> int:
             jax.random.key(0),
             batch_size=args.batch_size or 4,
             candidates=args.candidates,
+            pair_buckets=_int_list(args.pair_buckets, "--pair-buckets"),
             progress=True,
         )
         validate_submission(result.submission, tasks)

@@ -264,10 +264,12 @@ def _run_queries(
     batch_size: int,
     candidates: int,
     progress: bool,
+    ids: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Runs search + decoding for ``Q`` queries in padded batches; numpy results ``(Q, ...)``.
 
-    Query ``q`` uses the key ``fold_in(key, q)``, so results do not depend on ``batch_size``.
+    Query ``q`` uses the key ``fold_in(key, ids[q])`` (``ids`` defaults to ``0..Q-1``), so
+    results do not depend on ``batch_size``.
     """
     if not isinstance(spec, SearchSpec):
         raise ValueError(f"spec must be a SearchSpec (parse_search(...)), got {spec!r}")
@@ -278,7 +280,8 @@ def _run_queries(
     num = queries["spec_mask"].shape[0]
     batch_size = min(batch_size, num)
     batch_fn = _batch_fn(graphdef, spec, candidates)
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num))
+    ids = np.arange(num) if ids is None else np.asarray(ids)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(ids, jnp.int32))
     starts: Sequence[int] = range(0, num, batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -466,16 +469,20 @@ def evaluate_arc(
     *,
     batch_size: int = 4,
     candidates: int = 4,
+    pair_buckets: Sequence[int] = (3, 5, 10),
     max_pairs: int | None = None,
     progress: bool = False,
 ) -> ArcEvalOutput:
     """Solves every test input of ARC tasks: search from all train pairs, two attempts.
 
-    The specification of a test input is all of its task's train pairs, padded to a common
-    count with a mask (:func:`lpn_arc.data.evaluation_arrays`), so tasks with any number
-    of pairs share one compiled function. Attempt 1 decodes the best latent the search
-    found; attempt 2 the best-ranked of the ``candidates`` best distinct latents whose
-    output differs from attempt 1 (attempt 1 again when none does).
+    The specification of a test input is all of its task's train pairs, padded with a mask
+    (:func:`lpn_arc.data.evaluation_arrays`) to the smallest of ``pair_buckets`` that holds
+    them, so any number of pairs compiles at most once per bucket (padded pairs cost
+    compute: one bucket of 10 would make a 2-pair task 5 times dearer).
+
+    Attempt 1 decodes the best latent the search found; attempt 2 the best-ranked of the
+    ``candidates`` best distinct latents whose output differs from attempt 1 (attempt 1
+    again when none does).
 
     Args:
         graphdef: the model graph.
@@ -485,7 +492,9 @@ def evaluate_arc(
         key: PRNG key of stochastic searchers.
         batch_size: test inputs per compiled call.
         candidates: distinct latents decoded per test input (>= 2).
-        max_pairs: the padded specification size (default: the largest in ``tasks``).
+        pair_buckets: padded specification sizes (a task with more train pairs than the
+            largest bucket is padded to the largest count among ``tasks``).
+        max_pairs: one padded specification size for every task (overrides the buckets).
         progress: show a progress bar.
 
     Returns:
@@ -502,28 +511,60 @@ def evaluate_arc(
         raise ValueError("no ARC tasks to evaluate")
     start_time = time.perf_counter()
     config = nnx.merge(graphdef, params).config
-    arrays, index = evaluation_arrays(tasks, config.max_rows, config.max_cols, max_pairs=max_pairs)
-    queries = {
-        "spec_pairs": {
-            "inputs": arrays["spec_inputs"],
-            "input_shapes": arrays["spec_input_shapes"],
-            "outputs": arrays["spec_outputs"],
-            "output_shapes": arrays["spec_output_shapes"],
-        },
-        "spec_mask": arrays["spec_mask"],
-        "query_inputs": arrays["query_inputs"],
-        "query_input_shapes": arrays["query_input_shapes"],
+    sizes = sorted(pair_buckets)
+    if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
+        raise ValueError(f"pair_buckets must be positive ints, got {pair_buckets!r}")
+    if max_pairs is not None:
+        sizes = [max_pairs]
+    largest = max(len(task.train) for task in tasks)
+    groups: dict[int, list[int]] = {}
+    for t, task in enumerate(tasks):
+        size = next((b for b in sizes if b >= len(task.train)), max(largest, sizes[-1]))
+        if max_pairs is not None:
+            size = max_pairs  # evaluation_arrays reports a task with more pairs
+        groups.setdefault(size, []).append(t)
+
+    # Query ids in task order (they pick the search keys), then one run per bucket.
+    first_query = np.cumsum([0] + [task.num_test for task in tasks])
+    parts = []
+    for size, members in sorted(groups.items()):
+        group = [tasks[t] for t in members]
+        arrays, _ = evaluation_arrays(group, config.max_rows, config.max_cols, max_pairs=size)
+        ids = np.concatenate(
+            [np.arange(first_query[t], first_query[t + 1]) for t in members]
+        ).astype(np.int32)
+        queries = {
+            "spec_pairs": {
+                "inputs": arrays["spec_inputs"],
+                "input_shapes": arrays["spec_input_shapes"],
+                "outputs": arrays["spec_outputs"],
+                "output_shapes": arrays["spec_output_shapes"],
+            },
+            "spec_mask": arrays["spec_mask"],
+            "query_inputs": arrays["query_inputs"],
+            "query_input_shapes": arrays["query_input_shapes"],
+        }
+        results = _run_queries(
+            graphdef,
+            params,
+            queries,
+            spec,
+            key,
+            batch_size=batch_size,
+            candidates=candidates,
+            progress=progress,
+            ids=ids,
+        )
+        truth = {
+            name: arrays[name] for name in ("query_outputs", "query_output_shapes", "has_truth")
+        }
+        parts.append((ids, {**results, **truth}))
+    order = np.argsort(np.concatenate([ids for ids, _ in parts]))
+    merged = {
+        name: np.concatenate([part[name] for _, part in parts])[order] for name in parts[0][1]
     }
-    results = _run_queries(
-        graphdef,
-        params,
-        queries,
-        spec,
-        key,
-        batch_size=batch_size,
-        candidates=candidates,
-        progress=progress,
-    )
+    results = arrays = merged
+    index = [(task.task_id, i) for task in tasks for i in range(task.num_test)]
     seconds = time.perf_counter() - start_time
     per_query = prediction_metrics(
         results["grids"][:, 0],
