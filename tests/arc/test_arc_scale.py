@@ -57,6 +57,7 @@ def test_arc_presets_match_the_paper_tables():
     assert paper.search_at(95_000) == "grad:1" and paper.search_at(99_999) == "grad:1"
     assert _count("arc-paper") == 44_604_928  # facts 2.8, Table 16 with learned positions
     assert _count("arc-overfit") == 207_264  # facts 2.8, Table 12
+    assert _count("arc-repo") == 6_475_520  # facts 2.8, official arc_train.yaml
     assert get_preset("arc-overfit").data.task_id_list == ("007bbfb7",)
     small = get_preset("arc-small")
     assert small.model.max_rows == 30 and small.data.source == "arc1-train"

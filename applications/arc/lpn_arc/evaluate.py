@@ -1,14 +1,21 @@
 """Evaluation of an LPN model on tasks: latent search, two attempts and accuracy metrics.
 
-Every task is a stack of ``N >= 2`` pairs; the first ``N - 1`` pairs are the specification
-and the last pair is the query (its input is given, its output is predicted). Per task:
+Two entry points share one compiled per-query computation:
+
+* :func:`evaluate_tasks` for stacked tasks of ``N >= 2`` pairs (generated PATTERN tasks):
+  the first ``N - 1`` pairs are the specification, the last pair is the query;
+* :func:`evaluate_arc` for ARC tasks: every test input, with all of the task's train pairs
+  as the specification (padded with a mask), an ARC Prize submission and per-task metrics.
+
+Per query:
 
 1. encode the specification pairs; the start latent is the mean of the encoder *means*
    (deterministic inference, no sampling);
 2. search latent space with ``latentsearch.search``, maximising the sum over the
    specification pairs of the decoder log-likelihood;
-3. decode attempt 1 from the best latent and attempt 2 from the second best latent (equal
-   to attempt 1 when the search visits a single point: ``mean``, ``grad:0``).
+3. decode attempt 1 from the best latent; attempt 2 from the best-ranked of the next best
+   distinct latents whose output differs from attempt 1 (equal to attempt 1 when the search
+   visits a single point: ``mean``, ``grad:0``, or when all candidates decode alike).
 
 Metrics (per task, then averaged over tasks): ``top1`` (attempt 1 matches the truth
 exactly: shape and every cell), ``pass2`` (attempt 1 or attempt 2 does), ``shape``

@@ -1,0 +1,188 @@
+"""Benchmark: lpn-arc at ARC scale — a training step and the evaluation throughput.
+
+1. ``train_step``: one optimiser step of a preset (default ``arc-small`` here; ``arc-paper``
+   on an accelerator) on a batch of real ARC-AGI-1 training tasks (4 pairs, augmented):
+   seconds (median), XLA's static memory estimate of the compiled step, and on GPU/TPU the
+   device's measured peak memory.
+2. ``evaluate``: :func:`lpn_arc.evaluate.evaluate_arc` on the first ``--tasks`` tasks of
+   ARC-AGI-1 evaluation (every test input, spec = all train pairs, both attempts) with the
+   model of ``--eval-preset`` (default ``arc-repo``, 6.48M parameters), freshly initialised
+   (speed does not depend on training, except that generation stops at the predicted
+   shape). Seconds per task after compilation, and the time this gives for all 400 tasks.
+   ``--search grad:100`` is measured directly when ``--direct``; otherwise (the CPU default,
+   where one grad:100 task takes minutes) ``grad:K1`` and ``grad:K2`` are measured on the
+   same tasks and the per-step cost extrapolates linearly to ``--search`` (recorded as
+   ``extrapolated``).
+
+The script re-executes itself with tcmalloc where installed (as ``lpn-arc`` does) and
+records the allocator. ``python benchmarks/bench_arc.py [--quick]``; writes
+``benchmarks/results/arc.json`` (``--name`` changes it; schema: ``benchmarks/common.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import common  # benchmarks/common.py; also puts the repository root on sys.path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+
+
+def bench_train_step(preset: str, batch_size: int | None, repeats: int) -> list[dict]:
+    import jax
+    from lpn_arc.config import get_preset
+    from lpn_arc.model import count_params
+    from lpn_arc.train import (
+        TrainingData,
+        data_mesh,
+        init_params,
+        make_optimizer,
+        make_train_step,
+        shard_batch,
+    )
+
+    config = get_preset(preset)
+    if batch_size is not None:
+        config = dataclasses.replace(config, batch_size=batch_size, grad_accum=1)
+    mesh = data_mesh()
+    graphdef, params = init_params(config)
+    optimizer = make_optimizer(config)
+    opt_state = optimizer.init(params)
+    step = make_train_step(graphdef, config, optimizer, search=config.train_search, mesh=mesh)
+    batch = shard_batch(mesh, TrainingData(config).batch(0))
+    key = jax.random.key(0)
+    started = time.perf_counter()
+    compiled = step.lower(params, opt_state, batch, key).compile()
+    compile_seconds = time.perf_counter() - started
+    memory = common.compiled_memory(compiled)["total_bytes"]
+    print(f"train_step {preset}: timing", file=sys.stderr, flush=True)
+    timing = common.time_fn(lambda: compiled(params, opt_state, batch, key), repeats=repeats)
+    variant = f"{preset}/batch{config.batch_size}/{config.train_search}/{jax.device_count()}dev"
+    rows = [
+        common.record("train_step", variant, "parameters", count_params(params), "count"),
+        common.record(
+            "train_step",
+            variant,
+            "seconds",
+            timing.median,
+            "s",
+            timing.repeats,
+            timing.min,
+            timing.median,
+            timing.max,
+        ),
+        common.record("train_step", variant, "compile_seconds", compile_seconds, "s"),
+        common.record("train_step", variant, "static_memory", memory, "bytes"),
+    ]
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:  # GPU/TPU: measured
+        rows.append(
+            common.record(
+                "train_step", variant, "device_peak_memory", stats["peak_bytes_in_use"], "bytes"
+            )
+        )
+    return rows
+
+
+def _evaluate_seconds(graphdef, params, tasks, text: str, batch_size: int) -> tuple[float, float]:
+    """(first call incl. compilation, second call) seconds of evaluate_arc on ``tasks``."""
+    import jax
+    from lpn_arc.evaluate import evaluate_arc
+    from lpn_arc.searchspec import parse_search
+
+    spec = parse_search(text, lr=0.1)
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        evaluate_arc(graphdef, params, tasks, spec, jax.random.key(0), batch_size=batch_size)
+        times.append(time.perf_counter() - started)
+    return times[0], times[1]
+
+
+def bench_evaluate(
+    preset: str, num_tasks: int, search: str, probes: tuple[int, int], direct: bool, batch: int
+) -> list[dict]:
+    from lpn_arc.config import get_preset
+    from lpn_arc.data import load_tasks
+    from lpn_arc.model import count_params
+    from lpn_arc.searchspec import parse_search
+    from lpn_arc.train import init_params
+
+    config = get_preset(preset)
+    graphdef, params = init_params(config)
+    tasks = load_tasks("arc1-eval", limit=num_tasks)
+    target_steps = parse_search(search).num_steps
+    variant = f"{preset}/{search}/{num_tasks}tasks"
+    rows = [common.record("evaluate", variant, "parameters", count_params(params), "count")]
+    if direct:
+        print(f"evaluate {search} on {num_tasks} tasks", file=sys.stderr, flush=True)
+        first, second = _evaluate_seconds(graphdef, params, tasks, search, batch)
+        per_task = second / num_tasks
+        rows.append(common.record("evaluate", variant, "compile_seconds", first - second, "s"))
+    else:
+        measured = {}
+        for k in probes:
+            print(f"evaluate grad:{k} on {num_tasks} tasks", file=sys.stderr, flush=True)
+            first, second = _evaluate_seconds(graphdef, params, tasks, f"grad:{k}", batch)
+            measured[k] = second / num_tasks
+            rows.append(
+                common.record(
+                    "evaluate", f"{preset}/grad:{k}", "seconds_per_task", measured[k], "s"
+                )
+            )
+        k1, k2 = probes
+        per_step = (measured[k2] - measured[k1]) / (k2 - k1)
+        per_task = measured[k1] + (target_steps - k1) * per_step
+        rows.append(common.record("evaluate", variant, "seconds_per_search_step", per_step, "s"))
+        rows.append(common.record("evaluate", variant, "extrapolated", 1, "bool"))
+    rows.append(common.record("evaluate", variant, "seconds_per_task", per_task, "s"))
+    rows.append(
+        common.record("evaluate", variant, "hours_for_400_tasks", per_task * 400 / 3600, "h")
+    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats, 2 evaluation tasks")
+    parser.add_argument("--preset", default="arc-small", help="training-step preset")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the batch")
+    parser.add_argument("--eval-preset", default="arc-repo", help="model of the evaluation")
+    parser.add_argument("--tasks", type=int, default=None, help="evaluation tasks (default 4)")
+    parser.add_argument("--search", default="grad:100", help="evaluation search")
+    parser.add_argument("--probes", default="2,6", help="grad:K1,K2 measured to extrapolate")
+    parser.add_argument("--direct", action="store_true", help="measure --search itself")
+    parser.add_argument("--eval-batch", type=int, default=4, help="queries per compiled call")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument("--name", default="arc", help="results/<name>.json")
+    parser.add_argument("--seed", type=int, default=0, help="recorded; data seeds are fixed")
+    args = parser.parse_args(argv)
+    from lpn_arc.allocator import reexec_with_fast_allocator
+
+    if argv is None:
+        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    repeats = 3 if args.quick else 5
+    num_tasks = args.tasks or (2 if args.quick else 4)
+    probes = tuple(int(k) for k in args.probes.split(","))
+    if len(probes) != 2 or probes[0] >= probes[1]:
+        parser.error("--probes takes two increasing step counts, e.g. 2,6")
+    rows: list[dict] = []
+    if not args.skip_train:
+        rows += bench_train_step(args.preset, args.batch_size, repeats)
+    if not args.skip_eval:
+        rows += bench_evaluate(
+            args.eval_preset, num_tasks, args.search, probes, args.direct, args.eval_batch
+        )
+    path = common.write_results(args.name, rows, seed=args.seed)
+    common.print_table(rows)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
