@@ -64,6 +64,8 @@ bench-quick: $(DEV_STAMP) fast-allocator
 bench: $(DEV_STAMP) fast-allocator
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_lpn.py
+	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_arc.py
 
 ## dist: build the wheel and sdist and check them
 dist: $(DEV_STAMP)

@@ -1,7 +1,7 @@
 """Benchmark: the lpn-arc PATTERN model — training step, test-time search, generation.
 
 On the paper's pattern configuration (Table 13: 2+2 layers, 6 heads x 16, MLP 1, latent 32,
-10x10 grids; 239,520 parameters here), with freshly initialised parameters (speed does not
+10x10 grids; 243,360 parameters), with freshly initialised parameters (speed does not
 depend on training):
 
 1. ``train_step``: one optimiser step on a batch of 32 tasks x 4 pairs for the training

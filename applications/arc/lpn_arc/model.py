@@ -2,7 +2,10 @@
 
 Both networks are stacks of pre-LayerNorm transformer blocks (LayerNorm without scale or
 bias, eps 1e-6; multi-head attention with bias-free E->E projections and a float32 softmax;
-a bias-free MLP ``E -> mlp_factor * E -> E``). Positions are learned row and column tables.
+a bias-free MLP ``E -> mlp_factor * E -> E``). Positions are either learned row and column
+tables added to the tokens (``positions="learned"``, the official model) or 2-D rotary
+embeddings of the queries and keys in every attention layer (``positions="rope"``, see
+:func:`apply_rope`).
 
 * The encoder reads one (input, output) pair as ``[CLS, rows_in, rows_out, cols_in,
   cols_out, cells...]`` with the cells of both grids interleaved (``in(0,0), out(0,0),
@@ -12,7 +15,11 @@ a bias-free MLP ``E -> mlp_factor * E -> E``). Positions are learned row and col
   output rows (at the latent token), then columns (at the rows token), then the cells in
   raster order (the cols token predicts cell 0, each valid cell predicts the next valid cell,
   wrapping from the last valid column of a row to the first cell of the next row). Output
-  cell tokens carry the position embedding of the cell they predict ("next-position").
+  cell tokens carry the position of the cell they predict ("next-position").
+
+Greedy decoding (:meth:`LPNModel.generate`) keeps a key/value cache: after one pass over the
+input-side prefix, each new token costs one token's work (its projections, MLP and one
+attention row over the fixed-size cache), and the loop stops after the predicted shape.
 
 Every method works on ONE pair (no pair or batch axis); callers ``jax.vmap``. The functional
 adapters (:func:`split_model`, :func:`encode_fn`, :func:`log_likelihood_fn`,
@@ -44,7 +51,10 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 _NORMALISATIONS = ("mean", "sum")
+_POSITIONS = ("learned", "rope")
 _LN_EPS = 1e-6
+# The masked-logit value of jax.nn.dot_product_attention (float32 softmax).
+_LARGE_NEGATIVE = -0.7 * float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +76,14 @@ class ModelConfig:
             logits and latents stay float32).
         cell_normalisation: ``"mean"`` (official: mean over valid output cells of the cell
             log-probs) or ``"sum"`` (plain sequence log-likelihood).
+        positions: ``"learned"`` (official: learned row and column tables added to the cell
+            tokens) or ``"rope"`` (2-D rotary embeddings of queries and keys, no position
+            tables; needs ``head_dim % 4 == 0``; see :func:`apply_rope`).
+        rope_max_freq: the RoPE base (``max_wavelength`` of text RoPE, 10000 there; paper
+            Table 16: "RoPE, max freq 10"): rotation pair ``i`` of the ``q = head_dim / 4``
+            pairs per axis turns ``rope_max_freq ** (-i / q)`` radians per cell, so the
+            slowest pair's wavelength is ``2 pi rope_max_freq ** ((q - 1) / q)`` cells (47
+            for ``head_dim=32``, 10). Unused with learned positions.
     """
 
     max_rows: int
@@ -80,6 +98,8 @@ class ModelConfig:
     activation: str = "silu"
     dtype: str = "float32"
     cell_normalisation: str = "mean"
+    positions: str = "learned"
+    rope_max_freq: float = 10.0
 
     def __post_init__(self) -> None:
         positive = ("max_rows", "max_cols", "latent_dim", "num_heads", "head_dim")
@@ -109,6 +129,22 @@ class ModelConfig:
                 f"ModelConfig.cell_normalisation must be one of {_NORMALISATIONS}, "
                 f"got {self.cell_normalisation!r}"
             )
+        if self.positions not in _POSITIONS:
+            raise ValueError(
+                f"ModelConfig.positions must be one of {_POSITIONS}, got {self.positions!r}"
+            )
+        if self.positions == "rope" and self.head_dim % 4:
+            raise ValueError(
+                "ModelConfig.head_dim must be divisible by 4 with positions='rope' (half of "
+                f"each head rotates with the row, half with the column), got {self.head_dim}"
+            )
+        freq = self.rope_max_freq
+        if (
+            isinstance(freq, bool)
+            or not isinstance(freq, int | float)
+            or not 1.0 <= freq < math.inf
+        ):
+            raise ValueError(f"ModelConfig.rope_max_freq must be a number >= 1, got {freq!r}")
 
     @property
     def embed_dim(self) -> int:
@@ -217,6 +253,74 @@ def _lookup(table: nnx.Embed, index: jax.Array) -> jax.Array:
     return table(jnp.clip(jnp.asarray(index, jnp.int32), 0, num - 1))
 
 
+# Rotary position embeddings ------------------------------------------------------------
+
+Rope = tuple[jax.Array, jax.Array]
+"""Cosines and sines of the rotation angles, float32 ``(n, 1, 2, head_dim // 4)`` each."""
+
+
+def rope_tables(rows: jax.Array, cols: jax.Array, head_dim: int, max_freq: float) -> Rope:
+    """Rotation tables of ``n`` tokens at grid positions ``(rows[i], cols[i])``.
+
+    Axis ``a`` (0 = row, 1 = column) of a token at position ``p_a`` turns its rotation pair
+    ``i < q = head_dim // 4`` by the angle ``p_a * max_freq ** (-i / q)`` (computed in
+    float32).
+
+    Args:
+        rows: row index of each token, ``(n,)`` integers (0 for tokens without a cell).
+        cols: column index of each token, ``(n,)``.
+        head_dim: the per-head dimension (divisible by 4).
+        max_freq: the RoPE base, :attr:`ModelConfig.rope_max_freq`.
+
+    Returns:
+        ``(cos, sin)``, float32 ``(n, 1, 2, head_dim // 4)`` each (the 1 broadcasts over heads).
+    """
+    quarter = head_dim // 4
+    inv_freq = np.power(float(max_freq), -np.arange(quarter, dtype=np.float64) / quarter)
+    pos = jnp.stack([jnp.asarray(rows), jnp.asarray(cols)], axis=-1).astype(jnp.float32)
+    angle = pos[:, :, None] * jnp.asarray(inv_freq, jnp.float32)  # (n, 2, q)
+    return jnp.cos(angle)[:, None], jnp.sin(angle)[:, None]
+
+
+def _rotate(x: jax.Array, rope: Rope) -> jax.Array:
+    """Rotates queries or keys ``(n, H, Dh)`` by :func:`rope_tables` (float32 maths)."""
+    cos, sin = rope
+    n, heads, head_dim = x.shape
+    # Dh = [row pair halves a, b | column pair halves a, b], each of Dh / 4 dimensions.
+    x32 = x.astype(jnp.float32).reshape(n, heads, 2, 2, head_dim // 4)
+    a, b = x32[:, :, :, 0], x32[:, :, :, 1]
+    rotated = jnp.stack([a * cos - b * sin, b * cos + a * sin], axis=3)
+    return rotated.reshape(x.shape).astype(x.dtype)
+
+
+def apply_rope(x: jax.Array, rows: jax.Array, cols: jax.Array, max_freq: float = 10.0) -> jax.Array:
+    """2-D rotary position embedding of queries or keys.
+
+    The first half of each head's dimensions rotates with the token's row, the second half
+    with its column: each half is split into two quarters ``a, b`` and the pairs
+    ``(a[i], b[i])`` turn by the angle of :func:`rope_tables`. The dot product of a rotated
+    query at ``(r, c)`` and a rotated key at ``(r', c')`` therefore depends on the positions
+    only through the offsets ``(r - r', c - c')``. Tokens without a grid cell (CLS, shape
+    and latent tokens) sit at ``(0, 0)``, the identity rotation.
+
+    Args:
+        x: queries or keys ``(n, H, Dh)`` with ``Dh % 4 == 0`` (any float dtype; the
+            rotation is computed in float32 and cast back).
+        rows: row index of each token, ``(n,)``.
+        cols: column index of each token, ``(n,)``.
+        max_freq: the RoPE base (:attr:`ModelConfig.rope_max_freq`).
+
+    Returns:
+        The rotated array, shape and dtype of ``x``.
+
+    Raises:
+        ValueError: if ``x`` is not 3-D or its last dimension is not divisible by 4.
+    """
+    if jnp.ndim(x) != 3 or x.shape[-1] % 4:
+        raise ValueError(f"x must be (n, H, Dh) with Dh divisible by 4, got {jnp.shape(x)}")
+    return _rotate(x, rope_tables(rows, cols, x.shape[-1], max_freq))
+
+
 class Attention(nnx.Module):
     """Multi-head attention with bias-free q/k/v/out projections and float32 softmax."""
 
@@ -230,6 +334,7 @@ class Attention(nnx.Module):
         width = cfg.embed_dim
         self.num_heads = cfg.num_heads
         self.head_dim = cfg.head_dim
+        self.compute_dtype = cfg.compute_dtype
         self.query = _linear(cfg, width, width, rngs)
         self.key = _linear(cfg, width, width, rngs)
         self.value = _linear(cfg, width, width, rngs)
@@ -280,6 +385,35 @@ class Attention(nnx.Module):
             out = jnp.einsum("hnt,thd->nhd", weights, v)
         return self.out(out.reshape(out.shape[0], -1))
 
+    def attend_cached(
+        self, q: jax.Array, keys: jax.Array, values: jax.Array, key_valid: jax.Array
+    ) -> jax.Array:
+        """Attention of ONE query over a key/value cache, in the cache's own layout.
+
+        Follows the arithmetic of ``jax.nn.dot_product_attention`` (float32 logits scaled
+        after the product, masked with ``-0.7 * float32 max``, float32 softmax, weights cast
+        to the activation dtype) so that cached decoding reproduces the full pass.
+
+        Args:
+            q: the query ``(H, Dh)``.
+            keys: key cache ``(H, Dh, T)`` (contraction-ready: no per-step transpose).
+            values: value cache ``(H, T, Dh)``.
+            key_valid: boolean ``(T,)``; True = may attend.
+
+        Returns:
+            The projected attention output ``(1, E)``.
+        """
+        logits = jnp.einsum(
+            "hd,hdt->ht", q.astype(keys.dtype), keys, preferred_element_type=jnp.float32
+        )
+        logits = logits * jnp.asarray(1.0 / math.sqrt(self.head_dim), jnp.float32)
+        logits = jnp.where(key_valid[None], logits, _LARGE_NEGATIVE)
+        weights = jax.nn.softmax(logits, axis=-1).astype(self.compute_dtype)
+        out = jnp.einsum(
+            "ht,htd->hd", weights.astype(values.dtype), values, preferred_element_type=jnp.float32
+        )
+        return self.out(out.astype(self.compute_dtype).reshape(1, -1))
+
 
 class Block(nnx.Module):
     """Pre-LayerNorm transformer block: ``x += MHA(LN(x)); x += MLP(LN(x))``."""
@@ -302,36 +436,74 @@ class Block(nnx.Module):
         x: jax.Array,
         mask: jax.Array,
         *,
-        cache: tuple[jax.Array, jax.Array] | None = None,
-        index: jax.Array | int = 0,
+        rope: Rope | None = None,
         dropout_key: jax.Array | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        """Applies the block to ``n`` tokens.
+        """Applies the block to ``n`` tokens attending over each other.
 
         Args:
             x: tokens ``(n, E)``.
-            mask: attention mask broadcastable to ``(n, T)``; without a cache ``T = n``.
-            cache: optional ``(keys, values)`` of shape ``(T, H, Dh)``; the new tokens' keys
-                and values are written at ``index`` and attention runs over the whole cache.
-            index: first cache slot of the new tokens.
+            mask: attention mask broadcastable to ``(n, n)``.
+            rope: rotary tables of the ``n`` tokens (None = no rotation).
             dropout_key: dropout key (None = deterministic).
 
         Returns:
-            ``(y, (keys, values))``: the new tokens ``(n, E)`` and the keys/values attended
-            over (the updated cache, or the tokens' own keys/values without a cache).
+            ``(y, (keys, values))``: the new tokens ``(n, E)`` and their (rotated) keys and
+            values ``(n, H, Dh)``.
         """
         attn_key, res_key, mlp_key = _split(dropout_key, 3)
         q, k, v = self.attention.qkv(_layer_norm(x))
-        if cache is not None:
-            k = jax.lax.dynamic_update_slice(cache[0], k.astype(cache[0].dtype), (index, 0, 0))
-            v = jax.lax.dynamic_update_slice(cache[1], v.astype(cache[1].dtype), (index, 0, 0))
+        if rope is not None:
+            q, k = _rotate(q, rope), _rotate(k, rope)
         attended = self.attention.attend(
             q, k, v, mask, dropout_rate=self.dropout, dropout_key=attn_key
         )
         x = x + _dropout(attended, self.dropout, res_key)
+        return self._mlp(x, mlp_key), (k, v)
+
+    def _mlp(self, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+        """The residual MLP half of the block: ``x + MLP(LN(x))``."""
         hidden = _ACTIVATIONS[self.activation](self.mlp_in(_layer_norm(x)))
-        x = x + _dropout(self.mlp_out(hidden), self.dropout, mlp_key)
-        return x, (k, v)
+        return x + _dropout(self.mlp_out(hidden), self.dropout, dropout_key)
+
+    def step(
+        self,
+        x: jax.Array,
+        cache: tuple[jax.Array, jax.Array],
+        index: jax.Array | int,
+        key_valid: jax.Array,
+        *,
+        rope: Rope | None = None,
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """Applies the block to ONE new token with a key/value cache (deterministic).
+
+        The token's key and value are written into the cache slot ``index`` in place; the
+        token then attends over the whole (fixed-size) cache under ``key_valid``.
+
+        Args:
+            x: the token ``(1, E)``.
+            cache: ``(keys (H, Dh, T), values (H, T, Dh))``.
+            index: the token's cache slot.
+            key_valid: boolean ``(T,)``, True for the slots the token may attend to (its
+                own slot included).
+            rope: rotary tables of the token (None = no rotation).
+
+        Returns:
+            ``(y, cache)``: the new token ``(1, E)`` and the updated cache.
+        """
+        q, k, v = self.attention.qkv(_layer_norm(x))
+        if rope is not None:
+            q, k = _rotate(q, rope), _rotate(k, rope)
+        zero = jnp.zeros((), jnp.int32)
+        index = jnp.asarray(index, jnp.int32)
+        keys = jax.lax.dynamic_update_slice(
+            cache[0], k[0, :, :, None].astype(cache[0].dtype), (zero, zero, index)
+        )
+        values = jax.lax.dynamic_update_slice(
+            cache[1], v[0, :, None, :].astype(cache[1].dtype), (zero, index, zero)
+        )
+        x = x + self.attention.attend_cached(q[0], keys, values, key_valid)
+        return self._mlp(x), (keys, values)
 
 
 def _check_shape(name: str, value: jax.Array, expected: tuple[int, ...]) -> None:
@@ -376,6 +548,37 @@ def _next_position(
     return next_r, next_c
 
 
+def _cache_dtype(cfg: ModelConfig) -> jnp.dtype:
+    """The key/value cache dtype of cached generation: float32, also for bfloat16 models.
+
+    A cached bfloat16 key is stored exactly (bfloat16 values are float32 values), so this
+    changes no result; but XLA:CPU has no native bfloat16 update-slice and rewrites each
+    in-place write into a convert-update-convert of the whole cache, which made bfloat16
+    decoding 7x slower per step (measured, repo-size ARC model at 30x30).
+    """
+    del cfg
+    return jnp.float32
+
+
+@jax.custom_batching.custom_vmap
+def _batch_max(bound: jax.Array) -> jax.Array:
+    """The identity on one loop bound; under ``vmap`` the maximum over the batch, unbatched.
+
+    A ``fori_loop`` with a batched trip count becomes a while loop whose every step selects
+    between the old and the new carry (here, the whole key/value cache) for each element;
+    with the batch maximum the condition is shared and the body runs unmasked.
+    """
+    return bound
+
+
+@_batch_max.def_vmap
+def _batch_max_rule(axis_size: int, in_batched: list[bool], bound: jax.Array):
+    del axis_size
+    if in_batched[0]:
+        return _batch_max(jnp.max(bound, axis=0)), False  # nested vmaps reduce again
+    return bound, False
+
+
 # --------------------------------------------------------------------------------------
 # Encoder
 
@@ -392,8 +595,9 @@ class Encoder(nnx.Module):
         """
         self.cfg = cfg
         self.colour = _embed(cfg, NUM_COLOURS, rngs)
-        self.row_position = _embed(cfg, cfg.max_rows, rngs)
-        self.col_position = _embed(cfg, cfg.max_cols, rngs)
+        if cfg.positions == "learned":
+            self.row_position = _embed(cfg, cfg.max_rows, rngs)
+            self.col_position = _embed(cfg, cfg.max_cols, rngs)
         self.channel = _embed(cfg, 2, rngs)
         self.shape_rows = _embed(cfg, cfg.max_rows, rngs)
         self.shape_cols = _embed(cfg, cfg.max_cols, rngs)
@@ -428,8 +632,18 @@ class Encoder(nnx.Module):
         )
         grids = jnp.stack([pair["inputs"], pair["outputs"]], axis=-1)  # (R, C, 2)
         r, c = _cell_positions(rows, cols)
-        position = self.row_position(r) + self.col_position(c)  # (R, C, E)
-        cells = _lookup(self.colour, grids) + position[:, :, None] + channel  # (R, C, 2, E)
+        cells = _lookup(self.colour, grids)  # (R, C, 2, E)
+        rope = None
+        if cfg.positions == "learned":
+            cells = cells + (self.row_position(r) + self.col_position(c))[:, :, None]
+        else:  # both cells of grid position (r, c) rotate with it; CLS and shapes at (0, 0)
+            rope = rope_tables(
+                jnp.concatenate([jnp.zeros((5,), jnp.int32), jnp.repeat(r.reshape(-1), 2)]),
+                jnp.concatenate([jnp.zeros((5,), jnp.int32), jnp.repeat(c.reshape(-1), 2)]),
+                cfg.head_dim,
+                cfg.rope_max_freq,
+            )
+        cells = cells + channel
         tokens = jnp.concatenate(
             [self.cls(jnp.zeros((1,), jnp.int32)), shape_tokens, cells.reshape(-1, cfg.embed_dim)]
         )
@@ -441,7 +655,7 @@ class Encoder(nnx.Module):
         keys = _split(dropout_key, len(self.blocks) + 1)
         x = _dropout(tokens, cfg.dropout, keys[0])
         for block, key in zip(self.blocks, keys[1:], strict=True):
-            x, _ = block(x, key_valid[None, :], dropout_key=key)
+            x, _ = block(x, key_valid[None, :], rope=rope, dropout_key=key)
         head = _layer_norm(x[0])
         return DiagGaussian(
             mean=self.mean(head).astype(jnp.float32),
@@ -465,8 +679,9 @@ class Decoder(nnx.Module):
         """
         self.cfg = cfg
         self.colour = _embed(cfg, NUM_COLOURS, rngs)
-        self.row_position = _embed(cfg, cfg.max_rows, rngs)
-        self.col_position = _embed(cfg, cfg.max_cols, rngs)
+        if cfg.positions == "learned":
+            self.row_position = _embed(cfg, cfg.max_rows, rngs)
+            self.col_position = _embed(cfg, cfg.max_cols, rngs)
         self.segment = _embed(cfg, 2, rngs)
         self.shape_rows = _embed(cfg, cfg.max_rows, rngs)
         self.shape_cols = _embed(cfg, cfg.max_cols, rngs)
@@ -493,14 +708,30 @@ class Decoder(nnx.Module):
         """Full decoder sequence length ``2 * R * C + 5``."""
         return 2 * self.num_cells + 5
 
+    def _rope(self, rows: jax.Array, cols: jax.Array) -> Rope | None:
+        """Rotary tables for tokens at ``(rows, cols)``; None with learned positions."""
+        cfg = self.cfg
+        if cfg.positions == "learned":
+            return None
+        return rope_tables(rows, cols, cfg.head_dim, cfg.rope_max_freq)
+
     def _prefix_tokens(
         self, z: jax.Array, inputs: jax.Array, input_shape: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        """Input-side tokens plus the latent token, and their key validity ``(RC + 3,)``."""
+    ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array]]:
+        """Input-side tokens plus the latent token ``(RC + 3, E)``, their key validity and
+        their ``(rows, cols)`` grid positions (``(0, 0)`` for the shape and latent tokens)."""
         cfg = self.cfg
         segment = self.segment(jnp.zeros((), jnp.int32))
         r, c = _cell_positions(cfg.max_rows, cfg.max_cols)
-        cells = _lookup(self.colour, inputs) + self.row_position(r) + self.col_position(c) + segment
+        cells = _lookup(self.colour, inputs)
+        if cfg.positions == "learned":
+            cells = cells + self.row_position(r) + self.col_position(c)
+        cells = cells + segment
+        zeros = jnp.zeros((2,), jnp.int32)
+        positions = (
+            jnp.concatenate([zeros, r.reshape(-1), zeros[:1]]),
+            jnp.concatenate([zeros, c.reshape(-1), zeros[:1]]),
+        )
         tokens = jnp.concatenate(
             [
                 (_lookup(self.shape_rows, input_shape[0] - 1) + segment)[None],
@@ -511,19 +742,18 @@ class Decoder(nnx.Module):
         )
         valid = _valid_cells(input_shape, cfg.max_rows, cfg.max_cols).reshape(-1)
         key_valid = jnp.concatenate([jnp.ones((2,), bool), valid, jnp.ones((1,), bool)])
-        return tokens, key_valid
+        return tokens, key_valid, positions
 
     def _output_cell_tokens(
         self, colours: jax.Array, r: jax.Array, c: jax.Array, cols: jax.Array
-    ) -> jax.Array:
-        """Output cell tokens: colour + next-position embedding + output segment."""
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """Output cell tokens (colour + next-position embedding + output segment) and their
+        next positions ``(rows, cols)`` (the cells they predict)."""
         next_r, next_c = _next_position(r, c, cols, self.cfg.max_rows)
-        return (
-            _lookup(self.colour, colours)
-            + self.row_position(next_r)
-            + self.col_position(next_c)
-            + self.segment(jnp.ones((), jnp.int32))
-        )
+        tokens = _lookup(self.colour, colours)
+        if self.cfg.positions == "learned":
+            tokens = tokens + self.row_position(next_r) + self.col_position(next_c)
+        return tokens + self.segment(jnp.ones((), jnp.int32)), (next_r, next_c)
 
     def _row_token(self, rows: jax.Array) -> jax.Array:
         return _lookup(self.shape_rows, rows - 1) + self.segment(jnp.ones((), jnp.int32))
@@ -554,11 +784,16 @@ class Decoder(nnx.Module):
         cfg = self.cfg
         rows_n, cols_n = cfg.max_rows, cfg.max_cols
         out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
-        prefix, prefix_valid = self._prefix_tokens(
+        prefix, prefix_valid, (prefix_r, prefix_c) = self._prefix_tokens(
             z, pair["inputs"], jnp.asarray(pair["input_shapes"], jnp.int32)
         )
         r, c = _cell_positions(rows_n, cols_n)
-        cells = self._output_cell_tokens(pair["outputs"], r, c, out_shape[1])
+        cells, (next_r, next_c) = self._output_cell_tokens(pair["outputs"], r, c, out_shape[1])
+        zeros = jnp.zeros((2,), jnp.int32)  # the output rows and cols tokens sit at (0, 0)
+        rope = self._rope(
+            jnp.concatenate([prefix_r, zeros, next_r.reshape(-1)]),
+            jnp.concatenate([prefix_c, zeros, next_c.reshape(-1)]),
+        )
         tokens = jnp.concatenate(
             [
                 prefix,
@@ -578,7 +813,7 @@ class Decoder(nnx.Module):
         keys = _split(dropout_key, len(self.blocks) + 1)
         x = _dropout(tokens, cfg.dropout, keys[0])
         for block, block_key in zip(self.blocks, keys[1:], strict=True):
-            x, _ = block(x, mask, dropout_key=block_key)
+            x, _ = block(x, mask, rope=rope, dropout_key=block_key)
 
         # Cell (r, c) is predicted by the previous valid cell in raster order: (r, c - 1),
         # else the last valid cell of row r - 1, else (for (0, 0)) the output-cols token.
@@ -604,14 +839,17 @@ class Decoder(nnx.Module):
         cache: KVCache,
         key_valid: jax.Array,
         index: jax.Array | int,
+        position: tuple[jax.Array, jax.Array],
         active: jax.Array | bool = True,
     ) -> tuple[jax.Array, KVCache, jax.Array]:
-        """Runs one new token at cache slot ``index`` through all blocks."""
+        """Runs one new token at cache slot ``index`` and grid ``position`` through all
+        blocks; its key stays masked for later tokens unless ``active``."""
         key_valid = key_valid.at[index].set(active)
+        rope = self._rope(jnp.reshape(position[0], (1,)), jnp.reshape(position[1], (1,)))
         x = token[None]
         new_cache = []
         for block, layer_cache in zip(self.blocks, cache, strict=True):
-            x, layer_cache = block(x, key_valid[None, :], cache=layer_cache, index=index)
+            x, layer_cache = block.step(x, layer_cache, index, key_valid, rope=rope)
             new_cache.append(layer_cache)
         return x[0], new_cache, key_valid
 
@@ -621,17 +859,27 @@ class Decoder(nnx.Module):
         inputs: jax.Array,
         input_shape: jax.Array,
         *,
-        stop_early: bool = False,
+        stop_early: bool = True,
     ) -> tuple[jax.Array, jax.Array]:
         """Greedy decoding with a key/value cache (one token of work per new cell).
+
+        One pass over the ``R * C + 3`` input-side tokens fills the cache; then every new
+        token (output rows, output cols, each output cell) runs alone through the blocks:
+        its key and value are written into a preallocated cache slot in place and its query
+        attends over the fixed-size cache under a validity mask (no prefix recomputation,
+        no cache copies). Keys are cached as ``(H, Dh, T)`` and values as ``(H, T, Dh)``,
+        the layouts the per-step products read without a transpose.
 
         Args:
             z: latent ``(d,)``.
             inputs: padded input grid ``(R, C)``.
             input_shape: ``[rows, cols]`` of the input.
-            stop_early: loop only over the predicted ``rows * cols`` cells (a while loop)
-                instead of a fixed ``R * C - 1`` steps; faster for a single small output,
-                slower under ``vmap`` (see the comment in the code).
+            stop_early: loop over the predicted ``rows * cols`` cells only (default), or
+                over a fixed ``R * C - 1`` steps. Under ``vmap`` the loop runs as many steps
+                as the largest predicted output in the batch (the bound is reduced over the
+                batch, so the loop condition stays unbatched and no per-step select of the
+                caches is needed); elements with smaller outputs run inert steps. The
+                result is the same either way.
 
         Returns:
             ``(grid, shape)``: the ``int32`` ``(R, C)`` output, zero outside the predicted
@@ -640,50 +888,55 @@ class Decoder(nnx.Module):
         cfg = self.cfg
         rows_n, cols_n = cfg.max_rows, cfg.max_cols
         total = self.sequence_length
-        prefix, prefix_valid = self._prefix_tokens(z, inputs, jnp.asarray(input_shape, jnp.int32))
+        prefix, prefix_valid, prefix_positions = self._prefix_tokens(
+            z, inputs, jnp.asarray(input_shape, jnp.int32)
+        )
         num_prefix = prefix.shape[0]  # R*C + 3, the latent token last
+        cache_dtype = _cache_dtype(cfg)
 
         # Prefill: input tokens see valid input tokens and the latent token; the latent
         # token sees the same, so one key mask serves all prefix queries.
         x = prefix
+        rope = self._rope(*prefix_positions)
         cache: KVCache = []
         for block in self.blocks:
-            x, (k, v) = block(x, prefix_valid[None, :])
-            padding = ((0, total - num_prefix), (0, 0), (0, 0))
-            cache.append((jnp.pad(k, padding), jnp.pad(v, padding)))
+            x, (k, v) = block(x, prefix_valid[None, :], rope=rope)
+            padding = total - num_prefix
+            keys = jnp.pad(jnp.transpose(k, (1, 2, 0)), ((0, 0), (0, 0), (0, padding)))
+            values = jnp.pad(jnp.transpose(v, (1, 0, 2)), ((0, 0), (0, padding), (0, 0)))
+            cache.append((keys.astype(cache_dtype), values.astype(cache_dtype)))
         key_valid = jnp.concatenate([prefix_valid, jnp.zeros((total - num_prefix,), bool)])
         rows = jnp.argmax(self._head(self.rows_head, x[-1])).astype(jnp.int32) + 1
 
+        origin = (jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
         hidden, cache, key_valid = self._step(
-            self._row_token(rows), cache, key_valid, jnp.asarray(num_prefix)
+            self._row_token(rows), cache, key_valid, num_prefix, origin
         )
         cols = jnp.argmax(self._head(self.cols_head, hidden)).astype(jnp.int32) + 1
         hidden, cache, key_valid = self._step(
-            self._col_token(cols), cache, key_valid, jnp.asarray(num_prefix + 1)
+            self._col_token(cols), cache, key_valid, num_prefix + 1, origin
         )
         colour = jnp.argmax(self._head(self.grid_head, hidden)).astype(jnp.int32)
         num_out = rows * cols
 
-        # Fixed-length loop over the R*C - 1 cell tokens that can precede a predicted cell
-        # (static trip count, so cache slots are unbatched under vmap); step j feeds valid
-        # cell j (raster order inside the predicted shape) and predicts valid cell j + 1.
-        # Steps with j + 1 >= rows * cols are inert: their key stays masked.
+        # Step j feeds valid cell j (raster order inside the predicted shape) and predicts
+        # valid cell j + 1. Steps with j + 1 >= rows * cols are inert: their key stays
+        # masked and their prediction is discarded.
         def body(j: jax.Array, carry: tuple) -> tuple:
             colours, cache, key_valid = carry
             active = j + 1 < num_out
-            token = self._output_cell_tokens(colours[j], j // cols, j % cols, cols)
+            token, position = self._output_cell_tokens(colours[j], j // cols, j % cols, cols)
             hidden, cache, key_valid = self._step(
-                token, cache, key_valid, num_prefix + 2 + j, active
+                token, cache, key_valid, num_prefix + 2 + j, position, active
             )
             colour = jnp.argmax(self._head(self.grid_head, hidden)).astype(jnp.int32)
             colours = colours.at[j + 1].set(jnp.where(active, colour, 0))
             return colours, cache, key_valid
 
         colours = jnp.zeros((rows_n * cols_n,), jnp.int32).at[0].set(colour)
-        # A traced bound turns the loop into a while loop that stops after the predicted
-        # shape: less work for a single small output, but under vmap every step then
-        # selects between old and new caches, which costs more than the inert steps.
-        num_steps = num_out - 1 if stop_early else rows_n * cols_n - 1
+        # A fixed trip count (stop_early=False) is a static loop; the stop-early bound is a
+        # traced value made unbatched under vmap by _batch_max (see the docstring).
+        num_steps = _batch_max(num_out - 1) if stop_early else rows_n * cols_n - 1
         colours, _, _ = jax.lax.fori_loop(0, num_steps, body, (colours, cache, key_valid))
         r, c = _cell_positions(rows_n, cols_n)
         inside = (r < rows) & (c < cols)
@@ -695,7 +948,8 @@ class Decoder(nnx.Module):
     ) -> tuple[jax.Array, jax.Array]:
         """Reference greedy decoding that reruns the full decoder for every step.
 
-        Slow (``R * C + 2`` full passes); used to test :meth:`generate`.
+        Slow (``rows * cols + 2`` full passes over the whole sequence, no cache); used to
+        test :meth:`generate`.
 
         Args:
             z: latent ``(d,)``.
@@ -719,14 +973,13 @@ class Decoder(nnx.Module):
         shape = jnp.stack([rows, cols])
         pair["output_shapes"] = shape
 
-        def body(grid: jax.Array, k: jax.Array) -> tuple[jax.Array, None]:
-            r, c = k // cols_n, k % cols_n
+        # One full decoder pass per cell of the predicted shape, in raster order.
+        def body(k: jax.Array, grid: jax.Array) -> jax.Array:
+            r, c = k // cols, k % cols
             cells = self.logits(z, {**pair, "outputs": grid})["cells"]
-            colour = jnp.argmax(cells[r, c]).astype(jnp.int32)
-            inside = (r < rows) & (c < cols)
-            return grid.at[r, c].set(jnp.where(inside, colour, 0)), None
+            return grid.at[r, c].set(jnp.argmax(cells[r, c]).astype(jnp.int32))
 
-        grid, _ = jax.lax.scan(body, pair["outputs"], jnp.arange(rows_n * cols_n))
+        grid = jax.lax.fori_loop(0, rows * cols, body, pair["outputs"])
         return grid, shape
 
 
@@ -862,7 +1115,7 @@ class LPNModel(nnx.Module):
         inputs: jax.Array,
         input_shape: jax.Array,
         *,
-        stop_early: bool = False,
+        stop_early: bool = True,
     ) -> tuple[jax.Array, jax.Array]:
         """Greedy output for one input given ``z``, with a key/value cache (jit-able).
 
@@ -870,9 +1123,9 @@ class LPNModel(nnx.Module):
             z: latent ``(d,)``.
             inputs: padded input grid ``(R, C)``.
             input_shape: ``[rows, cols]`` of the input.
-            stop_early: stop after the predicted number of cells (a while loop) instead of
-                running a fixed ``R * C - 1`` steps; helps single calls on large grids,
-                hurts under ``vmap``. The result is the same.
+            stop_early: stop after the predicted number of cells (default; under ``vmap``
+                after the largest predicted output of the batch) instead of running a fixed
+                ``R * C - 1`` steps. The result is the same; see :meth:`Decoder.generate`.
 
         Returns:
             ``(grid, shape)``: ``int32`` ``(R, C)`` grid, zero outside the predicted shape,
@@ -967,7 +1220,7 @@ def log_likelihood_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
 
 
 def generate_fn(
-    graphdef: nnx.GraphDef, *, stop_early: bool = False
+    graphdef: nnx.GraphDef, *, stop_early: bool = True
 ) -> Callable[..., tuple[jax.Array, jax.Array]]:
     """Pure cached greedy ``generate(params, z, inputs, input_shape) -> (grid, shape)``.
 
