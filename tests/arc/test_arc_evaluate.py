@@ -294,8 +294,8 @@ def _arc_tasks(num_tasks=3):
     for t in range(num_tasks):
         num_train = 2 + t  # 2, 3, 4 spec pairs
 
-        def grid():
-            return rng.integers(0, 10, size=tuple(rng.integers(1, 6, size=2))).astype(np.int8)
+        def grid(top=3 + t):  # task t's grids have at most 2 + t rows and columns
+            return rng.integers(0, 10, size=tuple(rng.integers(1, top, size=2))).astype(np.int8)
 
         train = tuple((grid(), grid()) for _ in range(num_train))
         tests = (grid(), grid())
@@ -311,9 +311,11 @@ def test_arc_padding_pairs_with_a_mask_changes_nothing(setup):
     tasks = _arc_tasks()
     spec = parse_search("grad:2")
     padded = evaluate_arc(graphdef, params, tasks, spec, jax.random.key(0), max_pairs=7)
-    bucketed = evaluate_arc(graphdef, params, tasks, spec, jax.random.key(0), batch_size=3)
-    # every task padded to 7 pairs vs padded to its bucket (3, 3 and 5 pairs): a mask that
-    # let padded pairs count would make the two disagree
+    bucketed = evaluate_arc(
+        graphdef, params, tasks, spec, jax.random.key(0), batch_size=3, size_buckets=(2, 3)
+    )
+    # every task padded to 7 pairs and 5x5 grids vs padded to its buckets (3, 3 and 5 pairs;
+    # 2x2, 3x3 or 5x5 grids): a mask that let padding count would make the two disagree
     for q, record in enumerate(padded.queries):
         other = bucketed.queries[q]
         assert record["task_id"] == other["task_id"] == tasks[q // 2].task_id

@@ -558,9 +558,44 @@ def test_dropout_only_with_key():
 
 def test_shape_errors(tiny):
     pairs = _random_pairs(0, 2)
-    with pytest.raises(ValueError, match=r"pair\['inputs'\] must have shape \(5, 5\)"):
+    with pytest.raises(ValueError, match=r"pair\['inputs'\] must be a 2-D grid of at most 5x5"):
         tiny["model"].encode(pairs)
+    big = {**_index(pairs, 0), "inputs": np.zeros((6, 5), np.int32)}
+    with pytest.raises(ValueError, match=r"at most 5x5 .* got shape \(6, 5\)"):
+        tiny["model"].log_likelihood(jnp.ones(4), big)
+    ragged = {**_index(pairs, 0), "outputs": np.zeros((4, 5), np.int32)}
+    with pytest.raises(ValueError, match="padded alike"):
+        tiny["model"].encode(ragged)
     with pytest.raises(ValueError, match="z must have shape"):
         tiny["model"].log_likelihood(jnp.ones((2, 4)), _index(pairs, 0))
     with pytest.raises(ValueError, match="missing keys"):
         tiny["model"].encode({"inputs": pairs["inputs"][0]})
+
+
+@pytest.mark.parametrize("which", ["tiny", "tiny_rope"])
+def test_size_buckets_give_the_full_size_values(which, request):
+    """Grids padded to a smaller size (a bucket) score exactly as at the model's size."""
+    fx = request.getfixturevalue(which)
+    rng = np.random.default_rng(3)
+    for i in range(4):
+        rows, cols = (int(v) for v in rng.integers(1, 4, size=2))
+        pair = {
+            "inputs": np.zeros((5, 5), np.int32),
+            "input_shapes": np.array([rows, cols], np.int32),
+            "outputs": np.zeros((5, 5), np.int32),
+            "output_shapes": np.array([cols, rows], np.int32),
+        }
+        pair["inputs"][:rows, :cols] = rng.integers(0, 10, size=(rows, cols))
+        pair["outputs"][:cols, :rows] = rng.integers(0, 10, size=(cols, rows))
+        size = (3, 4) if i % 2 else (3, 3)
+        small = {**pair, "inputs": pair["inputs"][: size[0], : size[1]]}
+        small["outputs"] = pair["outputs"][: size[0], : size[1]]
+        z = jnp.asarray(rng.normal(size=4), jnp.float32)
+        full_q, small_q = fx["encode"](fx["params"], pair), fx["encode"](fx["params"], small)
+        np.testing.assert_allclose(full_q.mean, small_q.mean, rtol=1e-5, atol=1e-5)
+        full, part = fx["ll"](fx["params"], z, pair), fx["ll"](fx["params"], z, small)
+        np.testing.assert_allclose(full, part, rtol=1e-5, atol=1e-5)
+        full_cells = fx["logits"](z, pair)["cells"][:cols, :rows]
+        np.testing.assert_allclose(
+            full_cells, fx["logits"](z, small)["cells"][:cols, :rows], rtol=1e-4, atol=1e-4
+        )

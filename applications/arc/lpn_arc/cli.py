@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         help="ARC: padded spec sizes, one compilation each (default 3,5,10)",
     )
     ev.add_argument(
+        "--size-buckets",
+        default="10,20,30",
+        help="ARC: padded grid sides of the spec pairs, one compilation each (default 10,20,30)",
+    )
+    ev.add_argument(
         "--candidates",
         type=int,
         default=4,
@@ -278,6 +283,7 @@ def _eval_arc(args, graphdef, params, step, searches) -> int:
             batch_size=args.batch_size or 4,
             candidates=args.candidates,
             pair_buckets=_int_list(args.pair_buckets, "--pair-buckets"),
+            size_buckets=_int_list(args.size_buckets, "--size-buckets"),
             progress=True,
         )
         validate_submission(result.submission, tasks)

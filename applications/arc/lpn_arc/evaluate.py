@@ -477,6 +477,7 @@ def evaluate_arc(
     batch_size: int = 4,
     candidates: int = 4,
     pair_buckets: Sequence[int] = (3, 5, 10),
+    size_buckets: Sequence[int] = (10, 20, 30),
     max_pairs: int | None = None,
     progress: bool = False,
 ) -> ArcEvalOutput:
@@ -485,7 +486,11 @@ def evaluate_arc(
     The specification of a test input is all of its task's train pairs, padded with a mask
     (:func:`lpn_arc.data.evaluation_arrays`) to the smallest of ``pair_buckets`` that holds
     them, so any number of pairs compiles at most once per bucket (padded pairs cost
-    compute: one bucket of 10 would make a 2-pair task 5 times dearer).
+    compute: one bucket of 10 would make a 2-pair task 5 times dearer). Likewise the
+    specification grids are scored padded to the smallest of ``size_buckets`` that holds
+    all of a task's train grids (a 10 x 10 bucket is a 205-token decoder sequence instead
+    of 1805 at 30 x 30; masked padding changes no value). Test inputs are decoded at the
+    model's full size, since the output's size is not known in advance.
 
     Attempt 1 decodes the best latent the search found; attempt 2 the best-ranked of the
     ``candidates`` best distinct latents whose output differs from attempt 1 (attempt 1
@@ -501,6 +506,7 @@ def evaluate_arc(
         candidates: distinct latents decoded per test input (>= 2).
         pair_buckets: padded specification sizes (a task with more train pairs than the
             largest bucket is padded to the largest count among ``tasks``).
+        size_buckets: padded grid sides of the specification (capped at the model's).
         max_pairs: one padded specification size for every task (overrides the buckets).
         progress: show a progress bar.
 
@@ -519,36 +525,46 @@ def evaluate_arc(
     start_time = time.perf_counter()
     config = nnx.merge(graphdef, params).config
     sizes = sorted(pair_buckets)
-    if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
-        raise ValueError(f"pair_buckets must be positive ints, got {pair_buckets!r}")
+    for name, values in (("pair_buckets", pair_buckets), ("size_buckets", size_buckets)):
+        if not values or any(
+            isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in values
+        ):
+            raise ValueError(f"{name} must be positive ints, got {values!r}")
     if max_pairs is not None:
         sizes = [max_pairs]
+    sides = sorted(
+        {min(int(b), config.max_rows, config.max_cols) for b in size_buckets}
+        | {max(config.max_rows, config.max_cols)}
+    )
     largest = max(len(task.train) for task in tasks)
-    groups: dict[int, list[int]] = {}
+    groups: dict[tuple[int, int], list[int]] = {}
     for t, task in enumerate(tasks):
         size = next((b for b in sizes if b >= len(task.train)), max(largest, sizes[-1]))
         if max_pairs is not None:
             size = max_pairs  # evaluation_arrays reports a task with more pairs
-        groups.setdefault(size, []).append(t)
+        extent = max(max(g.shape) for pair in task.train for g in pair)
+        side = next((b for b in sides if b >= extent), sides[-1])
+        groups.setdefault((size, side), []).append(t)
 
     # Query ids in task order (they pick the search keys), then one run per bucket.
     first_query = np.cumsum([0] + [task.num_test for task in tasks])
     parts = []
-    for size, members in sorted(groups.items()):
+    for (size, side), members in sorted(groups.items()):
         group = [tasks[t] for t in members]
         arrays, _ = evaluation_arrays(group, config.max_rows, config.max_cols, max_pairs=size)
+        rows, cols = min(side, config.max_rows), min(side, config.max_cols)
         ids = np.concatenate(
             [np.arange(first_query[t], first_query[t + 1]) for t in members]
         ).astype(np.int32)
         queries = {
-            "spec_pairs": {
-                "inputs": arrays["spec_inputs"],
+            "spec_pairs": {  # scored at the bucket's size: same values, less work
+                "inputs": arrays["spec_inputs"][..., :rows, :cols],
                 "input_shapes": arrays["spec_input_shapes"],
-                "outputs": arrays["spec_outputs"],
+                "outputs": arrays["spec_outputs"][..., :rows, :cols],
                 "output_shapes": arrays["spec_output_shapes"],
             },
             "spec_mask": arrays["spec_mask"],
-            "query_inputs": arrays["query_inputs"],
+            "query_inputs": arrays["query_inputs"],  # generated at the model's full size
             "query_input_shapes": arrays["query_input_shapes"],
         }
         results = _run_queries(

@@ -520,10 +520,14 @@ def _check_pair(cfg: ModelConfig, pair: Pair) -> None:
     missing = [key for key in PAIR_KEYS if key not in pair]
     if missing:
         raise ValueError(f"pair is missing keys {missing}")
-    grid = (cfg.max_rows, cfg.max_cols)
-    _check_shape("pair['inputs']", pair["inputs"], grid)
+    for name in ("inputs", "outputs"):  # any padded size up to the model's (a size bucket)
+        grid = tuple(jnp.shape(pair[name]))
+        if len(grid) != 2 or not (1 <= grid[0] <= cfg.max_rows and 1 <= grid[1] <= cfg.max_cols):
+            raise ValueError(
+                f"pair[{name!r}] must be a 2-D grid of at most {cfg.max_rows}x{cfg.max_cols} "
+                f"(one pair; vmap over batches), got shape {grid}"
+            )
     _check_shape("pair['input_shapes']", pair["input_shapes"], (2,))
-    _check_shape("pair['outputs']", pair["outputs"], grid)
     _check_shape("pair['output_shapes']", pair["output_shapes"], (2,))
 
 
@@ -617,7 +621,12 @@ class Encoder(nnx.Module):
             The posterior ``DiagGaussian`` with float32 mean and log-variance ``(d,)``.
         """
         cfg = self.cfg
-        rows, cols = cfg.max_rows, cfg.max_cols
+        rows, cols = jnp.shape(pair["inputs"])
+        if jnp.shape(pair["outputs"]) != (rows, cols):
+            raise ValueError(
+                f"the encoder needs inputs and outputs padded alike, got {(rows, cols)} and "
+                f"{jnp.shape(pair['outputs'])}"
+            )
         in_shape = jnp.asarray(pair["input_shapes"], jnp.int32)
         out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
         channel = self.channel(jnp.arange(2))  # (2, E)
@@ -722,7 +731,8 @@ class Decoder(nnx.Module):
         their ``(rows, cols)`` grid positions (``(0, 0)`` for the shape and latent tokens)."""
         cfg = self.cfg
         segment = self.segment(jnp.zeros((), jnp.int32))
-        r, c = _cell_positions(cfg.max_rows, cfg.max_cols)
+        rows_n, cols_n = jnp.shape(inputs)
+        r, c = _cell_positions(rows_n, cols_n)
         cells = _lookup(self.colour, inputs)
         if cfg.positions == "learned":
             cells = cells + self.row_position(r) + self.col_position(c)
@@ -740,7 +750,7 @@ class Decoder(nnx.Module):
                 self.latent(z.astype(jnp.float32))[None],
             ]
         )
-        valid = _valid_cells(input_shape, cfg.max_rows, cfg.max_cols).reshape(-1)
+        valid = _valid_cells(input_shape, rows_n, cols_n).reshape(-1)
         key_valid = jnp.concatenate([jnp.ones((2,), bool), valid, jnp.ones((1,), bool)])
         return tokens, key_valid, positions
 
@@ -777,12 +787,14 @@ class Decoder(nnx.Module):
             dropout_key: dropout key (None = deterministic).
 
         Returns:
-            ``{"rows": (R,), "cols": (C,), "cells": (R, C, 10)}`` float32 logits; ``rows[k]``
+            ``{"rows": (R,), "cols": (C,), "cells": (R', C', 10)}`` float32 logits; ``rows[k]``
             scores ``k + 1`` rows; ``cells[r, c]`` is the distribution of output cell
-            ``(r, c)`` (meaningful inside the output shape only).
+            ``(r, c)`` (meaningful inside the output shape only). ``R' x C'`` is the padded
+            size of ``pair["outputs"]``: the model's ``R x C`` or any smaller size that
+            holds the grids (a size bucket: the same values for the valid cells, less work).
         """
         cfg = self.cfg
-        rows_n, cols_n = cfg.max_rows, cfg.max_cols
+        rows_n, cols_n = jnp.shape(pair["outputs"])  # the model's R x C, or a smaller bucket
         out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
         prefix, prefix_valid, (prefix_r, prefix_c) = self._prefix_tokens(
             z, pair["inputs"], jnp.asarray(pair["input_shapes"], jnp.int32)
@@ -805,8 +817,8 @@ class Decoder(nnx.Module):
         out_valid = _valid_cells(out_shape, rows_n, cols_n).reshape(-1)
         key_valid = jnp.concatenate([prefix_valid, jnp.ones((2,), bool), out_valid])
 
-        lat = self.latent_index
-        pos = jnp.arange(self.sequence_length)
+        lat = prefix.shape[0] - 1  # the latent token ends the prefix
+        pos = jnp.arange(tokens.shape[0])
         query, key = pos[:, None], pos[None, :]
         mask = key_valid[None, :] & ((key < lat) | (key == lat) | ((query >= lat) & (key <= query)))
 
@@ -1078,7 +1090,7 @@ class LPNModel(nnx.Module):
             jnp.clip(jnp.asarray(pair["outputs"], jnp.int32), 0, NUM_COLOURS - 1)[..., None],
             axis=-1,
         )[..., 0]
-        valid = _valid_cells(out_shape, cfg.max_rows, cfg.max_cols)
+        valid = _valid_cells(out_shape, *jnp.shape(pair["outputs"]))
         cells = jnp.sum(jnp.where(valid, cell_lp, 0.0))
         if cfg.cell_normalisation == "mean":
             cells = cells / jnp.maximum(jnp.sum(valid), 1).astype(jnp.float32)
