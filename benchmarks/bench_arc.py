@@ -12,7 +12,9 @@
    ``--search grad:100`` is measured directly when ``--direct``; otherwise (the CPU default,
    where one grad:100 task takes minutes) ``grad:K1`` and ``grad:K2`` are measured on the
    same tasks and the per-step cost extrapolates linearly to ``--search`` (recorded as
-   ``extrapolated``).
+   ``extrapolated``). The full run also times ``grad:K1`` on 2 tasks, one query at a time,
+   with the specification grids in size buckets (10/20/30, the default) and all padded to
+   30 x 30 (a ratio).
 
 The script re-executes itself with tcmalloc where installed (as ``lpn-arc`` does) and
 records the allocator. ``python benchmarks/bench_arc.py [--quick]``; writes
@@ -88,7 +90,9 @@ def bench_train_step(preset: str, batch_size: int | None, repeats: int) -> list[
     return rows
 
 
-def _evaluate_seconds(graphdef, params, tasks, text: str, batch_size: int) -> tuple[float, float]:
+def _evaluate_seconds(
+    graphdef, params, tasks, text: str, batch_size: int, **buckets
+) -> tuple[float, float]:
     """(first call incl. compilation, second call) seconds of evaluate_arc on ``tasks``."""
     import jax
     from lpn_arc.evaluate import evaluate_arc
@@ -98,13 +102,21 @@ def _evaluate_seconds(graphdef, params, tasks, text: str, batch_size: int) -> tu
     times = []
     for _ in range(2):
         started = time.perf_counter()
-        evaluate_arc(graphdef, params, tasks, spec, jax.random.key(0), batch_size=batch_size)
+        evaluate_arc(
+            graphdef, params, tasks, spec, jax.random.key(0), batch_size=batch_size, **buckets
+        )
         times.append(time.perf_counter() - started)
     return times[0], times[1]
 
 
 def bench_evaluate(
-    preset: str, num_tasks: int, search: str, probes: tuple[int, int], direct: bool, batch: int
+    preset: str,
+    num_tasks: int,
+    search: str,
+    probes: tuple[int, int],
+    direct: bool,
+    batch: int,
+    compare_buckets: bool = False,
 ) -> list[dict]:
     from lpn_arc.config import get_preset
     from lpn_arc.data import load_tasks
@@ -135,6 +147,27 @@ def bench_evaluate(
                 )
             )
         k1, k2 = probes
+        if compare_buckets:  # grid-size buckets vs every spec grid padded to 30 x 30
+            few = tasks[:2]  # one query at a time: unbucketed 30 x 30 batches need > 24 GB
+            per = {}
+            for label, sizes in (("size_buckets", (10, 20, 30)), ("no_size_buckets", (30,))):
+                print(f"evaluate grad:{k1} {label}", file=sys.stderr, flush=True)
+                _, second = _evaluate_seconds(
+                    graphdef, params, few, f"grad:{k1}", 1, size_buckets=sizes
+                )
+                per[label] = second / len(few)
+                rows.append(
+                    common.record(
+                        "evaluate", f"{preset}/grad:{k1}/{len(few)}tasks/batch1/{label}",
+                        "seconds_per_task", per[label], "s",
+                    )
+                )  # fmt: skip
+            rows.append(
+                common.record(
+                    "evaluate", f"{preset}/grad:{k1}/no_size_buckets/size_buckets",
+                    "time_ratio", per["no_size_buckets"] / per["size_buckets"], "x",
+                )
+            )  # fmt: skip
         per_step = (measured[k2] - measured[k1]) / (k2 - k1)
         per_task = measured[k1] + (target_steps - k1) * per_step
         rows.append(common.record("evaluate", variant, "seconds_per_search_step", per_step, "s"))
@@ -176,7 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_train_step(args.preset, args.batch_size, repeats)
     if not args.skip_eval:
         rows += bench_evaluate(
-            args.eval_preset, num_tasks, args.search, probes, args.direct, args.eval_batch
+            args.eval_preset,
+            num_tasks,
+            args.search,
+            probes,
+            args.direct,
+            args.eval_batch,
+            compare_buckets=not args.quick,
         )
     path = common.write_results(args.name, rows, seed=args.seed)
     common.print_table(rows)
