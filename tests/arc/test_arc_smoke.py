@@ -12,7 +12,17 @@ from lpn_arc.evaluate import validate_submission
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("arc") / "run"
-    argv = ["train", "--preset", "arc-small", "--steps", "2", "--batch-size", "2"]
+    argv = [
+        "train",
+        "--preset",
+        "arc-small",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        "1",
+    ]
     argv += ["--checkpoint-every", "1", "--data", "arc1-train", "--out", str(run)]
     assert cli.main([*argv, "--no-progress"]) == 0
     return run
