@@ -48,42 +48,9 @@ MAX_END_TO_END_SECONDS = 600.0
 
 
 def _shape_forcer(graphdef):
-    """``force(params, z, inputs, input_shape, shape)``: parameters whose rows/cols heads make
-    greedy decoding of this (z, input) predict ``shape`` (see the module docstring)."""
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
+    from lpn_arc.testing import shape_forcer
 
-    @jax.jit
-    def head_inputs(params, z, inputs, input_shape, shape):
-        pair = {
-            "inputs": inputs,
-            "input_shapes": input_shape,
-            "outputs": jnp.zeros_like(inputs),
-            "output_shapes": shape,
-        }
-
-        def first_logits(params):
-            logits = nnx.merge(graphdef, params).decode_logits(z, pair)
-            return logits["rows"][0] + logits["cols"][0]
-
-        grads = nnx.to_pure_dict(jax.grad(first_logits)(params))["decoder"]
-        return grads["rows_head"]["kernel"][:, 0], grads["cols_head"]["kernel"][:, 0]
-
-    def force(params, z, inputs, input_shape, shape):
-        shape = jnp.asarray(shape, jnp.int32)
-        columns = head_inputs(params, z, inputs, input_shape, shape)
-        values = nnx.to_pure_dict(params)
-        for head, column, target in zip(
-            ("rows_head", "cols_head"), columns, shape - 1, strict=True
-        ):
-            kernel = jnp.zeros_like(values["decoder"][head]["kernel"])
-            values["decoder"][head]["kernel"] = kernel.at[:, target].set(column)
-        forced = jax.tree.map(lambda x: x, params)
-        nnx.replace_by_pure_dict(forced, values)
-        return forced
-
-    return force
+    return shape_forcer(graphdef)
 
 
 def _setup(config, seed: int):

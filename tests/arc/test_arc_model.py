@@ -17,6 +17,7 @@ from lpn_arc.model import (
     log_likelihood_fn,
     split_model,
 )
+from lpn_arc.testing import shape_forcer
 
 from latentsearch import DiagGaussian
 
@@ -377,54 +378,13 @@ def _tiny_30x30(**overrides):
     return model, *split_model(model)
 
 
-def _shape_forcer(graphdef):
-    """``force(params, z, inputs, input_shape, shape)``: parameters whose rows/cols heads
-    make greedy decoding of this input predict ``shape``.
-
-    The gradient of a head logit with respect to its kernel column is the LayerNormed
-    hidden state the head reads; writing it into the target class's column and zeroing the
-    others makes the target logit ``|LN(h)|^2 > 0`` and every other logit 0.
-    """
-
-    @jax.jit
-    def head_inputs(params, z, inputs, input_shape, shape):
-        pair = {
-            "inputs": inputs,
-            "input_shapes": input_shape,
-            "outputs": jnp.zeros_like(inputs),
-            "output_shapes": shape,
-        }
-
-        def first_logits(params):
-            logits = nnx.merge(graphdef, params).decode_logits(z, pair)
-            return logits["rows"][0] + logits["cols"][0]
-
-        grads = nnx.to_pure_dict(jax.grad(first_logits)(params))["decoder"]
-        return grads["rows_head"]["kernel"][:, 0], grads["cols_head"]["kernel"][:, 0]
-
-    def force(params, z, inputs, input_shape, shape):
-        shape = jnp.asarray(shape, jnp.int32)
-        columns = head_inputs(params, z, inputs, input_shape, shape)
-        forced = nnx.to_pure_dict(params)
-        for head, column, target in zip(
-            ("rows_head", "cols_head"), columns, shape - 1, strict=True
-        ):
-            kernel = jnp.zeros_like(forced["decoder"][head]["kernel"])
-            forced["decoder"][head]["kernel"] = kernel.at[:, target].set(column)
-        new_params = jax.tree.map(lambda x: x, params)
-        nnx.replace_by_pure_dict(new_params, forced)
-        return new_params
-
-    return force
-
-
 @pytest.mark.parametrize("positions", ["learned", "rope"])
 def test_cached_generation_equals_uncached_30x30(positions):
     """End to end at 30x30: wide, tall and small forced output shapes, both loop modes."""
     _, graphdef, params = _tiny_30x30(positions=positions)
     uncached = jax.jit(lambda p, z, x, s: nnx.merge(graphdef, p).generate_uncached(z, x, s))
     cached = {stop: jax.jit(generate_fn(graphdef, stop_early=stop)) for stop in (True, False)}
-    force = _shape_forcer(graphdef)
+    force = shape_forcer(graphdef)
     zs, inputs, in_shapes = _generation_inputs(3, 3, 30, 30)
     for i, shape in enumerate([(1, 30), (30, 1), (4, 7)]):
         forced = force(params, zs[i], inputs[i], in_shapes[i], shape)
