@@ -1,5 +1,7 @@
 """Tests of task evaluation (search, two attempts, metrics) and of the evaluation plots."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -342,12 +344,14 @@ def test_arc_attempt_2_differs_when_a_candidate_decodes_differently(setup):
     assert all(r["attempt_1"] == r["attempt_2"] for r in mean.queries)
 
 
-def test_validate_submission_names_the_broken_entry():
-    from lpn_arc.evaluate import validate_submission
+def test_validate_submission_names_the_broken_entry(setup):
+    from lpn_arc.evaluate import evaluate_arc, validate_submission
 
     tasks = _arc_tasks(1)
     good = {"task0": [{"attempt_1": [[1]], "attempt_2": [[2]]}] * 2}
     validate_submission(good, tasks)
+    empty = dataclasses.replace(tasks[0], task_id="empty", test_inputs=(), test_outputs=())
+    validate_submission(good, [*tasks, empty])  # a task without test inputs has no entry
     for bad, message in [
         ([], "expected a JSON object"),
         ({"task0": [{"attempt_1": [[1]]}] * 2}, "test input 0: missing 'attempt_2'"),
@@ -357,3 +361,6 @@ def test_validate_submission_names_the_broken_entry():
     ]:
         with pytest.raises(ValueError, match=message):
             validate_submission(bad, tasks)
+    graphdef, params, _ = setup
+    with pytest.raises(ValueError, match="no ARC test inputs"):
+        evaluate_arc(graphdef, params, [empty], parse_search("mean"), jax.random.key(0))

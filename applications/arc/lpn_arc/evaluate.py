@@ -520,18 +520,16 @@ def evaluate_arc(
     """
     from lpn_arc.data import evaluation_arrays
 
+    tasks = [task for task in tasks if task.num_test > 0]  # nothing to predict otherwise
     if len(tasks) == 0:
-        raise ValueError("no ARC tasks to evaluate")
+        raise ValueError("no ARC test inputs to evaluate")
     start_time = time.perf_counter()
     config = nnx.merge(graphdef, params).config
-    sizes = sorted(pair_buckets)
     for name, values in (("pair_buckets", pair_buckets), ("size_buckets", size_buckets)):
         if not values or any(
             isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in values
         ):
             raise ValueError(f"{name} must be positive ints, got {values!r}")
-    if max_pairs is not None:
-        sizes = [max_pairs]
     sides = sorted(
         {min(int(b), config.max_rows, config.max_cols) for b in size_buckets}
         | {max(config.max_rows, config.max_cols)}
@@ -539,9 +537,8 @@ def evaluate_arc(
     largest = max(len(task.train) for task in tasks)
     groups: dict[tuple[int, int], list[int]] = {}
     for t, task in enumerate(tasks):
-        size = next((b for b in sizes if b >= len(task.train)), max(largest, sizes[-1]))
-        if max_pairs is not None:
-            size = max_pairs  # evaluation_arrays reports a task with more pairs
+        # max_pairs pads every task alike (evaluation_arrays reports one with more pairs)
+        size = max_pairs or next((b for b in sorted(pair_buckets) if b >= len(task.train)), largest)
         extent = max(max(g.shape) for pair in task.train for g in pair)
         side = next((b for b in sides if b >= extent), sides[-1])
         groups.setdefault((size, side), []).append(t)
@@ -648,7 +645,8 @@ def validate_submission(submission: Any, tasks: Sequence[Any] | None = None) -> 
 
     The schema: ``{task_id: [{"attempt_1": grid, "attempt_2": grid}, ...]}``, both attempts
     always present, every grid a non-empty rectangular list of lists of ints 0-9 of at most
-    30 x 30; with ``tasks``, exactly their ids with one entry per test input.
+    30 x 30; with ``tasks``, exactly the ids of those with test inputs, one entry per
+    test input.
 
     Args:
         submission: the parsed ``submission.json``.
@@ -678,7 +676,7 @@ def validate_submission(submission: Any, tasks: Sequence[Any] | None = None) -> 
                     raise ValueError(f"{where}: missing {name!r}")
                 encode_grid(entry[name], MAX_GRID_SIZE, MAX_GRID_SIZE, where=f"{where}, {name}")
     if tasks is not None:
-        expected = {task.task_id: task.num_test for task in tasks}
+        expected = {task.task_id: task.num_test for task in tasks if task.num_test > 0}
         if set(expected) != set(submission):
             missing = sorted(set(expected) - set(submission))
             extra = sorted(set(submission) - set(expected))

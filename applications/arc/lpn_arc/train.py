@@ -84,16 +84,6 @@ def training_batch(config: TrainConfig, step: int) -> dict[str, np.ndarray]:
     return TrainingData(config).batch(step)
 
 
-def _filter_ids(items, ids: tuple[str, ...], what: str, get_id):
-    if not ids:
-        return items
-    known = {get_id(item) for item in items}
-    missing = [i for i in ids if i not in known]
-    if missing:
-        raise ValueError(f"task ids {missing} are not in {what}")
-    return [item for item in items if get_id(item) in ids]
-
-
 class TrainingData:
     """The training batches of a configuration, one process's share of each step.
 
@@ -132,10 +122,11 @@ class TrainingData:
         tasks = []
         if data.source:
             tasks = load_tasks(data.source)
-            if ids and data.rearc:  # ids may name re-arc pools only
+            missing = sorted(set(ids) - {t.task_id for t in tasks})
+            if missing and not data.rearc:  # with re-arc, ids may name re-arc pools only
+                raise ValueError(f"task ids {missing} are not in {data.source}")
+            if ids:
                 tasks = [t for t in tasks if t.task_id in ids]
-            else:
-                tasks = _filter_ids(tasks, ids, data.source, lambda t: t.task_id)
         rearc = None
         if data.rearc:
             rearc = load_rearc(data.rearc, task_ids=ids or None)
