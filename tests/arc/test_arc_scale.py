@@ -1,6 +1,5 @@
 """Paper-scale presets, gradient accumulation, data-parallel sharding, fine-tuning stages."""
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 from lpn_arc.config import get_preset
-from lpn_arc.model import ModelConfig, count_params
+from lpn_arc.model import count_params
 from lpn_arc.train import (
     init_params,
     make_optimizer,
@@ -20,25 +19,14 @@ from lpn_arc.train import (
     train,
     training_batch,
 )
+from test_arc_train_cli import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny(**overrides):
-    model = ModelConfig(
-        max_rows=4,
-        max_cols=4,
-        latent_dim=4,
-        encoder_layers=1,
-        decoder_layers=1,
-        num_heads=2,
-        head_dim=4,
-        mlp_factor=1.0,
-    )
-    base = get_preset("quickstart")
-    data = dataclasses.replace(base.data, grid_size=4, pattern_size=2, test_tasks=8)
-    fields = dict(batch_size=8, steps=4, checkpoint_every=2, log_every=1, warmup_steps=1)
-    return dataclasses.replace(base, model=model, data=data, **{**fields, **overrides})
+    fields = dict(batch_size=8, steps=4, warmup_steps=1)
+    return tiny_config(**{**fields, **overrides})
 
 
 def _count(name: str) -> int:

@@ -34,17 +34,8 @@ def tiny_config(**overrides) -> TrainConfig:
     )
     base = get_preset("quickstart")
     data = dataclasses.replace(base.data, grid_size=4, pattern_size=2, test_tasks=8)
-    return dataclasses.replace(
-        base,
-        model=model,
-        data=data,
-        batch_size=4,
-        steps=6,
-        checkpoint_every=2,
-        log_every=1,
-        warmup_steps=2,
-        **overrides,
-    )
+    fields = dict(batch_size=4, steps=6, checkpoint_every=2, log_every=1, warmup_steps=2)
+    return dataclasses.replace(base, model=model, data=data, **{**fields, **overrides})
 
 
 def test_search_specs():
