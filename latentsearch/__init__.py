@@ -15,6 +15,7 @@ from latentsearch.aggregate import aggregate_mean, leave_one_out, product_of_exp
 from latentsearch.core import (
     Evaluations,
     Objective,
+    SearchHistory,
     Searcher,
     SearchResult,
     evaluate,
@@ -36,6 +37,7 @@ __all__ = [
     "DiagGaussian",
     "Evaluations",
     "Objective",
+    "SearchHistory",
     "SearchResult",
     "Searcher",
     "__version__",

@@ -30,6 +30,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 __all__ = [
     "Evaluations",
     "Objective",
+    "SearchHistory",
     "SearchResult",
     "Searcher",
     "evaluate",
@@ -68,6 +69,26 @@ class Searcher(NamedTuple):
     finalize: Callable[[Any, Objective, tuple], Evaluations] | None = None
 
 
+class SearchHistory(NamedTuple):
+    """The path of a search, recorded by ``search(..., history=True)``.
+
+    Entry 0 is the state after ``prepare`` (the starts scored), entry ``k`` the state after
+    step ``k``; the last entry includes the searcher's ``finalize``. Reading it at a budget
+    ``b`` (the last entry with ``evaluations <= b``) gives what a search stopped after ``b``
+    evaluations would have returned, which is how accuracy-versus-budget curves are made
+    from one run.
+
+    Attributes:
+        best_latents: ``(num_steps + 1, D)`` the best point found so far.
+        best_scores: ``(num_steps + 1,)`` its score (non-decreasing).
+        evaluations: ``(num_steps + 1,)`` objective evaluations spent so far.
+    """
+
+    best_latents: Float[Array, "steps D"]
+    best_scores: Float[Array, " steps"]
+    evaluations: Int[Array, " steps"]
+
+
 class SearchResult(NamedTuple):
     """What :func:`search` returns (a pytree, so it batches under ``jax.vmap``).
 
@@ -79,6 +100,8 @@ class SearchResult(NamedTuple):
             the last entry includes the searcher's final evaluation.
         num_evaluations: objective evaluations spent (a value-and-gradient counts as one).
         num_gradient_evaluations: how many of those also computed a gradient.
+        history: the :class:`SearchHistory` when ``search`` ran with ``history=True``,
+            else ``None``.
     """
 
     latents: Float[Array, "keep D"]
@@ -86,6 +109,7 @@ class SearchResult(NamedTuple):
     trace: Float[Array, " num_steps"]
     num_evaluations: Int[Array, ""]
     num_gradient_evaluations: Int[Array, ""]
+    history: SearchHistory | None = None
 
     @property
     def best(self) -> Float[Array, "... D"]:
@@ -231,6 +255,7 @@ def search(
     keep: int = 2,
     target: float | ArrayLike | None = None,
     checkpoint: bool = False,
+    history: bool = False,
 ) -> SearchResult:
     """Searches latent space for the points that maximise ``objective``.
 
@@ -254,6 +279,8 @@ def search(
         checkpoint: rematerialise each step in the backward pass (``jax.checkpoint``), so
             differentiating through the search costs memory that does not grow with the
             objective's activations times ``num_steps``.
+        history: also record the best point and the evaluations spent after every step
+            (:class:`SearchHistory`, ``num_steps + 1`` entries) in ``result.history``.
 
     Returns:
         A :class:`SearchResult`.
@@ -282,13 +309,16 @@ def search(
         target = jnp.asarray(target, dtype=jnp.result_type(float))
         if target.shape != ():
             raise ValueError(f"target must be a scalar; got shape {target.shape}")
-    return _search(searcher, objective, z0, key, args, target, num_steps, keep, checkpoint)
+    return _search(
+        searcher, objective, z0, key, args, target, num_steps, keep, checkpoint, bool(history)
+    )
 
 
 @functools.partial(
-    jax.jit, static_argnames=("searcher", "objective", "num_steps", "keep", "checkpoint")
+    jax.jit,
+    static_argnames=("searcher", "objective", "num_steps", "keep", "checkpoint", "history"),
 )
-def _search(searcher, objective, z0, key, args, target, num_steps, keep, checkpoint):
+def _search(searcher, objective, z0, key, args, target, num_steps, keep, checkpoint, history):
     k_init, k_prepare, k_steps = jax.random.split(key, 3)
     score_dtype = jnp.result_type(float)
     best = _Best(jnp.broadcast_to(z0[0], (keep,) + z0.shape[1:]), jnp.full((keep,), -jnp.inf))
@@ -324,10 +354,26 @@ def _search(searcher, objective, z0, key, args, target, num_steps, keep, checkpo
             carry = one_step(carry, step_key)
         else:
             carry = jax.lax.cond(active(carry[1]), one_step, lambda c, k: c, carry, step_key)
-        return carry, carry[1].scores[0].astype(score_dtype)
+        score = carry[1].scores[0].astype(score_dtype)
+        if history:
+            return carry, (score, carry[1].latents[0], carry[2])
+        return carry, score
 
+    def snapshot(best, evals):
+        return best.latents[0][None], best.scores[0].astype(score_dtype)[None], evals[None]
+
+    start = snapshot(best, evals)
     keys = jax.random.split(k_steps, num_steps)
-    (state, best, evals, grads), trace = jax.lax.scan(body, (state, best, evals, grads), keys)
+    (state, best, evals, grads), ys = jax.lax.scan(body, (state, best, evals, grads), keys)
+    if history:
+        trace, path_latents, path_evals = ys
+        path = (
+            jnp.concatenate([start[0], path_latents]),
+            jnp.concatenate([start[1], trace]),
+            jnp.concatenate([start[2], path_evals]),
+        )
+    else:
+        trace = ys
 
     if searcher.finalize is not None:
 
@@ -347,5 +393,9 @@ def _search(searcher, objective, z0, key, args, target, num_steps, keep, checkpo
         state, best, evals, grads = carry
         if num_steps:
             trace = trace.at[-1].set(best.scores[0].astype(score_dtype))
+        if history:
+            last = snapshot(best, evals)
+            path = tuple(p.at[-1].set(v[0]) for p, v in zip(path, last, strict=True))
 
-    return SearchResult(best.latents, best.scores, trace, evals, grads)
+    recorded = SearchHistory(*path) if history else None
+    return SearchResult(best.latents, best.scores, trace, evals, grads, recorded)

@@ -428,3 +428,49 @@ class TestErrors:
             ls.gradient_ascent(0.1)
         with pytest.raises(ValueError, match="num_starts"):
             ls.hybrid(ls.random_search(4, 1.0), self.searcher, 0)
+
+
+def test_history_read_at_a_budget_equals_the_shorter_search():
+    a, c = _problem(3)
+    searcher = ls.gradient_ascent(optax.adam(0.2))
+    z0, key = jnp.array([0.5, -1.0, 2.0]), jax.random.key(3)
+    run = ls.search(searcher, quadratic, z0, key=key, num_steps=12, args=(a, c), history=True)
+    h = run.history
+    assert h.best_latents.shape == (13, 3) and h.evaluations.shape == (13,)
+    # gradient ascent scores its iterate in each step, and the final one in finalize
+    np.testing.assert_array_equal(h.evaluations, [*range(12), 13])
+    np.testing.assert_array_equal(h.best_latents[-1], run.best)
+    assert int(h.evaluations[-1]) == int(run.num_evaluations)
+    assert np.all(np.diff(np.asarray(h.best_scores)[1:]) >= 0)
+    np.testing.assert_allclose(h.best_scores[1:], run.trace, rtol=1e-6)
+    for k in (1, 4, 9):
+        short = ls.search(searcher, quadratic, z0, key=key, num_steps=k, args=(a, c))
+        assert short.history is None
+        # entry k + 1 has spent the short search's k + 1 evaluations and holds its best point
+        assert int(h.evaluations[k + 1]) == int(short.num_evaluations)
+        np.testing.assert_allclose(h.best_latents[k + 1], short.best, rtol=1e-6)
+
+
+def test_history_counts_samplers_and_zero_steps():
+    a, c = _problem(2)
+    sampler = ls.random_search(3, 0.5)
+    run = ls.search(
+        sampler, quadratic, jnp.zeros(2), key=jax.random.key(0), num_steps=4, args=(a, c),
+        history=True,
+    )  # fmt: skip
+    np.testing.assert_array_equal(run.history.evaluations, [1, 4, 7, 10, 13])
+    assert run.history.best_scores[0] == quadratic(jnp.zeros(2), a, c)
+    batched = jax.vmap(
+        lambda z: ls.search(
+            sampler,
+            quadratic,
+            z,
+            key=jax.random.key(0),
+            num_steps=0,
+            args=(a, c),
+            keep=1,
+            history=True,
+        )
+    )(jnp.zeros((5, 2)))
+    assert batched.history.best_latents.shape == (5, 1, 2)
+    np.testing.assert_array_equal(batched.history.evaluations, np.ones((5, 1)))
