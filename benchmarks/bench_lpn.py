@@ -5,9 +5,12 @@ On the paper's pattern configuration (Table 13: 2+2 layers, 6 heads x 16, MLP 1,
 depend on training):
 
 1. ``train_step``: one optimiser step on a batch of 32 tasks x 4 pairs for the training
-   searches ``mean``, ``grad:1`` (stop-gradient) and ``grad:1:unrolled``, timed one after
-   the other; plus XLA's static memory estimate of each compiled step and its ratio to the
-   stop-gradient step.
+   searches ``mean``, ``grad:1`` (stop-gradient), ``grad:5``, ``grad:1:unrolled``,
+   ``grad:1:implicit`` and ``sample:5``, timed one after the other; plus XLA's static memory
+   estimate of each compiled step and its ratios to the stop-gradient ``grad:1`` step.
+   ``train_memory_vs_k``: the same estimate for ``grad:K:unrolled`` (each search step
+   rematerialised) and ``grad:K:implicit`` at K = 1, 5, 20, 100 (compiled, not run), and
+   the ratio K=100 / K=1.
 2. ``search``: test-time ``grad:100`` (Adam lr 0.1, b2 0.9) on the 3 specification pairs of
    32 tasks in one batch (``latentsearch.search`` under ``vmap``), seconds per task.
 3. ``evaluate``: the whole per-task evaluation (encode, search, greedy decoding of both
@@ -34,7 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "a
 
 NAME = "lpn"
 BATCH = 32
-TRAIN_SEARCHES = ("mean", "grad:1", "grad:1:unrolled")
+TRAIN_SEARCHES = ("mean", "grad:1", "grad:5", "grad:1:unrolled", "grad:1:implicit", "sample:5")
+QUICK_TRAIN_SEARCHES = ("mean", "grad:1", "grad:1:unrolled")  # the ones with targets
+MEMORY_KS = (1, 5, 20, 100)
+MEMORY_FLOWS = ("unrolled", "implicit")
 SEARCH = "grad:100"
 
 
@@ -44,7 +50,7 @@ def _config():
     return dataclasses.replace(get_preset("pattern"), batch_size=BATCH)
 
 
-def bench_train_step(config, repeats: int) -> list[dict]:
+def bench_train_step(config, repeats: int, searches=TRAIN_SEARCHES) -> list[dict]:
     import jax
     from lpn_arc.train import init_params, make_optimizer, make_train_step, training_batch
 
@@ -52,7 +58,7 @@ def bench_train_step(config, repeats: int) -> list[dict]:
     batch = training_batch(config, 0)
     key = jax.random.key(0)
     fns, memory = {}, {}
-    for search in TRAIN_SEARCHES:
+    for search in searches:
         variant = dataclasses.replace(config, train_search=search)
         optimizer = make_optimizer(variant)
         opt_state = optimizer.init(params)
@@ -74,7 +80,7 @@ def bench_train_step(config, repeats: int) -> list[dict]:
             )
         )
         rows.append(common.record("train_step", search, "peak_memory", memory[search], "bytes"))
-    for search in (s for s in TRAIN_SEARCHES if s != "grad:1"):
+    for search in (s for s in searches if s != "grad:1"):
         rows.append(
             common.record(
                 "train_step",
@@ -96,35 +102,50 @@ def bench_train_step(config, repeats: int) -> list[dict]:
     return rows
 
 
-def _test_tasks(config):
-    import numpy as np
-    from lpn_arc.pattern import generate_pattern_tasks
-    from lpn_arc.train import pad_to_model
+def bench_memory_vs_k(config) -> list[dict]:
+    """XLA's memory estimate of the training step against the number of search steps."""
+    import jax
+    from lpn_arc.train import init_params, make_optimizer, make_train_step, training_batch
 
-    data = config.data
-    tasks, _ = generate_pattern_tasks(
-        np.random.default_rng(data.test_seed),
-        BATCH,
-        num_pairs=data.num_pairs,
-        grid_size=data.grid_size,
-        pattern_size=data.pattern_size,
-    )
-    return pad_to_model(tasks, config)
+    graphdef, params = init_params(config)
+    batch = training_batch(config, 0)
+    key = jax.random.key(0)
+    rows, memory = [], {}
+    for flow in MEMORY_FLOWS:
+        for k in MEMORY_KS:
+            variant = dataclasses.replace(config, train_search=f"grad:{k}:{flow}")
+            optimizer = make_optimizer(variant)
+            opt_state = optimizer.init(params)
+            step = make_train_step(graphdef, variant, optimizer)
+            compiled = step.lower(params, opt_state, batch, key).compile()
+            memory[flow, k] = common.compiled_memory(compiled)["total_bytes"]
+            rows.append(
+                common.record("train_memory_vs_k", f"{flow}/K{k}", "peak_memory",
+                              memory[flow, k], "bytes")
+            )  # fmt: skip
+            print(f"train_memory_vs_k {flow} K={k}: {memory[flow, k] / 1e9:.2f} GB",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        first, last = MEMORY_KS[0], MEMORY_KS[-1]
+        rows.append(
+            common.record("train_memory_vs_k", f"{flow}/K{last}/K{first}", "peak_memory_ratio",
+                          memory[flow, last] / memory[flow, first], "x")
+        )  # fmt: skip
+    return rows
 
 
-def bench_search_and_generation(config, repeats: int) -> list[dict]:
+def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> list[dict]:
     import jax
     import jax.numpy as jnp
     from lpn_arc.evaluate import evaluate_tasks
     from lpn_arc.grids import PAIR_KEYS
     from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
     from lpn_arc.searchspec import parse_search
-    from lpn_arc.train import init_params
+    from lpn_arc.train import init_params, pattern_test_tasks
 
     import latentsearch as ls
 
     graphdef, params = init_params(config)
-    tasks = {k: jnp.asarray(v) for k, v in _test_tasks(config).items()}
+    tasks = {k: jnp.asarray(v) for k, v in pattern_test_tasks(config, batch).items()}
     spec_pairs = {k: tasks[k][:, :-1] for k in PAIR_KEYS}
     query = {k: tasks[k][:, -1] for k in PAIR_KEYS}
     encode, log_likelihood = encode_fn(graphdef), log_likelihood_fn(graphdef)
@@ -150,7 +171,7 @@ def bench_search_and_generation(config, repeats: int) -> list[dict]:
     def generate_batch(params, z, inputs, input_shapes):
         return jax.vmap(lambda z, x, s: generate(params, z, x, s))(z, inputs, input_shapes)
 
-    keys = jax.random.split(jax.random.key(0), BATCH)
+    keys = jax.random.split(jax.random.key(0), batch)
     latents = search_batch(params, spec_pairs, keys)[:, 0]
     fns = {
         "search": lambda: search_batch(params, spec_pairs, keys),
@@ -160,7 +181,7 @@ def bench_search_and_generation(config, repeats: int) -> list[dict]:
         evaluation_spec = parse_search(text, lr=0.1)
         fns[f"evaluate/{text}"] = lambda s=evaluation_spec: (
             evaluate_tasks(
-                graphdef, params, tasks, s, jax.random.key(0), batch_size=BATCH
+                graphdef, params, tasks, s, jax.random.key(0), batch_size=batch
             ).attempt_1
         )
     print("search, evaluate, generate: timing", file=sys.stderr, flush=True)
@@ -171,8 +192,8 @@ def bench_search_and_generation(config, repeats: int) -> list[dict]:
         variant = variant or (SEARCH if name == "search" else "10x10")
         rows.append(
             common.record(
-                name, f"{variant}/batch{BATCH}", "seconds_per_task", t.median / BATCH, "s",
-                t.repeats, t.min / BATCH, t.median / BATCH, t.max / BATCH,
+                name, f"{variant}/batch{batch}", "seconds_per_task", t.median / batch, "s",
+                t.repeats, t.min / batch, t.median / batch, t.max / batch,
             )
         )  # fmt: skip
     return rows
@@ -180,17 +201,26 @@ def bench_search_and_generation(config, repeats: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="training steps mean, grad:1 and grad:1:unrolled only, 2 repeats instead of 5, "
+        "no memory-vs-K compilations; search and evaluation on 8 tasks instead of 32",
+    )
     parser.add_argument("--seed", type=int, default=0, help="recorded; data seeds are fixed")
     args = parser.parse_args(argv)
     from lpn_arc.allocator import reexec_with_fast_allocator
 
     if argv is None:
         reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
-    repeats = 3 if args.quick else 7
     config = _config()
-    rows = bench_train_step(config, repeats)
-    rows += bench_search_and_generation(config, repeats)
+    if args.quick:
+        rows = bench_train_step(config, 2, QUICK_TRAIN_SEARCHES)
+        rows += bench_search_and_generation(config, 2, batch=8)
+    else:
+        rows = bench_train_step(config, 5)
+        rows += bench_memory_vs_k(config)
+        rows += bench_search_and_generation(config, 5)
     path = common.write_results(NAME, rows, seed=args.seed)
     common.print_table(rows)
     print(f"wrote {path}")

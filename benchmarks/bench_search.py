@@ -4,7 +4,13 @@
    ``gradient_ascent(optax.adam(0.1, b2=0.9))`` (``lax.scan`` inside one jitted call) versus
    a Python loop of calls to one jitted gradient-ascent step, on an MLP decoder objective,
    for a batch of 1 and of 32 tasks.
-2. ``lpn_loss_backward``: XLA's static peak-memory estimate of ``jax.grad`` of
+2. ``search_methods``: objective evaluations per second of every searcher (gradient ascent,
+   random search, evolution strategy, hybrid) on the lpn-arc PATTERN decoder (the paper's
+   Table 13 architecture at the quickstart's 6x6 grids, freshly initialised: speed does not
+   depend on training; objective = log-likelihood of 3 specification pairs) for batches of
+   1, 32 and 128 tasks (``vmap``), about 8 evaluations per task per call, and the compile
+   time of each.
+3. ``lpn_loss_backward``: XLA's static peak-memory estimate of ``jax.grad`` of
    ``lpn_loss`` on a toy LPN, for K = 1, 10, 100 search steps and every ``gradient_flow``,
    plus the time of one backward pass.
 
@@ -16,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
+from pathlib import Path
 
 import common  # benchmarks/common.py; also puts the repository root on sys.path
 import jax
@@ -26,7 +34,10 @@ import optax
 
 import latentsearch as ls
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+
 NAME = "search"
+METHOD_BATCHES = (1, 32, 128)
 LATENT, HIDDEN, CELLS, COLOURS = 32, 256, 100, 10
 SEARCH_STEPS = 100
 BATCHES = (1, 32)
@@ -223,6 +234,74 @@ def bench_throughput(key, repeats):
 # --- 2. lpn_loss backward memory and time -------------------------------------------------
 
 
+def _method_searchers():
+    """``{name: (searcher, num_steps)}``, each spending about 8 evaluations per task."""
+    adam = optax.adam(0.1, b2=0.9)
+    return {
+        "gradient": (ls.gradient_ascent(adam), 7),  # 7 steps + the final iterate
+        "random": (ls.random_search(7, 0.5), 1),  # the start + 7 samples
+        "es": (ls.evolution_strategy(6, 0.1, adam), 1),  # start, 6, the final mean
+        "hybrid": (ls.hybrid(ls.random_search(4, 0.5), ls.gradient_ascent(adam), 2), 1),
+    }
+
+
+def bench_methods(seed: int, repeats: int) -> list[dict]:
+    """Evaluations per second and compile seconds of each searcher on the pattern decoder."""
+    from lpn_arc.config import get_preset
+    from lpn_arc.grids import PAIR_KEYS
+    from lpn_arc.model import log_likelihood_fn
+    from lpn_arc.train import init_params, pattern_test_tasks
+
+    config = get_preset("quickstart")
+    graphdef, params = init_params(config)
+    log_likelihood = log_likelihood_fn(graphdef)
+    tasks = pattern_test_tasks(config, max(METHOD_BATCHES))
+    spec = {k: jnp.asarray(tasks[k][:, :-1]) for k in PAIR_KEYS}
+
+    def pattern_objective(z, params, pairs):
+        return jnp.sum(jax.vmap(lambda pair: log_likelihood(params, z, pair))(pairs))
+
+    rows = []
+    for method, (searcher, num_steps) in _method_searchers().items():
+        for batch in METHOD_BATCHES:
+
+            def run(params, pairs, z0, keys, searcher=searcher, num_steps=num_steps):
+                def one(pairs, z, key):
+                    r = ls.search(
+                        searcher, pattern_objective, z, key=key, num_steps=num_steps,
+                        args=(params, pairs), keep=1,
+                    )  # fmt: skip
+                    return r.latents, r.scores, r.num_evaluations
+
+                return jax.vmap(one)(pairs, z0, keys)
+
+            pairs = {k: v[:batch] for k, v in spec.items()}
+            z0 = jax.random.normal(jax.random.key(seed), (batch, config.model.latent_dim))
+            keys = jax.random.split(jax.random.key(seed), batch)
+            start = time.perf_counter()
+            compiled = jax.jit(run).lower(params, pairs, z0, keys).compile()
+            compile_s = time.perf_counter() - start
+            evaluations = int(jnp.sum(compiled(params, pairs, z0, keys)[2]))
+            t = common.time_fn(lambda c=compiled, p=pairs, z=z0, k=keys: c(params, p, z, k),
+                               repeats=repeats, warmup=0)  # fmt: skip
+            variant = f"{method}/batch{batch}"
+            rows.append(
+                common.record(
+                    "search_methods", variant, "evaluations_per_s", evaluations / t.median,
+                    "evals/s", t.repeats, evaluations / t.max, evaluations / t.median,
+                    evaluations / t.min,
+                )
+            )  # fmt: skip
+            rows.append(common.record("search_methods", variant, "compile_seconds", compile_s, "s"))
+            print(
+                f"search_methods {variant}: {evaluations / t.median:.0f} evals/s "
+                f"({evaluations // batch} per task), compile {compile_s:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return rows
+
+
 def _lpn_batch(key):
     k_in, k_shift = jax.random.split(key)
     inputs = jax.random.randint(k_in, (LPN_TASKS, LPN_PAIRS, CELLS), 0, COLOURS)
@@ -352,12 +431,17 @@ def main(argv=None):
         help="where to write search.json",
     )
     args = parser.parse_args(argv)
+    from lpn_arc.allocator import reexec_with_fast_allocator
+
+    if argv is None:  # tcmalloc where installed, like lpn-arc; the allocator is recorded
+        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
     repeats = 3 if args.quick else 5
     key = jax.random.key(args.seed)
     k_throughput, k_lpn = jax.random.split(key)
     wall = time.perf_counter()
 
     rows, sanity = bench_throughput(k_throughput, repeats)
+    rows += bench_methods(args.seed, 2 if args.quick else 5)
     lpn_rows, details, notes, ratios = bench_lpn_backward(k_lpn, time_k100=not args.quick)
     rows += lpn_rows
 
@@ -389,6 +473,9 @@ def main(argv=None):
             "steps_per_s": "search steps per second for the whole batch (median of repeats); "
             "one step updates every task's latent",
             "speedup_scan_vs_python": "scan steps/s / python_loop steps/s (medians)",
+            "evaluations_per_s": "objective evaluations (a value-and-gradient counts as one) "
+            "of the whole batch per second; min/max from the slowest/fastest call",
+            "compile_seconds": "jit(...).lower(...).compile() of the batched search",
             "python_loop": "100 calls of one jitted step (value_and_grad + optax update), "
             "blocking only on the last; it does not track the best point as search does",
             "peak_memory": "jit(grad).lower(...).compile().memory_analysis(): "

@@ -131,22 +131,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _test_tasks(config, num_tasks=None, density=None):
-    import numpy as np
+    from lpn_arc.train import pattern_test_tasks
 
-    from lpn_arc.pattern import generate_pattern_tasks
-    from lpn_arc.train import pad_to_model
-
-    data = config.data
-    rng = np.random.default_rng(data.test_seed)
-    tasks, _ = generate_pattern_tasks(
-        rng,
-        num_tasks or data.test_tasks,
-        num_pairs=data.num_pairs,
-        grid_size=data.grid_size,
-        pattern_size=data.pattern_size,
-        density=data.test_densities[-1] if density is None else density,
-    )
-    return pad_to_model(tasks, config)
+    return pattern_test_tasks(config, num_tasks, density)
 
 
 def _evaluate_all(graphdef, params, tasks, searches, *, lr, scale, batch_size, progress):

@@ -36,6 +36,7 @@ __all__ = [
     "make_optimizer",
     "make_train_step",
     "pad_to_model",
+    "pattern_test_tasks",
     "shard_batch",
     "train",
     "training_batch",
@@ -187,6 +188,30 @@ def pad_to_model(tasks: dict[str, np.ndarray], config: TrainConfig) -> dict[str,
         pad = [(0, 0)] * (grid.ndim - 2) + [(0, rows - grid.shape[-2]), (0, cols - grid.shape[-1])]
         out[name] = np.pad(grid, pad)
     return out
+
+
+def pattern_test_tasks(
+    config: TrainConfig, num_tasks: int | None = None, density: float | None = None
+) -> dict[str, np.ndarray]:
+    """The held-out PATTERN tasks of ``config`` (seed ``data.test_seed``), padded to the model.
+
+    Args:
+        config: a pattern configuration (its ``data`` gives grid, pattern size and pairs).
+        num_tasks: how many (default ``data.test_tasks``).
+        density: pattern density (default the last of ``data.test_densities``).
+    """
+    from lpn_arc.pattern import generate_pattern_tasks
+
+    data = config.data
+    tasks, _ = generate_pattern_tasks(
+        np.random.default_rng(data.test_seed),
+        num_tasks or data.test_tasks,
+        num_pairs=data.num_pairs,
+        grid_size=data.grid_size,
+        pattern_size=data.pattern_size,
+        density=data.test_densities[-1] if density is None else density,
+    )
+    return pad_to_model(tasks, config)
 
 
 def make_train_step(

@@ -1,0 +1,281 @@
+"""Benchmark: search efficiency — exact-match accuracy against the number of evaluations.
+
+The question the LPN paper left open: on a trained model, how many objective evaluations
+does each search method need for a given accuracy? On a PATTERN model trained with the
+``quickstart`` recipe (or any run folder given with ``--checkpoint``), each method searches
+every held-out task once with ``latentsearch.search(..., history=True)`` up to the largest
+budget; the history gives the best latent after every step, so the latent a search stopped
+after ``b`` evaluations would have returned is read off the same run for every budget ``b``
+(exactly: gradient ascent with ``b - 1`` steps and a sampler with ``b - 1`` samples return
+the same point). That latent is decoded greedily for the task's query input and compared
+with the true output (top-1 exact match).
+
+Methods (the paper's settings where it has them; a value-and-gradient counts as one
+evaluation, as in the library):
+
+- ``gradient``: Adam, lr 0.1, b2 0.9 (the paper's test-time gradient ascent);
+- ``random``: independent Gaussian samples around the start, scale 0.5 (the paper's
+  "Sample N"), one per step so every budget is reached;
+- ``es``: antithetic evolution strategy, population 10, sigma 0.1, Adam lr 0.1 on the
+  estimate (as ``lpn-arc eval --search es:P:K``);
+- ``hybrid``: 32 samples (scale 0.5), then gradient ascent from the best 2.
+
+Each runs from the encoder's mean latent (``encoder``) and from the prior mean, zero
+(``prior``). Writes ``results/efficiency.json`` (rows ``top1`` per method/start/budget,
+and the seconds of each full run) and ``results/efficiency.png`` (``efficiency_quick.*``
+with ``--quick``, so a quick run does not replace the full curve).
+
+Without ``--checkpoint`` the model is trained here (``--train-steps``; the full quickstart
+recipe by default, 300 steps with ``--quick``) into ``benchmarks/results/runs/``, and
+reused by later runs with the same steps and seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import common  # benchmarks/common.py; also puts the repository root on sys.path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+
+NAME = "efficiency"
+BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+METHODS = ("gradient", "random", "es", "hybrid")
+STARTS = ("encoder", "prior")
+HYBRID_SAMPLES = 32
+ES_POPULATION = 10
+
+
+def searcher_for(method: str, budget: int):
+    """``(searcher, num_steps)`` spending at most ``budget`` evaluations (and at least 1)."""
+    import optax
+
+    import latentsearch as ls
+
+    adam = optax.adam(0.1, b2=0.9)
+    if method == "gradient":  # 1 per step, plus the final iterate
+        return ls.gradient_ascent(adam), max(budget - 1, 0)
+    if method == "random":  # the start, then 1 per step
+        return ls.random_search(1, 0.5), max(budget - 1, 0)
+    if method == "es":  # the start, then a population per step
+        es = ls.evolution_strategy(ES_POPULATION, 0.1, adam)
+        return es, max((budget - 1) // ES_POPULATION, 0)
+    if method == "hybrid":  # samples (prepare), then 2 refined points per step
+        sampler = ls.random_search(HYBRID_SAMPLES, 0.5)
+        return ls.hybrid(sampler, ls.gradient_ascent(adam), 2), max(
+            (budget - HYBRID_SAMPLES) // 2, 0
+        )
+    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+
+
+def trained_model(args):
+    """``(config, graphdef, params, description)``: the given run, or one trained here."""
+    from lpn_arc.config import get_preset
+    from lpn_arc.train import load_run, train
+
+    if args.checkpoint:
+        config, graphdef, params, _, step = load_run(args.checkpoint)
+        return config, graphdef, params, {"checkpoint": str(args.checkpoint), "step": step}
+    steps = args.train_steps or (300 if args.quick else get_preset("quickstart").steps)
+    config = dataclasses.replace(get_preset("quickstart"), steps=steps, seed=args.seed)
+    config = dataclasses.replace(config, checkpoint_every=steps)
+    run_dir = common.RESULTS_DIR / "runs" / f"quickstart-{steps}steps-seed{args.seed}"
+    description = {"trained": str(run_dir), "recipe": "quickstart", "steps": steps}
+    try:
+        saved, graphdef, params, _, step = load_run(run_dir)
+        if step == steps:
+            print(f"reusing the model in {run_dir}", file=sys.stderr)
+            return saved, graphdef, params, {**description, "reused": True}
+    except FileNotFoundError:
+        pass
+    print(f"training the quickstart recipe for {steps} steps -> {run_dir}", file=sys.stderr)
+    start = time.perf_counter()
+    result = train(config, run_dir, resume=True, progress=True)
+    description["train_seconds"] = round(time.perf_counter() - start, 1)
+    return config, result.graphdef, result.params, description
+
+
+def make_runner(graphdef, method: str, max_budget: int):
+    """A jitted ``(params, tasks, keys, start) -> (latents at budgets, evaluations)``."""
+    import jax
+    import jax.numpy as jnp
+    from lpn_arc.grids import PAIR_KEYS
+    from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
+
+    import latentsearch as ls
+
+    encode, log_likelihood = encode_fn(graphdef), log_likelihood_fn(graphdef)
+    generate = generate_fn(graphdef)
+    searcher, num_steps = searcher_for(method, max_budget)
+    budgets = jnp.asarray(BUDGETS)
+
+    def objective(z, params, pairs):
+        return jnp.sum(jax.vmap(lambda pair: log_likelihood(params, z, pair))(pairs))
+
+    def one(params, task, key, from_prior):
+        spec = {k: task[k][:-1] for k in PAIR_KEYS}
+        mean = jnp.mean(jax.vmap(lambda p: encode(params, p))(spec).mean, axis=0)
+        start = jnp.where(from_prior, jnp.zeros_like(mean), mean)
+        result = ls.search(
+            searcher, objective, start, key=key, num_steps=num_steps, args=(params, spec),
+            keep=1, history=True,
+        )  # fmt: skip
+        h = result.history
+        # the last history entry within each budget; below the first entry's cost, the
+        # start itself (returning it costs no evaluation)
+        index = jnp.sum(h.evaluations[None, :] <= budgets[:, None], axis=1) - 1
+        reached = index >= 0
+        index = jnp.maximum(index, 0)
+        latents = jnp.where(reached[:, None], h.best_latents[index], start)
+        spent = jnp.where(reached, h.evaluations[index], 0)
+        grids, shapes = jax.vmap(
+            lambda z: generate(params, z, task["inputs"][-1], task["input_shapes"][-1])
+        )(latents)
+        return grids, shapes, spent, result.num_evaluations
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, None)))
+
+
+def bench(args) -> tuple[list[dict], dict]:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from lpn_arc.train import pattern_test_tasks
+
+    config, graphdef, params, model_info = trained_model(args)
+    num_tasks = args.tasks or (32 if args.quick else 64)
+    max_budget = args.max_budget or (100 if args.quick else max(BUDGETS))
+    budgets = [b for b in BUDGETS if b <= max_budget]
+    tasks = {k: jnp.asarray(v) for k, v in pattern_test_tasks(config, num_tasks).items()}
+    truth, truth_shapes = (
+        np.asarray(tasks["outputs"][:, -1]),
+        np.asarray(tasks["output_shapes"][:, -1]),
+    )
+    rows, table = [], {}
+    keys = jax.random.split(jax.random.key(args.seed), num_tasks)
+    for method in METHODS:
+        begin = time.perf_counter()
+        run = make_runner(graphdef, method, max_budget)
+        run = run.lower(params, tasks, keys, jnp.bool_(False)).compile()
+        rows.append(
+            common.record(NAME, method, "compile_seconds", time.perf_counter() - begin, "s")
+        )
+        for start in STARTS:
+            from_prior = jnp.bool_(start == "prior")
+            begin = time.perf_counter()
+            grids, shapes, spent, _total = jax.block_until_ready(
+                run(params, tasks, keys, from_prior)
+            )
+            seconds = time.perf_counter() - begin
+            grids, shapes = np.asarray(grids), np.asarray(shapes)
+            for i, budget in enumerate(BUDGETS):
+                if budget not in budgets:
+                    continue
+                valid_r = np.arange(truth.shape[1])[None, :, None] < truth_shapes[:, 0, None, None]
+                valid_c = np.arange(truth.shape[2])[None, None, :] < truth_shapes[:, 1, None, None]
+                inside = valid_r & valid_c
+                same = np.all((grids[:, i] == truth) | ~inside, axis=(1, 2))
+                exact = same & np.all(shapes[:, i] == truth_shapes, axis=1)
+                accuracy = float(exact.mean())
+                variant = f"{method}/{start}/budget{budget}"
+                rows.append(common.record(NAME, variant, "top1", accuracy, "fraction"))
+                rows.append(
+                    common.record(
+                        NAME, variant, "evaluations_used", float(np.mean(spent[:, i])), "evals"
+                    )
+                )
+                table.setdefault(f"{method}/{start}", {})[budget] = accuracy
+            rows.append(
+                common.record(NAME, f"{method}/{start}", "seconds_per_task", seconds / num_tasks,
+                              "s")
+            )  # fmt: skip
+            print(
+                f"{method:8s} {start:7s} {seconds:7.1f} s "
+                + " ".join(f"{b}:{table[f'{method}/{start}'][b]:.2f}" for b in budgets),
+                file=sys.stderr,
+                flush=True,
+            )
+    extra = {
+        "model": model_info,
+        "tasks": num_tasks,
+        "budgets": budgets,
+        "table": table,
+        "definitions": {
+            "top1": "fraction of held-out tasks whose query output is decoded exactly from "
+            "the best latent found within the budget",
+            "evaluations_used": "mean evaluations the returned latent had cost (<= budget; "
+            "ES and hybrid spend in blocks)",
+            "seconds_per_task": "wall time of the whole run to the largest budget (search "
+            "and the decoding at every budget), compilation excluded, per task",
+        },
+    }
+    return rows, extra
+
+
+def plot(table: dict, budgets: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = dict(zip(METHODS, ("C0", "C1", "C2", "C3"), strict=True))
+    for key, accuracy in table.items():
+        method, start = key.split("/")
+        xs = [b for b in budgets if b in accuracy]
+        ax.plot(
+            xs, [100 * accuracy[b] for b in xs], marker="o", ms=3, color=colours[method],
+            linestyle="-" if start == "encoder" else "--", label=f"{method} ({start} start)",
+        )  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("objective evaluations per task (log scale)")
+    ax.set_ylabel("top-1 exact match (%)")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title("search efficiency on held-out PATTERN tasks")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="32 tasks, budgets <= 100, "
+                        "a model trained 300 steps")  # fmt: skip
+    parser.add_argument("--checkpoint", help="evaluate this run folder instead of training")
+    parser.add_argument("--train-steps", type=int, help="steps of the quickstart recipe")
+    parser.add_argument("--tasks", type=int, help="held-out tasks (default 64; 32 quick)")
+    parser.add_argument("--max-budget", type=int, help="largest budget (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="training and search seed")
+    args = parser.parse_args(argv)
+    from lpn_arc.allocator import reexec_with_fast_allocator
+
+    if argv is None:
+        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    rows, extra = bench(args)
+    name = f"{NAME}_quick" if args.quick else NAME  # a quick run keeps the full curve
+    path = common.write_results(name, rows, seed=args.seed, extra=extra)
+    plot(extra["table"], extra["budgets"], common.RESULTS_DIR / f"{name}.png")
+    print_summary(extra)
+    print(f"wrote {path} and {common.RESULTS_DIR / f'{name}.png'}")
+    return 0
+
+
+def print_summary(extra: dict) -> None:
+    """The accuracy-vs-budget table (percent), one row per method and start."""
+    budgets = extra["budgets"]
+    print("| method (start) | " + " | ".join(str(b) for b in budgets) + " |")
+    print("|---|" + "---|" * len(budgets))
+    for key, accuracy in extra["table"].items():
+        method, start = key.split("/")
+        cells = " | ".join(f"{100 * accuracy[b]:.1f}" for b in budgets)
+        print(f"| {method} ({start}) | {cells} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,310 @@
+"""Runs the benchmarks (``make bench`` / ``make bench-quick``) and prints one summary table.
+
+``--quick`` (under 10 minutes on 2 CPU cores) runs:
+
+1. ``bench_search.py --quick``: search kernels (evaluations/s of every searcher at batch
+   1/32/128, ``lax.scan`` vs a Python loop, compile times) and the library's backward-pass
+   memory against K;
+2. ``bench_lpn.py --quick``: pattern training steps (mean, grad:1, grad:1 unrolled), the
+   100-step gradient search and whole-evaluation throughput;
+3. ``bench_generate.py --quick``: cached vs uncached generation, 10x10 and 30x30;
+4. ``bench_efficiency.py --quick``: accuracy against evaluations per search method.
+
+The full run (``make bench``) runs each without ``--quick`` (all six training variants,
+training-step memory against K = 1..100), and adds ``bench_arc.py`` (ARC scale),
+``bench_allocator.py`` (glibc vs tcmalloc vs jemalloc) and ``bench_training_methods.py``
+(mean vs Grad 1 training, hours). ``--only NAME ...`` runs a subset; ``--summary`` only
+prints the table from the JSON files already in ``benchmarks/results``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import common
+
+QUICK = ("search", "lpn", "generate", "efficiency")
+FULL = ("search", "lpn", "generate", "efficiency", "arc", "allocator", "training_methods")
+SCRIPTS = {
+    "search": "bench_search.py",
+    "lpn": "bench_lpn.py",
+    "generate": "bench_generate.py",
+    "efficiency": "bench_efficiency.py",
+    "arc": "bench_arc.py",
+    "allocator": "bench_allocator.py",
+    "training_methods": "bench_training_methods.py",
+}
+HAS_QUICK = {"search", "lpn", "generate", "efficiency", "arc"}
+
+# (results file, row name, variant, metric, label, scale, unit shown)
+SUMMARY = (
+    (
+        "search",
+        "search_methods",
+        "gradient/batch1",
+        "evaluations_per_s",
+        "gradient ascent, batch 1",
+        1,
+        "evals/s",
+    ),
+    (
+        "search",
+        "search_methods",
+        "gradient/batch128",
+        "evaluations_per_s",
+        "gradient ascent, batch 128",
+        1,
+        "evals/s",
+    ),
+    (
+        "search",
+        "search_methods",
+        "random/batch128",
+        "evaluations_per_s",
+        "random search, batch 128",
+        1,
+        "evals/s",
+    ),
+    (
+        "search",
+        "search_methods",
+        "es/batch128",
+        "evaluations_per_s",
+        "evolution strategy, batch 128",
+        1,
+        "evals/s",
+    ),
+    (
+        "search",
+        "search_methods",
+        "hybrid/batch128",
+        "evaluations_per_s",
+        "hybrid, batch 128",
+        1,
+        "evals/s",
+    ),
+    (
+        "search",
+        "search_methods",
+        "hybrid/batch128",
+        "compile_seconds",
+        "hybrid compile, batch 128",
+        1,
+        "s",
+    ),
+    (
+        "search",
+        "search_throughput",
+        "batch1",
+        "speedup_scan_vs_python",
+        "lax.scan vs Python loop, batch 1",
+        1,
+        "x",
+    ),
+    (
+        "search",
+        "search_throughput",
+        "batch32",
+        "speedup_scan_vs_python",
+        "lax.scan vs Python loop, batch 32",
+        1,
+        "x",
+    ),
+    ("lpn", "train_step", "mean", "seconds", "pattern train step, mean (target 0.6)", 1, "s"),
+    ("lpn", "train_step", "grad:1", "seconds", "pattern train step, grad:1 (target 1.4)", 1, "s"),
+    ("lpn", "train_step", "grad:5", "seconds", "pattern train step, grad:5", 1, "s"),
+    (
+        "lpn",
+        "train_step",
+        "grad:1:unrolled",
+        "seconds",
+        "pattern train step, grad:1 unrolled (target 3)",
+        1,
+        "s",
+    ),
+    (
+        "lpn",
+        "train_step",
+        "grad:1:implicit",
+        "seconds",
+        "pattern train step, grad:1 implicit",
+        1,
+        "s",
+    ),
+    ("lpn", "train_step", "sample:5", "seconds", "pattern train step, sample:5", 1, "s"),
+    (
+        "lpn",
+        "train_step",
+        "grad:1:unrolled/grad:1",
+        "peak_memory_ratio",
+        "unrolled / grad:1 memory (target 2)",
+        1,
+        "x",
+    ),
+    (
+        "lpn",
+        "train_memory_vs_k",
+        "unrolled/K100/K1",
+        "peak_memory_ratio",
+        "unrolled memory K=100 / K=1 (target 1.5)",
+        1,
+        "x",
+    ),
+    (
+        "lpn",
+        "train_memory_vs_k",
+        "implicit/K100/K1",
+        "peak_memory_ratio",
+        "implicit memory K=100 / K=1 (target 1.5)",
+        1,
+        "x",
+    ),
+    ("lpn", "search", None, "seconds_per_task", "grad:100 search per task (target 0.5)", 1, "s"),
+    ("lpn", "evaluate", "mean/", "seconds_per_task", "evaluation per task, mean", 1, "s"),
+    ("lpn", "evaluate", "grad:100/", "seconds_per_task", "evaluation per task, grad:100", 1, "s"),
+    (
+        "generate",
+        "pattern",
+        "cached/stop_early",
+        "seconds_per_grid",
+        "10x10 generation, cached",
+        1000,
+        "ms",
+    ),
+    (
+        "generate",
+        "pattern",
+        "uncached/cached/stop_early",
+        "speedup",
+        "10x10 generation, cached vs uncached",
+        1,
+        "x",
+    ),
+    (
+        "generate",
+        "arc_repo",
+        "cached/stop_early/bfloat16",
+        "seconds_per_grid",
+        "30x30 generation, repo-size ARC model (target 3.5)",
+        1,
+        "s",
+    ),
+    (
+        "generate",
+        "arc_repo",
+        "uncached/cached/stop_early/bfloat16",
+        "speedup",
+        "30x30 generation, cached vs uncached",
+        1,
+        "x",
+    ),
+    (
+        "allocator",
+        "train_step",
+        "glibc/tcmalloc",
+        "speedup",
+        "train step, tcmalloc vs glibc",
+        1,
+        "x",
+    ),
+    (
+        "allocator",
+        "train_step",
+        "glibc/jemalloc",
+        "speedup",
+        "train step, jemalloc vs glibc",
+        1,
+        "x",
+    ),
+    ("allocator", "search", "glibc/tcmalloc", "speedup", "search, tcmalloc vs glibc", 1, "x"),
+    ("allocator", "search", "glibc/jemalloc", "speedup", "search, jemalloc vs glibc", 1, "x"),
+)
+
+
+def _find(rows: list[dict], name: str, variant: str | None, metric: str) -> dict | None:
+    """The first row with this name and metric whose variant equals ``variant`` (any
+    variant for None; a ``variant`` ending in ``/`` matches as a prefix)."""
+    for row in rows:
+        if row["name"] != name or row["metric"] != metric:
+            continue
+        if variant is None or row["variant"] == variant:
+            return row
+        if variant.endswith("/") and row["variant"].startswith(variant):
+            return row
+    return None
+
+
+def summary(results_dir: Path = common.RESULTS_DIR) -> list[str]:
+    """Markdown lines: the key figures of every results file present."""
+    loaded = {}
+    for name in (*SCRIPTS, "efficiency_quick"):
+        path = results_dir / f"{name}.json"
+        if path.exists():
+            loaded[name] = json.loads(path.read_text(encoding="utf-8"))
+    efficiency_file = "efficiency.json"
+    if "efficiency" not in loaded and "efficiency_quick" in loaded:
+        loaded["efficiency"] = loaded["efficiency_quick"]
+        efficiency_file = "efficiency_quick.json"
+    loaded.pop("efficiency_quick", None)
+    lines = ["| measurement | value | file |", "|---|---|---|"]
+    for file, name, variant, metric, label, scale, unit in SUMMARY:
+        if file not in loaded:
+            continue
+        row = _find(loaded[file]["rows"], name, variant, metric)
+        if row is None or row["value"] is None:
+            continue
+        value = row["value"] * scale
+        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        lines.append(f"| {label} | {text} {unit} | {file}.json |")
+    if "efficiency" in loaded:
+        table = loaded["efficiency"].get("table", {})
+        budgets = loaded["efficiency"].get("budgets", [])
+        lines += ["", "Top-1 exact match (%) against objective evaluations per task "
+                  f"({loaded['efficiency'].get('tasks')} held-out pattern tasks; "
+                  f"{efficiency_file}):",
+                  "",
+                  "| method (start) | " + " | ".join(str(b) for b in budgets) + " |",
+                  "|---|" + "---|" * len(budgets)]  # fmt: skip
+        for key, accuracy in table.items():
+            method, start = key.split("/")
+            cells = " | ".join(f"{100 * accuracy[str(b)]:.1f}" for b in budgets)
+            lines.append(f"| {method} ({start}) | {cells} |")
+    machines = {
+        f"{m['machine']['cpu_model']}, {m['machine']['usable_cores']} cores, "
+        f"{m['machine']['allocator']}"
+        for m in loaded.values()
+    }
+    lines += ["", "machine: " + "; ".join(sorted(machines))]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the < 10-minute selection")
+    parser.add_argument("--only", nargs="+", choices=sorted(SCRIPTS), help="run these only")
+    parser.add_argument("--summary", action="store_true", help="print the table; run nothing")
+    args = parser.parse_args(argv)
+    if not args.summary:
+        names = args.only or (QUICK if args.quick else FULL)
+        timings = {}
+        for name in names:
+            command = [sys.executable, str(common.BENCHMARKS_DIR / SCRIPTS[name])]
+            if args.quick and name in HAS_QUICK:
+                command.append("--quick")
+            print(f"=== {' '.join(Path(c).name for c in command[1:])}", flush=True)
+            start = time.perf_counter()
+            subprocess.run(command, check=True)
+            timings[name] = time.perf_counter() - start
+        print("\nwall time: " + ", ".join(f"{n} {t:.0f} s" for n, t in timings.items())
+              + f"; total {sum(timings.values()) / 60:.1f} min")  # fmt: skip
+    print("\n".join(summary()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
