@@ -6,9 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
+DOCS_STAMP := $(VENV)/.installed-docs
+SPHINX_OPTS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo example fast-allocator test test-slow lint format bench bench-quick dist clean
+.PHONY: demo example fast-allocator bench-allocators test test-slow lint format bench bench-quick dist docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,10 @@ $(DEV_STAMP): $(BIN)/python pyproject.toml applications/arc/pyproject.toml
 
 $(DEMO_STAMP): $(BIN)/python pyproject.toml applications/arc/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e . -e applications/arc
+	touch $@
+
+$(DOCS_STAMP): $(BIN)/python pyproject.toml applications/arc/pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs]" -e applications/arc
 	touch $@
 
 # tcmalloc makes XLA's CPU steps 2-3x faster here; installed where apt-get can (root).
@@ -57,15 +63,20 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 
 ## bench-quick / bench: the benchmarks (results under benchmarks/results/)
+## (one entry point, benchmarks/run_all.py; it prints the summary table at the end)
 bench-quick: $(DEV_STAMP) fast-allocator
-	$(BIN)/python benchmarks/bench_search.py --quick
-	$(BIN)/python benchmarks/bench_lpn.py --quick
+	$(BIN)/python benchmarks/run_all.py --quick
 
-bench: $(DEV_STAMP) fast-allocator
-	$(BIN)/python benchmarks/bench_search.py
-	$(BIN)/python benchmarks/bench_lpn.py
-	$(BIN)/python benchmarks/bench_generate.py
-	$(BIN)/python benchmarks/bench_arc.py
+bench: $(DEV_STAMP) fast-allocator bench-allocators
+	$(BIN)/python benchmarks/run_all.py
+
+# jemalloc too, for the allocator comparison of the full run (bench_allocator.py)
+bench-allocators:
+	@ls /usr/lib/*/libjemalloc.so.2 >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get install -y -qq libjemalloc2 >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libjemalloc2 >/dev/null 2>&1)) || \
+	    echo "note: jemalloc not installed; bench_allocator.py skips it"; }
 
 ## dist: build the wheel and sdist and check them
 dist: $(DEV_STAMP)
@@ -73,5 +84,14 @@ dist: $(DEV_STAMP)
 	$(BIN)/python -m build --outdir dist .
 	$(BIN)/python -m twine check dist/*
 
+## docs: build the HTML docs (warnings are errors), execute the tutorial, run the doctests
+# A clean build each time, so the tutorial always runs; the doctest pass reuses the first
+# pass's environment and the executed tutorial from jupyter-cache. HTML: docs/_build/html.
+docs: $(DOCS_STAMP) fast-allocator
+	rm -rf docs/_build docs/_generated
+	cd docs && LD_PRELOAD="$$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1)" \
+	  ../$(BIN)/sphinx-build -W --keep-going -b html -d _build/doctrees $(SPHINX_OPTS) . _build/html
+	cd docs && ../$(BIN)/sphinx-build -W --keep-going -b doctest -d _build/doctrees $(SPHINX_OPTS) . _build/doctest
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache docs/_build docs/_generated

@@ -15,8 +15,8 @@ from latentsearch.aggregate import aggregate_mean, leave_one_out, product_of_exp
 from latentsearch.core import (
     Evaluations,
     Objective,
-    SearchHistory,
     Searcher,
+    SearchHistory,
     SearchResult,
     evaluate,
     no_preparation,
