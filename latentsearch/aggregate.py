@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
@@ -121,12 +122,17 @@ def product_of_experts(
     ax = _normalise_axis(axis, mean.ndim, "axis")
     if ax == mean.ndim - 1:
         raise ValueError("the pair axis cannot be the latent (last) axis")
-    precision = jnp.exp(-dist.log_var)
+    # In log space (log-sum-exp of the log-precisions), so that extreme log-variances
+    # neither overflow (a variance near 0 is a precision near inf) nor give 0 / 0.
+    log_precision = -jnp.asarray(dist.log_var)
     w = _mask_weights(pair_mask, mean.shape, ax)
-    if w is not None:
-        precision = precision * w
-    total_precision = jnp.sum(precision, axis=ax)
-    weighted = jnp.sum(precision * mean, axis=ax)
-    if include_prior:
-        total_precision = total_precision + 1.0
-    return DiagGaussian(weighted / total_precision, -jnp.log(total_precision))
+    w = jnp.ones_like(mean) if w is None else jnp.broadcast_to(w, mean.shape).astype(mean.dtype)
+    if include_prior:  # N(0, I) as one more expert: log-precision 0, mean 0
+        prior = jnp.zeros_like(jnp.take(mean, jnp.array([0]), axis=ax))
+        log_precision = jnp.concatenate([log_precision, prior], axis=ax)
+        mean = jnp.concatenate([mean, prior], axis=ax)
+        w = jnp.concatenate([w, jnp.ones_like(prior)], axis=ax)
+    log_total = jax.nn.logsumexp(log_precision, axis=ax, b=w, keepdims=True)
+    weights = w * jnp.exp(log_precision - log_total)
+    combined = jnp.sum(weights * mean, axis=ax)
+    return DiagGaussian(combined, -jnp.squeeze(log_total, axis=ax))

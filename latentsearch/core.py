@@ -47,7 +47,8 @@ class Evaluations(NamedTuple):
 
     Attributes:
         points: ``(M, D)`` latents.
-        scores: ``(M,)`` objective values (non-finite values are never kept as best points).
+        scores: ``(M,)`` objective values (a non-finite value, or a point with a non-finite
+            coordinate, is never kept as a best point).
         num_gradients: how many of the ``M`` evaluations also computed a gradient.
     """
 
@@ -94,8 +95,10 @@ class SearchResult(NamedTuple):
 
     Attributes:
         latents: ``(keep, D)`` the best distinct points visited, best first.
-        scores: ``(keep,)`` their objective values, descending. ``-inf`` marks a slot for
-            which no finite-scored point was found (its latent is then the first start).
+        scores: ``(keep,)`` their objective values, descending, finite or ``-inf``: NaN and
+            infinite scores, and points with a non-finite coordinate, are never kept.
+            ``-inf`` marks a slot for which no such point was found (its latent is then the
+            first start).
         trace: ``(num_steps,)`` best score found so far after each step (non-decreasing);
             the last entry includes the searcher's final evaluation.
         num_evaluations: objective evaluations spent (a value-and-gradient counts as one).
@@ -164,10 +167,16 @@ class _Best(NamedTuple):
 
 
 def _merge(best: _Best, ev: Evaluations) -> _Best:
-    """Keeps the ``keep`` best distinct points of ``best`` and ``ev`` (non-finite dropped)."""
-    points = jnp.concatenate([best.latents, ev.points.astype(best.latents.dtype)], axis=0)
+    """Keeps the ``keep`` best distinct points of ``best`` and ``ev``.
+
+    A point is never kept when its score is NaN or infinite, nor when the point itself has
+    a NaN or infinite coordinate (an iterate that diverged), whatever its score.
+    """
+    new_points = ev.points.astype(best.latents.dtype)
+    points = jnp.concatenate([best.latents, new_points], axis=0)
     scores = ev.scores.astype(best.scores.dtype)
-    scores = jnp.where(jnp.isfinite(scores), scores, -jnp.inf)
+    finite = jnp.isfinite(scores) & jnp.all(jnp.isfinite(new_points), axis=-1)
+    scores = jnp.where(finite, scores, -jnp.inf)
     scores = jnp.concatenate([best.scores, scores], axis=0)
     keep = best.scores.shape[0]
     chosen_latents, chosen_scores = [], []

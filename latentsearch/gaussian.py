@@ -18,6 +18,11 @@ class DiagGaussian(NamedTuple):
     dimension, any leading axes are batch axes. Being a ``NamedTuple`` it passes through
     ``jax.jit``, ``jax.vmap`` and ``jax.tree_util`` unchanged.
 
+    Log-variances are used as given (no clipping): very negative ones (a variance that
+    underflows to 0) give finite KLs and log-densities (no ``0 / 0``); one above about 88
+    in float32 makes the variance overflow, and the KL to the prior is then ``+inf``, a
+    fault that a training loop should detect rather than hide.
+
     Attributes:
         mean: the means, ``(..., D)``.
         log_var: the log-variances, ``(..., D)``.
@@ -69,7 +74,8 @@ class DiagGaussian(NamedTuple):
         """
         z = jnp.asarray(z)
         return -0.5 * jnp.sum(
-            jnp.log(2 * jnp.pi) + self.log_var + (z - self.mean) ** 2 / self.variance, axis=-1
+            jnp.log(2 * jnp.pi) + self.log_var + _scaled_square(z - self.mean, self.log_var),
+            axis=-1,
         )
 
     def kl_standard_normal(self) -> Float[Array, "*batch"]:
@@ -95,10 +101,23 @@ class DiagGaussian(NamedTuple):
         return 0.5 * jnp.sum(
             other.log_var
             - self.log_var
-            + (self.variance + (self.mean - other.mean) ** 2) / other.variance
+            + jnp.exp(self.log_var - other.log_var)
+            + _scaled_square(self.mean - other.mean, other.log_var)
             - 1.0,
             axis=-1,
         )
+
+
+def _scaled_square(diff: Array, log_var: Array) -> Array:
+    """``diff**2 / exp(log_var)``, without the NaN of ``0 / 0`` or ``0 * inf`` when the
+    variance underflows (``log_var`` below about -88 in float32): computed as
+    ``(diff * exp(-log_var / 2))**2``, and a difference below the smallest normal float
+    (which the CPU may flush to zero) counts as 0, in value and gradient."""
+    diff = jnp.asarray(diff)
+    dtype = jnp.result_type(float, diff, log_var)
+    zero = jnp.abs(diff) < jnp.finfo(dtype).tiny
+    safe = jnp.where(zero, 1.0, diff)
+    return jnp.where(zero, 0.0, (safe * jnp.exp(-0.5 * log_var)) ** 2)
 
 
 def pairwise_kl(dist: DiagGaussian) -> Float[Array, "*batch N N"]:

@@ -117,8 +117,8 @@ def random_search(num_samples: int, scale: float, chunk_size: int | None = None)
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive int; got {num_samples!r}")
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0; got {scale!r}")
+    if not 0 < scale < float("inf"):
+        raise ValueError(f"scale must be > 0 and finite; got {scale!r}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
 
@@ -184,8 +184,8 @@ def evolution_strategy(
         raise TypeError(f"population must be an int; got {population!r}")
     if population < 2 or population % 2:
         raise ValueError(f"population must be even and >= 2 (antithetic pairs); got {population}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0; got {sigma!r}")
+    if not 0 < sigma < float("inf"):
+        raise ValueError(f"sigma must be > 0 and finite; got {sigma!r}")
     optimizer = optax.adam(0.1) if optimizer is None else optimizer
     half = population // 2
 

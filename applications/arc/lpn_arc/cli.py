@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from lpn_arc.allocator import allocator, reexec_with_fast_allocator
@@ -20,13 +21,22 @@ def _parser() -> argparse.ArgumentParser:
         prog="lpn-arc",
         description="Latent Program Networks on ARC-AGI and the PATTERN task: train, "
         "evaluate (with an ARC Prize submission), solve one task, quickstart.",
+        epilog="Exit status: 0 on success; 1 on an error in the data, options, checkpoints "
+        "or memory, printed as one line (--debug shows the traceback); 2 on a usage error; "
+        "130 when interrupted (train and quickstart write a checkpoint first).",
     )
+    debug_help = "show the full traceback of an error instead of a one-line message"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    common = argparse.ArgumentParser(add_help=False)  # --debug also after the command
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser(
         "train",
+        parents=[common],
         help="train an LPN (Orbax checkpoints, resumable)",
-        description="Train an LPN. Every configuration field can be overridden below.",
+        description="Train an LPN. Every configuration field can be overridden below. "
+        "Ctrl-C stops after the current step with a checkpoint (exit status 130).",
     )
     train.add_argument("--preset", default="pattern", choices=sorted(PRESETS))
     train.add_argument("--out", default="runs/train", help="run folder (default: runs/train)")
@@ -35,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the config and parameter count, then exit"
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="do not stop when XLA's memory estimate of a step exceeds the memory available",
+    )
     train.add_argument(
         "--data",
         dest="override_source",
@@ -52,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser(
         "eval",
+        parents=[common],
         help="evaluate a checkpoint with any search (ARC: writes submission.json)",
         description="Evaluate a trained run. With --data, every test input of ARC tasks "
         "(spec = all train pairs) and write DIR/submission.json and DIR/results.json; "
@@ -98,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
     solve = sub.add_parser(
         "solve",
+        parents=[common],
         help="solve one ARC task and render it",
         description="Search, decode both attempts for every test input of one task, print "
         "them (and the truth when known) and render a PNG per test input.",
@@ -113,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 
     qs = sub.add_parser(
         "quickstart",
+        parents=[common],
         help="train a small LPN on CPU and compare searches (make demo)",
         description="Train the quickstart recipe, then evaluate mean, grad:1/5/20/100 and "
         "sample:250 on held-out tasks; write results.json and plots.",
@@ -182,7 +200,20 @@ def _cmd_train(args) -> int:
         f"{m.max_rows}x{m.max_cols}, {m.dtype}); data {d.source or d.rearc}; batch "
         f"{config.batch_size} on {jax.device_count()} device(s); allocator {allocator()}"
     )
-    result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    result = train(
+        config,
+        args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        check_memory=not args.no_memory_check,
+    )
+    if result.interrupted:
+        print(
+            f"lpn-arc train: interrupted at step {result.step}; checkpoint written to "
+            f"{args.out}; continue with --resume",
+            file=sys.stderr,
+        )
+        return 130
     print(f"trained to step {result.step} in {result.seconds:.1f} s; checkpoints in {args.out}")
     return 0
 
@@ -201,14 +232,14 @@ def _load_arc(source: str, solutions: str | None = None, limit: int | None = Non
 
 def _cmd_eval(args) -> int:
     from lpn_arc.evaluate import format_table
-    from lpn_arc.train import load_run
+    from lpn_arc.train import load_run, run_info
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     config, graphdef, params, _, step = load_run(args.checkpoint)
     searches = args.search or ["mean"]
     if args.data is not None:
-        return _eval_arc(args, graphdef, params, step, searches)
+        return _eval_arc(args, config, graphdef, params, step, searches)
     tasks = _test_tasks(config, args.tasks, args.density)
     rows, _ = _evaluate_all(
         graphdef,
@@ -227,6 +258,7 @@ def _cmd_eval(args) -> int:
     print(format_table(rows))
     report = {"checkpoint": str(args.checkpoint), "step": step, "rows": rows}
     print(json.dumps(report))
+    report["environment"] = {**run_info(config), "eval_seed": 0}
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "results.json").write_text(json.dumps(report, indent=2))
@@ -246,11 +278,12 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
     return values
 
 
-def _eval_arc(args, graphdef, params, step, searches) -> int:
+def _eval_arc(args, config, graphdef, params, step, searches) -> int:
     import jax
 
     from lpn_arc.evaluate import evaluate_arc, format_table, validate_submission
     from lpn_arc.searchspec import parse_search
+    from lpn_arc.train import run_info
 
     tasks = _load_arc(args.data, args.solutions, args.limit)
     out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
@@ -288,6 +321,7 @@ def _eval_arc(args, graphdef, params, step, searches) -> int:
         "allocator": allocator(),
         "rows": rows,
         "queries": queries,
+        "environment": {**run_info(config), "eval_seed": 0},
     }
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'results.json'}")
@@ -359,7 +393,7 @@ def _cmd_quickstart(args) -> int:
         plot_search_traces,
         plot_tasks,
     )
-    from lpn_arc.train import train
+    from lpn_arc.train import run_info, train
 
     config = apply_overrides(get_preset("quickstart"), args)
     out = Path(args.out)
@@ -374,6 +408,12 @@ def _cmd_quickstart(args) -> int:
         f"up to {config.steps} steps / {args.minutes:g} min; allocator {allocator()}"
     )
     result = train(config, out, progress=not args.no_progress, max_seconds=60 * args.minutes)
+    if result.interrupted:
+        print(
+            f"lpn-arc quickstart: interrupted at step {result.step}; checkpoint written to {out}",
+            file=sys.stderr,
+        )
+        return 130
     tasks = _test_tasks(config, args.tasks)
     rows, outputs = _evaluate_all(
         result.graphdef,
@@ -399,6 +439,7 @@ def _cmd_quickstart(args) -> int:
             {k: r[k] for k in ("search", "top1", "pass2", "pixel", "shape", "evaluations")}
             for r in rows
         ],
+        "environment": {**run_info(config), "eval_seed": 0},
     }
     (out / "results.json").write_text(json.dumps(report, indent=2))
     plot_accuracy_vs_steps(rows, out / "accuracy_vs_steps.png")
@@ -409,15 +450,39 @@ def _cmd_quickstart(args) -> int:
     return 0
 
 
+def _user_error(err: BaseException) -> bool:
+    """Errors a user can cause (bad data, options, files, memory): one line, no traceback."""
+    from lpn_arc.train import TrainingError
+
+    if isinstance(err, (ValueError, OSError, TrainingError)):
+        return True
+    return "RESOURCE_EXHAUSTED" in str(err)  # XLA out of memory
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 2000 else text[:1997] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``lpn-arc`` console script."""
+    """Entry point of the ``lpn-arc`` console script.
+
+    Exit status: 0 on success, 1 on an error a user can cause (bad data or options, a
+    missing or unreadable checkpoint, a step that cannot fit in memory, a non-finite loss),
+    printed as one line ``lpn-arc COMMAND: error: ...`` (``--debug`` shows the traceback);
+    2 on a usage error; 130 when interrupted (training writes a checkpoint first). Anything
+    else is a bug and keeps its traceback.
+    """
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     args = parser.parse_args(argv)  # --help and usage errors exit here, before the re-exec
     if from_command_line:  # never replace a calling Python program (tests, notebooks)
         reexec_with_fast_allocator([sys.executable, "-m", "lpn_arc", *argv])
-    from lpn_arc.train import TrainingError
+    prefix = f"lpn-arc {args.command}"
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
 
     started = time.perf_counter()
     try:
@@ -427,13 +492,18 @@ def main(argv: list[str] | None = None) -> int:
             "solve": _cmd_solve,
             "quickstart": _cmd_quickstart,
         }
-        return command[args.command](args)
-    except (ValueError, FileNotFoundError, TrainingError) as err:
-        print(f"lpn-arc {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = show_warning
+            return command[args.command](args)
     except KeyboardInterrupt:
         print(
-            f"lpn-arc {args.command}: interrupted after {time.perf_counter() - started:.0f} s",
+            f"{prefix}: interrupted after {time.perf_counter() - started:.0f} s",
             file=sys.stderr,
         )
         return 130
+    except Exception as err:
+        if args.debug or not _user_error(err):
+            raise
+        print(f"{prefix}: error: {_one_line(err)}", file=sys.stderr)
+        return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from typing import Any
 
 from lpn_arc.model import ModelConfig
@@ -152,8 +153,18 @@ class TrainConfig:
             )
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0; got {self.warmup_steps}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be > 0 and finite; got {self.lr}")
+        for name, low, strict in (
+            ("search_lr", 0.0, True),
+            ("clip_norm", 0.0, True),
+            ("weight_decay", 0.0, False),
+            ("prior_kl", 0.0, False),
+        ):
+            value = getattr(self, name)
+            if not (low < value if strict else low <= value) or not math.isfinite(value):
+                bound = f"> {low:g}" if strict else f">= {low:g}"
+                raise ValueError(f"{name} must be {bound} and finite; got {value}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(
                 f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}"

@@ -14,7 +14,9 @@ Sources understood by :func:`load_tasks`:
 :func:`load_rearc` reads a re-arc style folder (``<task_id>.json`` holding a list of
 ``{"input", "output"}`` pairs). A grid is a list of 1-30 rows of 1-30 integer colours 0-9;
 every grid is validated and any problem raises :class:`DataError` naming the file, the task
-and the pair: nothing is silently dropped, cropped or skipped. Loaded grids are ``int8``.
+and the pair: nothing is silently dropped, cropped or skipped. A key given twice in one JSON
+object (a duplicate task id, a repeated ``"train"``) is an error too, not "the last one wins".
+Loaded grids are ``int8``.
 
 :class:`TaskSampler` draws augmented training tasks in the pair format of
 :mod:`lpn_arc.grids`; :func:`evaluation_arrays` pads evaluation tasks to fixed shapes.
@@ -70,7 +72,12 @@ def _grid(obj: Any, where: str) -> np.ndarray:
     if isinstance(obj, np.ndarray):
         if obj.ndim == 2 and obj.dtype != np.bool_ and np.issubdtype(obj.dtype, np.integer):
             array = obj
-    elif type(obj) is list and obj and type(obj[0]) is list:  # the fast path for JSON grids
+    elif (  # the fast path for JSON grids
+        type(obj) is list
+        and 0 < len(obj) <= MAX_GRID_SIZE
+        and type(obj[0]) is list
+        and 0 < len(obj[0]) <= MAX_GRID_SIZE
+    ):
         width = len(obj[0])
         if all(type(row) is list and len(row) == width for row in obj) and set(
             map(type, chain.from_iterable(obj))
@@ -96,16 +103,42 @@ def _grid(obj: Any, where: str) -> np.ndarray:
     return padded[: shape[0], : shape[1]].astype(np.int8)
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` object hook: a repeated key (a task id given twice) is an error, not a
+    silent "last one wins"."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def _read_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise DataError(
             f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
         ) from None
+    except _DuplicateKey as err:
+        raise DataError(
+            f"{path}: the key {err.key!r} appears twice in one JSON object (a duplicate task "
+            "id or field; JSON would silently keep only the last)"
+        ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read the file ({err})") from None
+    except RecursionError:
+        raise DataError(f"{path}: invalid JSON: nested too deeply") from None
+    except ValueError as err:  # e.g. an integer literal over Python's 4300-digit limit
+        raise DataError(f"{path}: invalid JSON: {err}") from None
 
 
 def _pair(entry: Any, where: str, *, need_output: bool = True) -> tuple[np.ndarray, Any]:

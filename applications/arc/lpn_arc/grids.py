@@ -23,6 +23,7 @@ NUM_COLOURS = 10
 PAIR_KEYS = ("inputs", "input_shapes", "outputs", "output_shapes")
 
 Grid = Sequence[Sequence[int]] | np.ndarray
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 class GridError(ValueError):
@@ -36,6 +37,10 @@ def _fail(where: str, problem: str) -> GridError:
 def _check_max(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _too_large(rows: int, cols: int) -> str:
+    return f"grid is {rows}x{cols}, ARC grids have at most {MAX_GRID_SIZE} rows and cols"
 
 
 def _to_array(grid: Grid, where: str) -> np.ndarray:
@@ -53,7 +58,7 @@ def _to_array(grid: Grid, where: str) -> np.ndarray:
     if len(grid) == 0:
         raise _fail(where, "grid is empty (no rows)")
     width = None
-    for r, row in enumerate(grid):
+    for r, row in enumerate(grid):  # the shape first: an oversize grid fails before its cells
         if isinstance(row, (str, bytes)) or not isinstance(row, (Sequence, np.ndarray)):
             raise _fail(where, f"row {r} must be a list of cells, got {type(row).__name__}")
         if width is None:
@@ -62,9 +67,14 @@ def _to_array(grid: Grid, where: str) -> np.ndarray:
                 raise _fail(where, "grid is empty (row 0 has no cells)")
         elif len(row) != width:
             raise _fail(where, f"row {r} has {len(row)} cells, expected {width}")
+    if len(grid) > MAX_GRID_SIZE or width > MAX_GRID_SIZE:
+        raise _fail(where, _too_large(len(grid), width))
+    for r, row in enumerate(grid):
         for c, value in enumerate(row):
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
                 raise _fail(where, f"cell ({r}, {c}) is {value!r}, not an integer colour")
+            if not _INT64_MIN <= value <= _INT64_MAX:  # would overflow the array below
+                raise _fail(where, f"cell ({r}, {c}) has colour {value}, expected 0-9")
     return np.asarray(grid, dtype=np.int64)
 
 
@@ -95,9 +105,7 @@ def encode_grid(
     array = _to_array(grid, where)
     rows, cols = array.shape
     if rows > MAX_GRID_SIZE or cols > MAX_GRID_SIZE:
-        raise _fail(
-            where, f"grid is {rows}x{cols}, ARC grids have at most {MAX_GRID_SIZE} rows and cols"
-        )
+        raise _fail(where, _too_large(rows, cols))
     if rows > max_rows or cols > max_cols:
         raise _fail(where, f"grid is {rows}x{cols}, larger than the maximum {max_rows}x{max_cols}")
     bad = (array < 0) | (array >= NUM_COLOURS)
