@@ -8,8 +8,8 @@
    random search, evolution strategy, hybrid) on the lpn-arc PATTERN decoder (the paper's
    Table 13 architecture at the quickstart's 6x6 grids, freshly initialised: speed does not
    depend on training; objective = log-likelihood of 3 specification pairs) for batches of
-   1, 32 and 128 tasks (``vmap``), about 8 evaluations per task per call, and the compile
-   time of each.
+   1, 32 and 128 tasks (``vmap``; ``--quick``: 1 and 128, one timed call), about 8
+   evaluations per task per call, and the compile time of each.
 3. ``lpn_loss_backward``: XLA's static peak-memory estimate of ``jax.grad`` of
    ``lpn_loss`` on a toy LPN, for K = 1, 10, 100 search steps and every ``gradient_flow``,
    plus the time of one backward pass.
@@ -245,7 +245,7 @@ def _method_searchers():
     }
 
 
-def bench_methods(seed: int, repeats: int) -> list[dict]:
+def bench_methods(seed: int, repeats: int, batches=METHOD_BATCHES) -> list[dict]:
     """Evaluations per second and compile seconds of each searcher on the pattern decoder."""
     from lpn_arc.config import get_preset
     from lpn_arc.grids import PAIR_KEYS
@@ -255,7 +255,7 @@ def bench_methods(seed: int, repeats: int) -> list[dict]:
     config = get_preset("quickstart")
     graphdef, params = init_params(config)
     log_likelihood = log_likelihood_fn(graphdef)
-    tasks = pattern_test_tasks(config, max(METHOD_BATCHES))
+    tasks = pattern_test_tasks(config, max(batches))
     spec = {k: jnp.asarray(tasks[k][:, :-1]) for k in PAIR_KEYS}
 
     def pattern_objective(z, params, pairs):
@@ -263,7 +263,7 @@ def bench_methods(seed: int, repeats: int) -> list[dict]:
 
     rows = []
     for method, (searcher, num_steps) in _method_searchers().items():
-        for batch in METHOD_BATCHES:
+        for batch in batches:
 
             def run(params, pairs, z0, keys, searcher=searcher, num_steps=num_steps):
                 def one(pairs, z, key):
@@ -422,7 +422,8 @@ def main(argv=None):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="3 timing repeats instead of 5; do not time the K=100 backward passes",
+        help="3 timing repeats instead of 5; do not time the K=100 backward passes; "
+        "searchers at batch 1 and 128 only",
     )
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed of all data and params")
     parser.add_argument(
@@ -441,7 +442,10 @@ def main(argv=None):
     wall = time.perf_counter()
 
     rows, sanity = bench_throughput(k_throughput, repeats)
-    rows += bench_methods(args.seed, 2 if args.quick else 5)
+    if args.quick:  # batch 32 only in the full run: each batch size compiles anew
+        rows += bench_methods(args.seed, 1, (1, 128))
+    else:
+        rows += bench_methods(args.seed, 5)
     lpn_rows, details, notes, ratios = bench_lpn_backward(k_lpn, time_k100=not args.quick)
     rows += lpn_rows
 
