@@ -209,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         "instead of 32",
     )
     parser.add_argument("--seed", type=int, default=0, help="recorded; data seeds are fixed")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=("train", "memory", "search"),
+        default=("train", "memory", "search"),
+        help="run only these parts (full run); the results go to lpn_<parts>.json",
+    )
     args = parser.parse_args(argv)
     from lpn_arc.allocator import reexec_with_fast_allocator
 
@@ -220,10 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = bench_train_step(config, 2, QUICK_TRAIN_SEARCHES, warmup=0)
         rows += bench_search_and_generation(config, 2, batch=4)
     else:
-        rows = bench_train_step(config, 5)
-        rows += bench_memory_vs_k(config)
-        rows += bench_search_and_generation(config, 5)
-    path = common.write_results(NAME, rows, seed=args.seed)
+        rows = bench_train_step(config, 5) if "train" in args.parts else []
+        rows += bench_memory_vs_k(config) if "memory" in args.parts else []
+        rows += bench_search_and_generation(config, 5) if "search" in args.parts else []
+    name = NAME
+    if not args.quick and set(args.parts) != {"train", "memory", "search"}:
+        name = "_".join([NAME, *sorted(args.parts)])
+    path = common.write_results(name, rows, seed=args.seed)
     common.print_table(rows)
     print(f"wrote {path}")
     return 0

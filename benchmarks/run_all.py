@@ -246,6 +246,14 @@ def summary(results_dir: Path = common.RESULTS_DIR) -> list[str]:
         path = results_dir / f"{name}.json"
         if path.exists():
             loaded[name] = json.loads(path.read_text(encoding="utf-8"))
+    # rows of partial full runs (bench_lpn.py --parts ...) complete the quick lpn.json
+    for path in sorted(results_dir.glob("lpn_*.json")):
+        extra = json.loads(path.read_text(encoding="utf-8"))
+        base = loaded.setdefault("lpn", {**extra, "rows": []})
+        have = {(r["name"], r["variant"], r["metric"]) for r in base["rows"]}
+        base["rows"] += [
+            r for r in extra["rows"] if (r["name"], r["variant"], r["metric"]) not in have
+        ]
     efficiency_file = "efficiency.json"
     if "efficiency" not in loaded and "efficiency_quick" in loaded:
         loaded["efficiency"] = loaded["efficiency_quick"]
