@@ -4,7 +4,9 @@ The benchmarks write ``benchmarks/results/<name>.json`` (schema in ``benchmarks/
 and, for some, ``<name>.png``. When the build starts, the PNG files are copied to
 ``docs/_generated/benchmarks/`` (ignored by git). ``.. benchmark-results:: plots`` renders
 every plot present at build time; ``.. benchmark-results:: tables`` renders, for each result
-file, its creation date, machine and a table of its rows. Nothing is required to exist:
+file, its creation date, machine and a table of its rows; ``.. benchmark-results:: summary``
+renders the key-figure tables of ``benchmarks/run_all.py --summary`` (the README's
+"Performance" tables come from the same function). Nothing is required to exist:
 with nothing to show the directive says how to produce it. A file that cannot be parsed is
 reported on the page, not as a build error, since the benchmarks may be rewriting it while
 the docs build.
@@ -12,9 +14,11 @@ the docs build.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 
 from docutils import nodes
@@ -106,17 +110,70 @@ def _result_lines(path: Path) -> list[str]:
     return lines + [""]
 
 
+def _summary_lines(results: Path, benchmarks: Path | None = None) -> list[str]:
+    """``run_all.summary()`` of the files in ``results`` (Markdown tables and paragraphs) as
+    reStructuredText; ``run_all.py`` is read from ``benchmarks`` (default: the parent)."""
+    benchmarks = results.parent if benchmarks is None else benchmarks
+    spec = importlib.util.spec_from_file_location("_benchmarks_run_all", benchmarks / "run_all.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {benchmarks / 'run_all.py'}")
+    sys.path.insert(0, str(benchmarks))  # run_all imports benchmarks/common.py
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        markdown = module.summary(results)
+    finally:
+        sys.path.remove(str(benchmarks))
+    lines: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if not table:
+            return
+        lines.extend([".. list-table::", "   :header-rows: 1", ""])
+        for row in table:
+            lines.append(f"   * - {_cell(row[0])}")
+            lines.extend(f"     - {_cell(cell)}" for cell in row[1:])
+        lines.append("")
+        table.clear()
+
+    for line in markdown:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-:") for c in cells):  # not the separator row
+                table.append(cells)
+            continue
+        flush()
+        if line.strip():
+            lines.extend([line.strip(), ""])
+    flush()
+    return lines
+
+
 class BenchmarkResults(SphinxDirective):
-    """Renders the plots (argument ``plots``) or the result tables (``tables``)."""
+    """Renders the plots (argument ``plots``), the result tables (``tables``) or the key
+    figures (``summary``)."""
 
     required_arguments = 1
     has_content = False
 
     def run(self) -> list[nodes.Node]:
         what = self.arguments[0]
-        if what not in ("plots", "tables"):
-            raise self.error(f"benchmark-results takes 'plots' or 'tables'; got {what!r}")
+        if what not in ("plots", "tables", "summary"):
+            raise self.error(
+                f"benchmark-results takes 'plots', 'tables' or 'summary'; got {what!r}"
+            )
         source = _results_dir(self.env.app)
+        if what == "summary":
+            for path in sorted(source.glob("*.json")) if source.is_dir() else []:
+                self.env.note_dependency(str(path))
+            try:
+                lines = _summary_lines(source)
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                lines = [f"The summary could not be made at build time ({err}).", ""]
+            container = nodes.container()
+            self.state.nested_parse(StringList(lines, source="benchmark-results"), 0, container)
+            return list(container.children)
         if what == "plots":
             found = sorted((Path(self.env.srcdir) / GENERATED).glob("*.png"))
         else:
