@@ -168,12 +168,9 @@ class BenchmarkResults(SphinxDirective):
             for path in sorted(source.glob("*.json")) if source.is_dir() else []:
                 self.env.note_dependency(str(path))
             try:
-                lines = _summary_lines(source)
+                return self._parse(_summary_lines(source))
             except (OSError, ValueError, KeyError, TypeError) as err:
-                lines = [f"The summary could not be made at build time ({err}).", ""]
-            container = nodes.container()
-            self.state.nested_parse(StringList(lines, source="benchmark-results"), 0, container)
-            return list(container.children)
+                return self._parse([f"The summary could not be made at build time ({err})."])
         if what == "plots":
             found = sorted((Path(self.env.srcdir) / GENERATED).glob("*.png"))
         else:
@@ -201,6 +198,9 @@ class BenchmarkResults(SphinxDirective):
                     f"   ``benchmarks/results/{path.name}``",
                     "",
                 ]
+        return self._parse(lines)
+
+    def _parse(self, lines: list[str]) -> list[nodes.Node]:
         container = nodes.container()
         self.state.nested_parse(StringList(lines, source="benchmark-results"), 0, container)
         return list(container.children)
