@@ -69,7 +69,8 @@ def test_known_task_round_trips():
         assert inp.shape == (3, 3) and out.shape == (9, 9)
         assert inp.tolist() == entry["input"] and out.tolist() == entry["output"]
     assert task.test_outputs[0].tolist() == raw["test"][0]["output"]
-    assert len(task.all_pairs()) == 6
+    assert len(task.training_pairs()) == 5
+    assert len(task.training_pairs(include_test_pairs=True)) == 6
 
 
 def test_limit_takes_the_first_tasks():
@@ -88,7 +89,9 @@ def test_task_file_and_unknown_test_outputs(tmp_path):
     assert task.test_inputs[0].tolist() == GRID_B and task.test_outputs[0].tolist() == GRID_A
     (unknown,) = load_tasks(_write(tmp_path / "def.json", _task(2, with_outputs=False)))
     assert unknown.test_outputs is None and unknown.num_test == 1
-    assert len(unknown.all_pairs()) == 2
+    assert len(unknown.training_pairs()) == 2
+    with pytest.raises(DataError, match="def.*include-test-pairs needs the test outputs"):
+        unknown.training_pairs(include_test_pairs=True)
 
 
 def test_folder_is_sorted_and_reads_every_json(tmp_path):

@@ -54,8 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         dest="override_source",
         metavar="SOURCE",
-        help="training data (same as --source): pattern, arc1-train, arc1-eval, arc2-train, "
-        "arc2-eval, a task JSON file, a folder of them or a challenges file",
+        action="append",
+        help="training data (repeatable; same as --source): pattern, arc1-train, arc1-eval, "
+        "arc2-train, arc2-eval, a task JSON file, a folder of them or a challenges file. ARC "
+        "tasks give their demonstration (train) pairs only; --include-test-pairs adds their "
+        "test pairs (refused for arc1-eval and arc2-eval). --data arc1-train --data arc1-eval "
+        "trains on the evaluation tasks' demonstrations (test-time training), never their "
+        "test outputs",
     )
     train.add_argument(
         "--distributed",
@@ -177,6 +182,15 @@ def _evaluate_all(graphdef, params, tasks, searches, *, lr, scale, batch_size, p
     return rows, outputs
 
 
+def _data_summary(data) -> str:
+    """``arc1-train (train pairs) + re-arc FOLDER`` or ``pattern``."""
+    if data.is_pattern:
+        return "pattern"
+    pairs = "train+test pairs" if data.include_test_pairs else "train pairs only"
+    parts = [f"{', '.join(data.sources)} ({pairs})"] if data.sources else []
+    return " + ".join(parts + ([f"re-arc {data.rearc}"] if data.rearc else []))
+
+
 def _cmd_train(args) -> int:
     import jax
 
@@ -197,7 +211,7 @@ def _cmd_train(args) -> int:
     print(
         f"preset {args.preset}: {count_params(shapes):,} parameters (enc {m.encoder_layers} / "
         f"dec {m.decoder_layers} layers, {m.num_heads}x{m.head_dim}, latent {m.latent_dim}, "
-        f"{m.max_rows}x{m.max_cols}, {m.dtype}); data {d.source or d.rearc}; batch "
+        f"{m.max_rows}x{m.max_cols}, {m.dtype}); data {_data_summary(d)}; batch "
         f"{config.batch_size} on {jax.device_count()} device(s); allocator {allocator()}"
     )
     result = train(
@@ -282,10 +296,12 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
     import jax
 
     from lpn_arc.evaluate import evaluate_arc, format_table, validate_submission
+    from lpn_arc.provenance import check_no_test_leak
     from lpn_arc.searchspec import parse_search
     from lpn_arc.train import run_info
 
     tasks = _load_arc(args.data, args.solutions, args.limit)
+    check_no_test_leak(args.checkpoint, config, tasks)
     out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     print(
@@ -338,6 +354,7 @@ def _cmd_solve(args) -> int:
 
     from lpn_arc.evaluate import evaluate_arc
     from lpn_arc.plots import plot_arc_solution
+    from lpn_arc.provenance import check_no_test_leak
     from lpn_arc.searchspec import parse_search
     from lpn_arc.train import load_run
 
@@ -345,7 +362,8 @@ def _cmd_solve(args) -> int:
     if len(tasks) != 1:
         raise ValueError(f"{args.task} holds {len(tasks)} tasks; solve takes one task")
     task = tasks[0]
-    _, graphdef, params, _, step = load_run(args.checkpoint)
+    config, graphdef, params, _, step = load_run(args.checkpoint)
+    check_no_test_leak(args.checkpoint, config, [task])
     spec = parse_search(args.search, lr=args.lr, scale=args.scale)
     result = evaluate_arc(graphdef, params, [task], spec, jax.random.key(0), batch_size=1)
     out = Path(args.out) if args.out else Path(args.checkpoint) / "solve"

