@@ -225,6 +225,77 @@ def test_decoder_is_causal(tiny):
     assert not np.allclose(base["cols"], rows_changed["cols"])
 
 
+# The decoder mask, block by block (official: facts 2.4). One decoder layer, so a token's
+# state depends exactly on the tokens it attends to; each test changes one group of tokens
+# and checks which valid tokens' states move.
+MASK_CFG = dataclasses.replace(TINY, max_rows=3, max_cols=3, decoder_layers=1)
+R = C = 3
+LAT = R * C + 2  # 0, 1: input shape tokens; 2..10: input cells; 11: latent
+INPUT_CELLS = np.arange(2, 2 + R * C)
+FIRST_OUT = LAT + 3  # 12, 13: output shape tokens; 14..22: output cells
+
+
+@pytest.fixture(scope="module")
+def mask_probe():
+    model = LPNModel(MASK_CFG, rngs=nnx.Rngs(3))
+    states = jax.jit(lambda z, pair: model.decoder.hidden_states(z, pair))
+    rng = np.random.default_rng(0)
+    pair = {
+        "inputs": rng.integers(1, 10, (R, C)).astype(np.int32),
+        "input_shapes": np.array([2, 2], np.int32),  # input cells (r, c), r, c < 2, are valid
+        "outputs": rng.integers(1, 10, (R, C)).astype(np.int32),
+        "output_shapes": np.array([2, 3], np.int32),  # output rows 0-1 are valid
+    }
+    z = jnp.array([0.5, -1.0, 0.25, 2.0])
+    valid_in = INPUT_CELLS[[0, 1, 3, 4]]  # raster (0,0) (0,1) (1,0) (1,1)
+    valid_out = FIRST_OUT + np.arange(6)  # raster (0,0) .. (1,2)
+    valid = np.concatenate([[0, 1], valid_in, [LAT, LAT + 1, LAT + 2], valid_out])
+    return states, pair, z, valid
+
+
+def _moved(probe, *, z=None, **changes):
+    """Indices of the valid tokens whose state changes when ``z`` or grid cells change."""
+    states, pair, z0, valid = probe
+    other = {name: np.array(value) for name, value in pair.items()}
+    for name, cells in changes.items():  # name: "inputs" or "outputs"; cells: [(r, c)]
+        for r, c in cells:
+            other[name][r, c] = other[name][r, c] % 9 + 1  # another non-black colour
+    before = np.asarray(states(z0, pair))
+    after = np.asarray(states(z0 if z is None else z, other))
+    moved = ~np.all(np.isclose(before, after, rtol=1e-6, atol=1e-6), axis=-1)
+    return set(np.flatnonzero(moved).tolist()) & set(valid.tolist())
+
+
+def test_decoder_mask_input_tokens_attend_to_the_latent(mask_probe):
+    moved = _moved(mask_probe, z=jnp.array([-1.0, 0.5, 1.5, 0.0]))
+    # every valid token moves with z: the input ones only through the latent token
+    assert moved == set(mask_probe[3].tolist())
+
+
+def test_decoder_mask_input_tokens_attend_to_inputs_only(mask_probe):
+    moved = _moved(mask_probe, inputs=[(1, 1)])
+    # input -> input: every valid input-side token sees the changed input cell
+    assert {0, 1, *INPUT_CELLS[[0, 1, 3, 4]].tolist()} <= moved
+    # ... and the latent and output tokens, which attend to all valid earlier tokens
+    assert {LAT, LAT + 1, LAT + 2, FIRST_OUT, FIRST_OUT + 5} <= moved
+    # input tokens never attend to output tokens
+    assert not _moved(mask_probe, outputs=[(0, 0), (1, 2)]) & set(range(LAT))
+
+
+def test_decoder_mask_outputs_attend_causally(mask_probe):
+    # output cell (0, 1) is token FIRST_OUT + 1: later output tokens see it, earlier ones
+    # (the output shape tokens, cell (0, 0)) and the latent do not
+    moved = _moved(mask_probe, outputs=[(0, 1)])
+    assert moved == set(range(FIRST_OUT + 1, FIRST_OUT + 6))
+
+
+def test_decoder_mask_never_attends_to_padding(mask_probe):
+    # input cells outside the 2 x 2 input shape and output cells outside 2 x 3
+    padded_in = [(0, 2), (1, 2), (2, 0), (2, 1), (2, 2)]
+    assert _moved(mask_probe, inputs=padded_in) == set()
+    assert _moved(mask_probe, outputs=[(2, 0), (2, 1), (2, 2)]) == set()
+
+
 def test_log_likelihood_finite_and_depends_on_z(tiny):
     pairs = _random_pairs(3, 4)
     zs = jax.random.normal(jax.random.key(0), (4, 4))

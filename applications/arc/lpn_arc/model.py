@@ -67,10 +67,17 @@ class ModelConfig:
         latent_dim: latent dimension d.
         encoder_layers: number of encoder blocks (0 allowed).
         decoder_layers: number of decoder blocks (0 allowed).
-        num_heads: attention heads (shared by encoder and decoder).
+        num_heads: attention heads (of the encoder, and of the decoder unless
+            ``decoder_num_heads`` is set).
         head_dim: dimension per head; the model width is ``E = num_heads * head_dim``.
         mlp_factor: MLP hidden width as a multiple of E.
-        dropout: dropout rate on embeddings, attention outputs and MLP outputs.
+        decoder_num_heads: the decoder's heads when it is narrower or wider than the
+            encoder (paper Table 15: encoder 8 x 8, decoder 8 x 4); 0 = ``num_heads``.
+        decoder_head_dim: the decoder's dimension per head; 0 = ``head_dim``.
+        decoder_mlp_factor: the decoder's MLP factor; 0 = ``mlp_factor``.
+        dropout: dropout rate on embeddings, attention weights, attention outputs and MLP
+            outputs, in training only: the encoder and the scoring of held-out pairs (the
+            search inside the loss, test-time search and generation run without it).
         activation: MLP activation, ``"silu"`` (official), ``"relu"`` or ``"gelu"``.
         dtype: activation dtype, ``"float32"`` or ``"bfloat16"`` (parameters, softmax,
             logits and latents stay float32).
@@ -94,6 +101,9 @@ class ModelConfig:
     num_heads: int
     head_dim: int
     mlp_factor: float
+    decoder_num_heads: int = 0
+    decoder_head_dim: int = 0
+    decoder_mlp_factor: float = 0.0
     dropout: float = 0.0
     activation: str = "silu"
     dtype: str = "float32"
@@ -111,6 +121,19 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"ModelConfig.{name} must be an int >= 0, got {value!r}")
+        for name in ("decoder_num_heads", "decoder_head_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"ModelConfig.{name} must be an int >= 0 (0: the encoder's), got {value!r}"
+                )
+        if not self.decoder_mlp_factor >= 0:
+            raise ValueError(
+                "ModelConfig.decoder_mlp_factor must be >= 0 (0: the encoder's), got "
+                f"{self.decoder_mlp_factor!r}"
+            )
+        if self.has_own_decoder_width:
+            self.decoder_config()  # validates the decoder's width (RoPE needs head_dim % 4)
         if not self.mlp_factor > 0 or self.mlp_dim < 1:
             raise ValueError(f"ModelConfig.mlp_factor must be > 0, got {self.mlp_factor!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -145,6 +168,26 @@ class ModelConfig:
             or not 1.0 <= freq < math.inf
         ):
             raise ValueError(f"ModelConfig.rope_max_freq must be a number >= 1, got {freq!r}")
+
+    @property
+    def has_own_decoder_width(self) -> bool:
+        """True when a ``decoder_*`` width field differs from the encoder's."""
+        return bool(self.decoder_num_heads or self.decoder_head_dim or self.decoder_mlp_factor)
+
+    def decoder_config(self) -> ModelConfig:
+        """The configuration the decoder is built from: the encoder's, with the
+        ``decoder_*`` width fields applied (``self`` when none is set)."""
+        if not self.has_own_decoder_width:
+            return self
+        return dataclasses.replace(
+            self,
+            num_heads=self.decoder_num_heads or self.num_heads,
+            head_dim=self.decoder_head_dim or self.head_dim,
+            mlp_factor=self.decoder_mlp_factor or self.mlp_factor,
+            decoder_num_heads=0,
+            decoder_head_dim=0,
+            decoder_mlp_factor=0.0,
+        )
 
     @property
     def embed_dim(self) -> int:
@@ -776,22 +819,21 @@ class Decoder(nnx.Module):
 
     # Teacher forcing -------------------------------------------------------------------
 
-    def logits(
+    def hidden_states(
         self, z: jax.Array, pair: Pair, *, dropout_key: jax.Array | None = None
-    ) -> dict[str, jax.Array]:
-        """Teacher-forced logits of one pair's output given ``z`` and the input.
+    ) -> jax.Array:
+        """The last block's token states of one teacher-forced pair, ``(2 R'C' + 5, E)``.
+
+        Token order: input rows and cols tokens, the ``R' x C'`` input cells (raster),
+        the latent token, output rows and cols tokens, the ``R' x C'`` output cells. The
+        attention mask (the official one): input tokens attend to valid input tokens and
+        to the latent; the latent and output tokens attend to every valid token up to
+        themselves; a cell outside its grid's shape is never attended.
 
         Args:
             z: latent ``(d,)``.
-            pair: one pair in the pair format (the output is the teacher-forced target).
+            pair: one pair in the pair format (see :meth:`logits`).
             dropout_key: dropout key (None = deterministic).
-
-        Returns:
-            ``{"rows": (R,), "cols": (C,), "cells": (R', C', 10)}`` float32 logits; ``rows[k]``
-            scores ``k + 1`` rows; ``cells[r, c]`` is the distribution of output cell
-            ``(r, c)`` (meaningful inside the output shape only). ``R' x C'`` is the padded
-            size of ``pair["outputs"]``: the model's ``R x C`` or any smaller size that
-            holds the grids (a size bucket: the same values for the valid cells, less work).
         """
         cfg = self.cfg
         rows_n, cols_n = jnp.shape(pair["outputs"])  # the model's R x C, or a smaller bucket
@@ -826,6 +868,30 @@ class Decoder(nnx.Module):
         x = _dropout(tokens, cfg.dropout, keys[0])
         for block, block_key in zip(self.blocks, keys[1:], strict=True):
             x, _ = block(x, mask, rope=rope, dropout_key=block_key)
+        return x
+
+    def logits(
+        self, z: jax.Array, pair: Pair, *, dropout_key: jax.Array | None = None
+    ) -> dict[str, jax.Array]:
+        """Teacher-forced logits of one pair's output given ``z`` and the input.
+
+        Args:
+            z: latent ``(d,)``.
+            pair: one pair in the pair format (the output is the teacher-forced target).
+            dropout_key: dropout key (None = deterministic).
+
+        Returns:
+            ``{"rows": (R,), "cols": (C,), "cells": (R', C', 10)}`` float32 logits; ``rows[k]``
+            scores ``k + 1`` rows; ``cells[r, c]`` is the distribution of output cell
+            ``(r, c)`` (meaningful inside the output shape only). ``R' x C'`` is the padded
+            size of ``pair["outputs"]``: the model's ``R x C`` or any smaller size that
+            holds the grids (a size bucket: the same values for the valid cells, less work).
+        """
+        x = self.hidden_states(z, pair, dropout_key=dropout_key)
+        rows_n, cols_n = jnp.shape(pair["outputs"])
+        out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
+        r, c = _cell_positions(rows_n, cols_n)
+        lat = jnp.size(pair["inputs"]) + 2  # the latent token ends the prefix
 
         # Cell (r, c) is predicted by the previous valid cell in raster order: (r, c - 1),
         # else the last valid cell of row r - 1, else (for (0, 0)) the output-cols token.
@@ -1020,7 +1086,7 @@ class LPNModel(nnx.Module):
             raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
         self.config = config
         self.encoder = Encoder(config, rngs=rngs)
-        self.decoder = Decoder(config, rngs=rngs)
+        self.decoder = Decoder(config.decoder_config(), rngs=rngs)
 
     def encode(self, pair: Pair, *, dropout_key: jax.Array | None = None) -> DiagGaussian:
         """Posterior q(z | x, y) of ONE pair (no leading axis).
