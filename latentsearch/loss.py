@@ -99,6 +99,7 @@ def lpn_loss(
     aggregation: Literal["mean", "poe"] = "mean",
     implicit_damping: float = 1e-3,
     implicit_solver_steps: int | None = None,
+    held_out_log_likelihood: Callable[[PyTree, Array, PyTree], Array] | None = None,
 ) -> tuple[Float[Array, ""], dict[str, Any]]:
     """Leave-one-out LPN loss of one task (paper Algorithm 2), with a search inside.
 
@@ -140,6 +141,11 @@ def lpn_loss(
         implicit_damping: damping of the implicit solve.
         implicit_solver_steps: conjugate-gradient iterations of the implicit solve
             (default: the latent dimension).
+        held_out_log_likelihood: ``(params, z, pair) -> scalar`` scoring each held-out
+            pair at its found latent (the reconstruction term); default
+            ``log_likelihood``. A stochastic variant (e.g. the decoder with dropout, its
+            key carried in ``pairs``) regularises training while the search inside the
+            loss stays deterministic.
 
     Returns:
         ``(loss, metrics)`` where metrics holds ``reconstruction`` (mean negative
@@ -249,7 +255,8 @@ def lpn_loss(
     else:
         keys = jax.random.split(k_search, n)
         found, found_scores = jax.vmap(find)(starts, others, others_mask, keys)
-    held_out = jax.vmap(log_likelihood, in_axes=(None, 0, 0))(params, found, pairs)
+    score = log_likelihood if held_out_log_likelihood is None else held_out_log_likelihood
+    held_out = jax.vmap(score, in_axes=(None, 0, 0))(params, found, pairs)
     weights = mask.astype(held_out.dtype)
     count = jnp.maximum(jnp.sum(weights), 1.0)
     reconstruction = -jnp.sum(weights * held_out) / count

@@ -280,3 +280,17 @@ class TestErrors:
                 pair_mask=jnp.ones(3, bool),
                 **self.kwargs,
             )
+
+
+def test_held_out_log_likelihood_scores_the_reconstruction_only():
+    """A separate held-out score changes the reconstruction, never the search."""
+    params, data = _params(), _data()
+    kwargs = dict(searcher=ls.gradient_ascent(optax.sgd(0.15)), num_steps=400, prior_kl=0.0)
+    plain, m = ls.lpn_loss(params, encode, loglik, data, jax.random.key(1), **kwargs)
+    shifted = lambda p, z, pair: loglik(p, z, pair) - jnp.sum(pair["y"] ** 2)  # noqa: E731
+    loss, m2 = ls.lpn_loss(
+        params, encode, loglik, data, jax.random.key(1), held_out_log_likelihood=shifted, **kwargs
+    )
+    np.testing.assert_allclose(loss - plain, jnp.sum(data["y"] ** 2) / N, rtol=1e-9)
+    np.testing.assert_allclose(m2["search_score"], m["search_score"], rtol=1e-12)
+    np.testing.assert_allclose(plain, analytic_loss(params, data), rtol=1e-9)

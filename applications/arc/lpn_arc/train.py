@@ -316,6 +316,64 @@ def pattern_test_tasks(
     return pad_to_model(tasks, config)
 
 
+_DROPOUT_STREAM = 0xD0  # a task's dropout key is fold_in(its key, _DROPOUT_STREAM)
+
+
+def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
+    """The training loss of one task, ``(params, task, key, dropout_key) -> (loss, metrics)``.
+
+    ``latentsearch.lpn_loss`` (paper Algorithm 2) with the configuration's search. With
+    ``config.model.dropout > 0`` the encoder and the scoring of each held-out pair apply
+    dropout, each pair with its own key from ``dropout_key``, while the search inside the
+    loss runs without dropout (as the official code); with dropout 0, ``dropout_key`` is
+    unused.
+
+    Args:
+        graphdef: the model graph.
+        config: the configuration (search, its learning rate, prior KL weight, dropout).
+        search: the training search (default ``config.train_search``).
+    """
+    spec = parse_search(search or config.train_search, lr=config.search_lr)
+    encode = encode_fn(graphdef)
+    log_likelihood = log_likelihood_fn(graphdef)
+
+    def split(pair, stream):
+        """The pair without its dropout key, and that key folded with ``stream`` (or None)."""
+        if "dropout_key" not in pair:
+            return pair, None
+        rest = {name: value for name, value in pair.items() if name != "dropout_key"}
+        return rest, jax.random.fold_in(jax.random.wrap_key_data(pair["dropout_key"]), stream)
+
+    def encode_pair(params, pair):
+        return encode(params, *split(pair, 0))
+
+    def search_log_likelihood(params, z, pair):
+        return log_likelihood(params, z, split(pair, 1)[0])
+
+    def held_out_log_likelihood(params, z, pair):
+        return log_likelihood(params, z, *split(pair, 2))
+
+    def loss(params, task, key, dropout_key):
+        pairs = dict(task)
+        if config.model.dropout > 0:
+            num_pairs = jnp.shape(task["inputs"])[0]
+            pairs["dropout_key"] = jax.random.key_data(jax.random.split(dropout_key, num_pairs))
+        return ls.lpn_loss(
+            params,
+            encode_pair,
+            search_log_likelihood,
+            pairs,
+            key,
+            searcher=spec.searcher,
+            num_steps=spec.num_steps,
+            gradient_flow=spec.gradient_flow,
+            prior_kl=config.prior_kl,
+            held_out_log_likelihood=held_out_log_likelihood,
+        )
+
+    return loss
+
+
 def make_train_step(
     graphdef: Any,
     config: TrainConfig,
@@ -338,23 +396,11 @@ def make_train_step(
         mesh: a ``"data"`` mesh (see :func:`data_mesh`): the batch is sharded over it and
             parameters and optimiser state are replicated; None = default placement.
     """
-    spec = parse_search(search or config.train_search, lr=config.search_lr)
     accum = config.grad_accum
-    encode = encode_fn(graphdef)
-    log_likelihood = log_likelihood_fn(graphdef)
+    loss_with_dropout = task_loss_fn(graphdef, config, search)
 
     def task_loss(params, task, key):
-        return ls.lpn_loss(
-            params,
-            lambda p, pair: encode(p, pair),
-            lambda p, z, pair: log_likelihood(p, z, pair),
-            task,
-            key,
-            searcher=spec.searcher,
-            num_steps=spec.num_steps,
-            gradient_flow=spec.gradient_flow,
-            prior_kl=config.prior_kl,
-        )
+        return loss_with_dropout(params, task, key, jax.random.fold_in(key, _DROPOUT_STREAM))
 
     def batch_loss(params, batch, keys):
         losses, metrics = jax.vmap(task_loss, in_axes=(None, 0, 0))(params, batch, keys)
