@@ -14,6 +14,25 @@ from lpn_arc.allocator import allocator, reexec_with_fast_allocator
 __all__ = ["allocator", "main"]
 
 
+def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--start`` and ``--optimizer``, shared by eval and solve."""
+    parser.add_argument(
+        "--start",
+        choices=("mean", "sample"),
+        default="mean",
+        help="start latent: the mean of the spec pairs' encoder means (default), or the mean "
+        "of latents sampled from their posteriors (the official code)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=("clip-adam", "adam"),
+        default="clip-adam",
+        help="latent optimiser of gradient search: clip the gradient to norm 1 then Adam "
+        "(b2 0.9, eps_root 1e-8; the official search, clipped per task; default), or Adam "
+        "(b2 0.9) alone",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     from lpn_arc.config import PRESETS, add_override_arguments
 
@@ -110,6 +129,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--lr", type=float, default=0.1, help="Adam lr of gradient search")
     ev.add_argument("--scale", type=float, default=0.5, help="std of sample/hybrid candidates")
+    _add_inference_arguments(ev)
+    ev.add_argument(
+        "--attempt2",
+        choices=("distinct", "official", "both"),
+        default="distinct",
+        help="attempt 2: the best candidate whose output differs from attempt 1 (distinct, "
+        "default), the second-best latent visited (official), or distinct with the official "
+        "rule's pass@2 reported too as pass2_official (both)",
+    )
+    ev.add_argument(
+        "--holdout",
+        choices=("last", "all"),
+        default="last",
+        help="PATTERN: predict the last pair of each task from the others (default), or each "
+        "pair in turn (all: the official protocol, N predictions per task)",
+    )
     ev.add_argument("--tasks", type=int, default=None, help="number of test tasks")
     ev.add_argument("--density", type=float, default=None, help="pattern density of test tasks")
     ev.add_argument(
@@ -131,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--search", default="grad:100", help="the search (default grad:100)")
     solve.add_argument("--lr", type=float, default=0.1, help="Adam lr of gradient search")
     solve.add_argument("--scale", type=float, default=0.5, help="std of sample candidates")
+    _add_inference_arguments(solve)
     solve.add_argument("--out", default=None, help="folder of the PNGs (default: beside the run)")
 
     qs = sub.add_parser(
@@ -159,7 +195,21 @@ def _test_tasks(config, num_tasks=None, density=None):
     return pattern_test_tasks(config, num_tasks, density)
 
 
-def _evaluate_all(graphdef, params, tasks, searches, *, lr, scale, batch_size, progress):
+def _evaluate_all(
+    graphdef,
+    params,
+    tasks,
+    searches,
+    *,
+    lr,
+    scale,
+    batch_size,
+    progress,
+    optimizer="clip-adam",
+    start="mean",
+    attempt2="distinct",
+    holdout="last",
+):
     import jax
 
     from lpn_arc.evaluate import evaluate_tasks
@@ -167,7 +217,7 @@ def _evaluate_all(graphdef, params, tasks, searches, *, lr, scale, batch_size, p
 
     rows, outputs = [], {}
     for text in searches:
-        spec = parse_search(text, lr=lr, scale=scale)
+        spec = parse_search(text, lr=lr, scale=scale, optimizer=optimizer)
         out = evaluate_tasks(
             graphdef,
             params,
@@ -175,6 +225,9 @@ def _evaluate_all(graphdef, params, tasks, searches, *, lr, scale, batch_size, p
             spec,
             jax.random.key(0),
             batch_size=batch_size,
+            start=start,
+            attempt2=attempt2,
+            holdout=holdout,
             progress=progress,
         )
         rows.append(out.metrics)
@@ -264,13 +317,21 @@ def _cmd_eval(args) -> int:
         scale=args.scale,
         batch_size=args.batch_size or 32,
         progress=True,
+        **_inference_options(args),
+        holdout=args.holdout,
     )
     print(
-        f"checkpoint {args.checkpoint} (step {step}), {len(tasks['inputs'])} test tasks, "
+        f"checkpoint {args.checkpoint} (step {step}), {len(tasks['inputs'])} test tasks "
+        f"(holdout {args.holdout}), start {args.start}, optimizer {args.optimizer}, "
         f"allocator {allocator()}"
     )
-    print(format_table(rows))
-    report = {"checkpoint": str(args.checkpoint), "step": step, "rows": rows}
+    print(format_table(rows, _columns(args)))
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "step": step,
+        "inference": {**_inference_options(args), "holdout": args.holdout, "lr": args.lr},
+        "rows": rows,
+    }
     print(json.dumps(report))
     report["environment"] = {**run_info(config), "eval_seed": 0}
     if args.out:
@@ -280,6 +341,20 @@ def _cmd_eval(args) -> int:
 
 
 ARC_COLUMNS = ("search", "tasks", "top1", "pass2", "pixel", "shape", "evaluations", "seconds")
+PATTERN_COLUMNS = ("search", "top1", "pass2", "pixel", "shape", "evaluations")
+
+
+def _inference_options(args) -> dict:
+    """The inference choices of eval: start latent, optimiser and attempt-2 rule."""
+    return {"start": args.start, "optimizer": args.optimizer, "attempt2": args.attempt2}
+
+
+def _columns(args, columns=PATTERN_COLUMNS) -> tuple[str, ...]:
+    """The table's columns, with the official rule's pass@2 after pass2 when asked."""
+    if args.attempt2 != "both":
+        return columns
+    at = columns.index("pass2") + 1
+    return (*columns[:at], "pass2_official", *columns[at:])
 
 
 def _int_list(text: str, option: str) -> tuple[int, ...]:
@@ -314,12 +389,14 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
             graphdef,
             params,
             tasks,
-            parse_search(text, lr=args.lr, scale=args.scale),
+            parse_search(text, lr=args.lr, scale=args.scale, optimizer=args.optimizer),
             jax.random.key(0),
             batch_size=args.batch_size or 4,
             candidates=args.candidates,
             pair_buckets=_int_list(args.pair_buckets, "--pair-buckets"),
             size_buckets=_int_list(args.size_buckets, "--size-buckets"),
+            start=args.start,
+            attempt2=args.attempt2,
             progress=True,
         )
         validate_submission(result.submission, tasks)
@@ -329,11 +406,12 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
         rows.append(result.metrics)
         queries[text] = result.queries
         print(f"wrote {folder / 'submission.json'}")
-    print(format_table(rows, ARC_COLUMNS))
+    print(format_table(rows, _columns(args, ARC_COLUMNS)))
     report = {
         "checkpoint": str(args.checkpoint),
         "step": step,
         "data": args.data,
+        "inference": {**_inference_options(args), "lr": args.lr},
         "allocator": allocator(),
         "rows": rows,
         "queries": queries,
@@ -364,8 +442,10 @@ def _cmd_solve(args) -> int:
     task = tasks[0]
     config, graphdef, params, _, step = load_run(args.checkpoint)
     check_no_test_leak(args.checkpoint, config, [task])
-    spec = parse_search(args.search, lr=args.lr, scale=args.scale)
-    result = evaluate_arc(graphdef, params, [task], spec, jax.random.key(0), batch_size=1)
+    spec = parse_search(args.search, lr=args.lr, scale=args.scale, optimizer=args.optimizer)
+    result = evaluate_arc(
+        graphdef, params, [task], spec, jax.random.key(0), batch_size=1, start=args.start
+    )
     out = Path(args.out) if args.out else Path(args.checkpoint) / "solve"
     print(
         f"task {task.task_id}: {len(task.train)} spec pairs, search {spec.text}, "

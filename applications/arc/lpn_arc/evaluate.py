@@ -10,17 +10,19 @@ Two entry points share one compiled per-query computation:
 Per query:
 
 1. encode the specification pairs; the start latent is the mean of the encoder *means*
-   (deterministic inference, no sampling);
+   (``start="mean"``, deterministic) or, as the official code, the mean of latents
+   *sampled* from each pair's posterior (``start="sample"``);
 2. search latent space with ``latentsearch.search``, maximising the sum over the
    specification pairs of the decoder log-likelihood;
-3. decode attempt 1 from the best latent; attempt 2 from the best-ranked of the next best
-   distinct latents whose output differs from attempt 1 (equal to attempt 1 when the search
-   visits a single point: ``mean``, ``grad:0``, or when all candidates decode alike).
+3. decode attempt 1 from the best latent; attempt 2 (``attempt2="distinct"``) from the
+   best-ranked of the next best distinct latents whose output differs from attempt 1, or
+   (``attempt2="official"``) from the second-best latent visited, whatever it decodes to.
+   Both equal attempt 1 when the search visits a single point (``mean``, ``grad:0``).
 
 Metrics (per task, then averaged over tasks): ``top1`` (attempt 1 matches the truth
 exactly: shape and every cell), ``pass2`` (attempt 1 or attempt 2 does), ``shape``
 (attempt 1 has the true shape) and ``pixel`` (fraction of the true output's cells that
-attempt 1 gets right; a cell outside the predicted shape counts as wrong).
+attempt 1 gets right, counted only when its shape is right, else 0: the official metric).
 """
 
 from __future__ import annotations
@@ -53,17 +55,25 @@ __all__ = [
 ]
 
 METRIC_KEYS = ("search", "top1", "pass2", "pixel", "shape", "evaluations", "seconds")
-_PERCENT_KEYS = ("top1", "pass2", "pixel", "shape")
+STARTS = ("mean", "sample")
+"""Start latents: the mean of the encoder means, or of sampled per-pair latents."""
+ATTEMPT2_RULES = ("distinct", "official", "both")
+"""How attempt 2 is chosen (``both``: ``distinct``, with the official rule's pass@2 too)."""
+HOLDOUTS = ("last", "all")
+"""Which pairs of a generated task are predicted: the last, or each in turn."""
+_PERCENT_KEYS = ("top1", "pass2", "pass2_official", "pixel", "shape")
 
 
 @dataclasses.dataclass
 class EvalOutput:
-    """The result of :func:`evaluate_tasks` on ``T`` tasks.
+    """The result of :func:`evaluate_tasks` on ``T`` queries (one per task, or one per task
+    and pair with ``holdout="all"``; "task" below means query).
 
     Attributes:
         metrics: ``{"search": spec text, "top1", "pass2", "pixel", "shape": fractions in
             [0, 1] averaged over tasks, "evaluations": mean objective evaluations per task
-            (int), "seconds": wall-clock time of the whole evaluation, compilation included}``.
+            (int), "seconds": wall-clock time of the whole evaluation, compilation included}``
+            and, with ``attempt2="both"``, ``"pass2_official"``.
         attempt_1: ``int32`` ``(T, R, C)`` predictions from the best latent (zero outside
             the predicted shape).
         attempt_2: ``int32`` ``(T, R, C)`` predictions from the second best latent.
@@ -110,8 +120,6 @@ def prediction_metrics(
     attempt_shapes: np.ndarray,
     outputs: np.ndarray,
     output_shapes: np.ndarray,
-    *,
-    pixel_requires_shape: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per-task correctness of two attempts against the true outputs.
 
@@ -121,12 +129,11 @@ def prediction_metrics(
         attempt_shapes: ``(T, 2, 2)`` predicted ``[rows, cols]`` of attempts 1 and 2.
         outputs: ``(T, R, C)`` true grids (values outside the true shape are ignored).
         output_shapes: ``(T, 2)`` true ``[rows, cols]``.
-        pixel_requires_shape: if True, ``pixel`` is 0 whenever the predicted shape is wrong
-            (the official pattern evaluation); by default cells of the true output that lie
-            inside the predicted shape still count.
 
     Returns:
-        ``{"top1", "pass2", "shape": bool (T,), "pixel": float64 (T,)}``.
+        ``{"top1", "pass2", "shape": bool (T,), "pixel": float64 (T,)}``; ``pixel`` is the
+        fraction of the true cells that attempt 1 gets right when its shape is right, and
+        0 when it is not (as the official evaluator).
 
     Raises:
         ValueError: if the array shapes are inconsistent.
@@ -159,11 +166,9 @@ def prediction_metrics(
     second = _exact(a2, shapes[:, 1], truth, truth_shape)
     shape_ok = np.all(shapes[:, 0] == truth_shape, axis=-1)
     true_cells = _valid(truth_shape, rows, cols)
-    predicted_cells = _valid(shapes[:, 0], rows, cols)
-    correct = true_cells & predicted_cells & (a1 == truth)
+    correct = true_cells & (a1 == truth)
     pixel = correct.sum(axis=(1, 2)) / np.maximum(true_cells.sum(axis=(1, 2)), 1)
-    if pixel_requires_shape:
-        pixel = np.where(shape_ok, pixel, 0.0)
+    pixel = np.where(shape_ok, pixel, 0.0)
     return {
         "top1": top1,
         "pass2": top1 | second,
@@ -177,13 +182,15 @@ def prediction_metrics(
 
 
 def _query_fn(
-    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int
+    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str
 ) -> Callable[..., dict[str, jax.Array]]:
     """The per-query computation (one query, no batch axis).
 
     ``(params, spec_pairs, spec_mask, query_inputs, query_input_shapes, key) -> results``:
     ``spec_pairs`` holds ``P`` (padded) specification pairs of which ``spec_mask`` marks the
-    real ones, so tasks with any number of pairs share one compiled function.
+    real ones, so tasks with any number of pairs share one compiled function. The results
+    hold three attempts: the best latent's decoding, the distinct rule's second attempt and
+    the official rule's (the second-best latent's decoding).
     """
     encode = encode_fn(graphdef)
     log_likelihood = log_likelihood_fn(graphdef)
@@ -204,14 +211,18 @@ def _query_fn(
             keep=keep,
         )
 
+    def start_latent(posterior, spec_mask, key):
+        latents = posterior.mean if start == "mean" else posterior.sample(key)
+        weights = spec_mask.astype(jnp.float32)[:, None]
+        return jnp.sum(latents * weights, axis=0) / jnp.maximum(jnp.sum(weights), 1.0)
+
     def one_query(params, spec_pairs, spec_mask, query_inputs, query_input_shapes, key):
         posterior = jax.vmap(lambda pair: encode(params, pair))(spec_pairs)
-        weights = spec_mask.astype(jnp.float32)[:, None]
-        start = jnp.sum(posterior.mean * weights, axis=0) / jnp.maximum(jnp.sum(weights), 1.0)
+        z0 = start_latent(posterior, spec_mask, jax.random.fold_in(key, 1))
         result = None
         for keep in range(candidates, 0, -1):  # as many latents as the search visits
             try:
-                result = run_search(start, params, spec_pairs, spec_mask, key, keep)
+                result = run_search(z0, params, spec_pairs, spec_mask, key, keep)
                 break
             except ValueError:
                 if keep == 1:
@@ -221,12 +232,16 @@ def _query_fn(
             return generate(params, z, query_inputs, query_input_shapes)
 
         grids, shapes = jax.vmap(decode)(result.latents)
-        # Attempt 2: the best-ranked other latent whose decoding differs from attempt 1
+        found = jnp.isfinite(result.scores)
+        ranks = jnp.arange(grids.shape[0])
+        # Distinct rule: the best-ranked other latent whose decoding differs from attempt 1
         # (attempt 1 again when every candidate decodes to the same grid).
         differs = jnp.any(grids != grids[0], axis=(1, 2)) | jnp.any(shapes != shapes[0], axis=1)
-        differs = differs & jnp.isfinite(result.scores) & (jnp.arange(grids.shape[0]) > 0)
-        second = jnp.where(jnp.any(differs), jnp.argmax(differs), 0)
-        chosen = jnp.stack([0, second])
+        differs = differs & found & (ranks > 0)
+        distinct = jnp.where(jnp.any(differs), jnp.argmax(differs), 0)
+        # Official rule: the second-best latent visited, whatever it decodes to.
+        official = jnp.where(found[1], 1, 0) if grids.shape[0] > 1 else jnp.asarray(0)
+        chosen = jnp.stack([0, distinct, official])
         return {
             "grids": grids[chosen].astype(jnp.int32),
             "shapes": shapes[chosen].astype(jnp.int32),
@@ -239,23 +254,25 @@ def _query_fn(
 
 
 def _batch_fn_uncached(
-    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int
+    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str
 ) -> Callable[..., Any]:
-    one_query = _query_fn(graphdef, spec, candidates)
+    one_query = _query_fn(graphdef, spec, candidates, start)
     return jax.jit(jax.vmap(one_query, in_axes=(None, 0, 0, 0, 0, 0)))
 
 
 @functools.lru_cache(maxsize=32)
-def _batch_fn_cached(graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int):
-    return _batch_fn_uncached(graphdef, spec, candidates)
+def _batch_fn_cached(graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str):
+    return _batch_fn_uncached(graphdef, spec, candidates, start)
 
 
-def _batch_fn(graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int) -> Callable[..., Any]:
+def _batch_fn(
+    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str
+) -> Callable[..., Any]:
     """One jitted, query-vmapped function per (graph, spec); jit caches per batch shape."""
     try:
-        return _batch_fn_cached(graphdef, spec, candidates)
+        return _batch_fn_cached(graphdef, spec, candidates, start)
     except TypeError:  # unhashable graph or searcher: no cross-call cache
-        return _batch_fn_uncached(graphdef, spec, candidates)
+        return _batch_fn_uncached(graphdef, spec, candidates, start)
 
 
 _QUERY_KEYS = ("spec_pairs", "spec_mask", "query_inputs", "query_input_shapes")
@@ -270,6 +287,7 @@ def _run_queries(
     *,
     batch_size: int,
     candidates: int,
+    start: str,
     progress: bool,
     ids: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
@@ -280,13 +298,15 @@ def _run_queries(
     """
     if not isinstance(spec, SearchSpec):
         raise ValueError(f"spec must be a SearchSpec (parse_search(...)), got {spec!r}")
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
         raise ValueError(f"candidates must be an int >= 2, got {candidates!r}")
     num = queries["spec_mask"].shape[0]
     batch_size = min(batch_size, num)
-    batch_fn = _batch_fn(graphdef, spec, candidates)
+    batch_fn = _batch_fn(graphdef, spec, candidates, start)
     ids = np.arange(num) if ids is None else np.asarray(ids)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(ids, jnp.int32))
     starts: Sequence[int] = range(0, num, batch_size)
@@ -351,6 +371,57 @@ def _pad(batch: Any, size: int) -> Any:
     )
 
 
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+# results["grids"][:, k]: k = 0 attempt 1, 1 the distinct rule's attempt 2, 2 the official's
+_SECOND = {"distinct": 1, "official": 2, "both": 1}
+
+
+def _score(
+    results: dict[str, np.ndarray], outputs: np.ndarray, output_shapes: np.ndarray, attempt2: str
+) -> dict[str, np.ndarray]:
+    """Per-query metrics of attempt 1 and the ``attempt2`` rule's attempt 2 (with
+    ``"both"``, also ``pass2_official``)."""
+    grids, shapes = results["grids"], results["shapes"]
+    second = _SECOND[attempt2]
+    per = prediction_metrics(
+        grids[:, 0], grids[:, second], shapes[:, [0, second]], outputs, output_shapes
+    )
+    if attempt2 == "both":
+        official = prediction_metrics(
+            grids[:, 0], grids[:, 2], shapes[:, [0, 2]], outputs, output_shapes
+        )
+        per["pass2_official"] = official["pass2"]
+    return per
+
+
+def _holdout_queries(arrays: dict[str, np.ndarray], holdout: str) -> tuple[dict[str, Any], ...]:
+    """Queries of stacked tasks: ``(queries, truth, ids)``; with ``"all"`` each pair of a
+    task is predicted from the others (task-major order), with ``"last"`` the last pair."""
+    num_tasks, num_pairs = arrays["inputs"].shape[:2]
+    held = [num_pairs - 1] if holdout == "last" else list(range(num_pairs))
+    others = np.array([[j for j in range(num_pairs) if j != i] for i in held])  # (H, N-1)
+    queries = {
+        "spec_pairs": {  # (T * H, N - 1, ...)
+            name: arrays[name][:, others].reshape(-1, num_pairs - 1, *arrays[name].shape[2:])
+            for name in PAIR_KEYS
+        },
+        "spec_mask": np.ones((num_tasks * len(held), num_pairs - 1), bool),
+        "query_inputs": arrays["inputs"][:, held].reshape(-1, *arrays["inputs"].shape[2:]),
+        "query_input_shapes": arrays["input_shapes"][:, held].reshape(-1, 2),
+    }
+    truth = (
+        arrays["outputs"][:, held].reshape(-1, *arrays["outputs"].shape[2:]),
+        arrays["output_shapes"][:, held].reshape(-1, 2),
+    )
+    # Keys: task t (holdout "last") keeps key fold_in(key, t); pair i of task t gets t*N + i.
+    ids = np.arange(num_tasks) if holdout == "last" else np.arange(num_tasks * num_pairs)
+    return queries, truth, ids
+
+
 def evaluate_tasks(
     graphdef: nnx.GraphDef,
     params: Any,
@@ -360,43 +431,53 @@ def evaluate_tasks(
     *,
     batch_size: int = 32,
     candidates: int = 2,
+    start: str = "mean",
+    attempt2: str = "distinct",
+    holdout: str = "last",
     progress: bool = False,
 ) -> EvalOutput:
     """Searches, decodes two attempts and scores them for every task.
 
     Tasks run in batches of ``batch_size`` through one jitted, ``vmap``-ed function (the
     last batch is padded to the same size, so it compiles once per spec and batch size).
-    Task ``t`` uses the key ``fold_in(key, t)``, so results do not depend on ``batch_size``.
+    Query ``q`` uses the key ``fold_in(key, q)``, so results do not depend on ``batch_size``.
 
     Args:
         graphdef: the model graph from ``lpn_arc.model.split_model``.
         params: the parameter pytree from ``split_model``.
         tasks: pair-format dict with a leading task axis: ``"inputs"``/``"outputs"``
-            ``(T, N, R, C)`` and ``"input_shapes"``/``"output_shapes"`` ``(T, N, 2)``;
-            pairs ``0..N-2`` are the specification, pair ``N-1`` the query.
+            ``(T, N, R, C)`` and ``"input_shapes"``/``"output_shapes"`` ``(T, N, 2)``.
         spec: the search, e.g. ``parse_search("grad:100")``.
-        key: PRNG key of stochastic searchers.
-        batch_size: tasks per compiled call (>= 1).
-        candidates: best distinct latents decoded per task (>= 2); attempt 2 is the
-            best-ranked one after the first whose output differs from attempt 1.
+        key: PRNG key of stochastic searchers (and of ``start="sample"``).
+        batch_size: queries per compiled call (>= 1).
+        candidates: best distinct latents decoded per query (>= 2).
+        start: ``"mean"``: the search starts at the mean of the specification pairs'
+            encoder means; ``"sample"``: at the mean of latents sampled from each pair's
+            posterior (the official code).
+        attempt2: ``"distinct"``: attempt 2 is the best-ranked candidate after the first
+            whose output differs from attempt 1; ``"official"``: the second-best latent
+            visited, whatever it decodes to; ``"both"``: ``distinct``, and the metrics also
+            hold the official rule's ``pass2_official``.
+        holdout: ``"last"``: pairs ``0..N-2`` are the specification and pair ``N-1`` the
+            query; ``"all"``: each pair in turn is the query, the others the specification
+            (the official protocol: ``N`` predictions per task).
         progress: show a tqdm progress bar over batches.
 
     Returns:
-        An :class:`EvalOutput`.
+        An :class:`EvalOutput`: one row per query, so ``T`` rows with ``holdout="last"``
+        and ``T * N`` (task-major: row ``t * N + i`` predicts pair ``i`` of task ``t``)
+        with ``"all"``; metrics are averaged over the queries.
 
     Raises:
         ValueError: for malformed tasks (fewer than 2 pairs, inconsistent shapes), a bad
-            ``batch_size`` or a ``spec`` that is not a ``SearchSpec``.
+            ``batch_size``, ``start``, ``attempt2`` or ``holdout``, or a ``spec`` that is
+            not a ``SearchSpec``.
     """
     arrays = _check_tasks(tasks)
+    _check_choice("attempt2", attempt2, ATTEMPT2_RULES)
+    _check_choice("holdout", holdout, HOLDOUTS)
     start_time = time.perf_counter()
-    num_pairs = arrays["inputs"].shape[1]
-    queries = {
-        "spec_pairs": {name: arrays[name][:, :-1] for name in PAIR_KEYS},
-        "spec_mask": np.ones((arrays["inputs"].shape[0], num_pairs - 1), bool),
-        "query_inputs": arrays["inputs"][:, -1],
-        "query_input_shapes": arrays["input_shapes"][:, -1],
-    }
+    queries, (outputs, output_shapes), ids = _holdout_queries(arrays, holdout)
     results = _run_queries(
         graphdef,
         params,
@@ -405,21 +486,15 @@ def evaluate_tasks(
         key,
         batch_size=batch_size,
         candidates=candidates,
+        start=start,
         progress=progress,
+        ids=ids,
     )
     seconds = time.perf_counter() - start_time
 
-    attempt_1 = results["grids"][:, 0]
-    attempt_2 = results["grids"][:, 1]
-    attempt_shapes = results["shapes"]
-    per_task = prediction_metrics(
-        attempt_1,
-        attempt_2,
-        attempt_shapes,
-        arrays["outputs"][:, -1],
-        arrays["output_shapes"][:, -1],
-    )
+    per_task = _score(results, outputs, output_shapes, attempt2)
     per_task["evaluations"] = results["evaluations"]
+    second = _SECOND[attempt2]
     metrics = {
         "search": spec.text,
         "top1": float(per_task["top1"].mean()),
@@ -429,12 +504,14 @@ def evaluate_tasks(
         "evaluations": round(float(results["evaluations"].mean())),
         "seconds": seconds,
     }
+    if "pass2_official" in per_task:
+        metrics["pass2_official"] = float(per_task["pass2_official"].mean())
     return EvalOutput(
         metrics=metrics,
-        attempt_1=attempt_1,
-        attempt_2=attempt_2,
-        attempt_shapes=attempt_shapes,
-        scores=results["scores"],
+        attempt_1=results["grids"][:, 0],
+        attempt_2=results["grids"][:, second],
+        attempt_shapes=results["shapes"][:, [0, second]],
+        scores=results["scores"][:, [0, second]],
         traces=results["trace"],
         per_task=per_task,
     )
@@ -450,7 +527,8 @@ class ArcEvalOutput:
 
     Attributes:
         metrics: ``{"search", "tasks", "queries", "scored_tasks", "top1", "pass2", "pixel",
-            "shape", "evaluations", "seconds", "seconds_per_task"}``; the accuracies are
+            "shape", "evaluations", "seconds", "seconds_per_task"}`` (and
+            ``"pass2_official"`` with ``attempt2="both"``); the accuracies are
             fractions averaged per task (a task scores the fraction of its test inputs
             solved, as the paper) over the ``scored_tasks`` whose solutions are known (None
             when none are).
@@ -479,6 +557,8 @@ def evaluate_arc(
     pair_buckets: Sequence[int] = (3, 5, 10),
     size_buckets: Sequence[int] = (10, 20, 30),
     max_pairs: int | None = None,
+    start: str = "mean",
+    attempt2: str = "distinct",
     progress: bool = False,
 ) -> ArcEvalOutput:
     """Solves every test input of ARC tasks: search from all train pairs, two attempts.
@@ -492,9 +572,10 @@ def evaluate_arc(
     of 1805 at 30 x 30; masked padding changes no value). Test inputs are decoded at the
     model's full size, since the output's size is not known in advance.
 
-    Attempt 1 decodes the best latent the search found; attempt 2 the best-ranked of the
-    ``candidates`` best distinct latents whose output differs from attempt 1 (attempt 1
-    again when none does).
+    Attempt 1 decodes the best latent the search found; attempt 2 (``attempt2``) the
+    best-ranked of the ``candidates`` best distinct latents whose output differs from
+    attempt 1 (attempt 1 again when none does), or the second-best latent visited (the
+    official rule).
 
     Args:
         graphdef: the model graph.
@@ -508,6 +589,10 @@ def evaluate_arc(
             largest bucket is padded to the largest count among ``tasks``).
         size_buckets: padded grid sides of the specification (capped at the model's).
         max_pairs: one padded specification size for every task (overrides the buckets).
+        start: ``"mean"`` (mean of the encoder means) or ``"sample"`` (mean of sampled
+            per-pair latents, the official code); see :func:`evaluate_tasks`.
+        attempt2: ``"distinct"``, ``"official"`` or ``"both"`` (``distinct`` in the
+            submission, and ``pass2_official`` in the metrics); see :func:`evaluate_tasks`.
         progress: show a progress bar.
 
     Returns:
@@ -520,6 +605,7 @@ def evaluate_arc(
     """
     from lpn_arc.data import evaluation_arrays
 
+    _check_choice("attempt2", attempt2, ATTEMPT2_RULES)
     tasks = [task for task in tasks if task.num_test > 0]  # nothing to predict otherwise
     if len(tasks) == 0:
         raise ValueError("no ARC test inputs to evaluate")
@@ -572,6 +658,7 @@ def evaluate_arc(
             key,
             batch_size=batch_size,
             candidates=candidates,
+            start=start,
             progress=progress,
             ids=ids,
         )
@@ -586,20 +673,21 @@ def evaluate_arc(
     results = arrays = merged
     index = [(task.task_id, i) for task in tasks for i in range(task.num_test)]
     seconds = time.perf_counter() - start_time
-    per_query = prediction_metrics(
-        results["grids"][:, 0],
-        results["grids"][:, 1],
-        results["shapes"],
+    per_query = _score(
+        results,
         arrays["query_outputs"],
         np.maximum(arrays["query_output_shapes"], 1),
+        attempt2,
     )
+    chosen = (0, _SECOND[attempt2])
+    scored = [n for n in ("top1", "pass2", "pass2_official", "shape", "pixel") if n in per_query]
     has_truth = np.asarray(arrays["has_truth"], bool)
 
     submission: dict[str, list[dict[str, list[list[int]]]]] = {}
     records: list[dict[str, Any]] = []
     per_task: dict[str, dict[str, list[float]]] = {}
     for q, (task_id, test_index) in enumerate(index):
-        attempts = [decode_grid(results["grids"][q, a], results["shapes"][q, a]) for a in range(2)]
+        attempts = [decode_grid(results["grids"][q, a], results["shapes"][q, a]) for a in chosen]
         submission.setdefault(task_id, []).append(
             {"attempt_1": attempts[0], "attempt_2": attempts[1]}
         )
@@ -608,9 +696,9 @@ def evaluate_arc(
             "test_index": int(test_index),
             "attempt_1": attempts[0],
             "attempt_2": attempts[1],
-            "scores": [float(v) for v in results["scores"][q]],
+            "scores": [float(results["scores"][q, a]) for a in chosen],
         }
-        for name in ("top1", "pass2", "shape", "pixel"):
+        for name in scored:
             value = per_query[name][q]
             record[name] = (
                 (bool(value) if name != "pixel" else float(value)) if has_truth[q] else None
@@ -637,6 +725,8 @@ def evaluate_arc(
         "seconds": seconds,
         "seconds_per_task": seconds / len(submission),
     }
+    if "pass2_official" in scored:
+        metrics["pass2_official"] = task_average("pass2_official")
     return ArcEvalOutput(metrics=metrics, submission=submission, queries=records)
 
 

@@ -4,13 +4,18 @@ Grammar (``K`` steps, ``N`` samples, ``P`` population; all positive integers):
 
 ============================  ================================================================
 ``mean``                      the starting latent alone ("Grad 0"), no search
-``grad:K``                    ``K`` steps of gradient ascent (Adam, ``lr``, b2 0.9)
+``grad:K``                    ``K`` steps of gradient ascent (``optimizer``, ``lr``)
 ``grad:K:unrolled``           same; in training, exact gradients through the steps
 ``grad:K:implicit``           same; in training, implicit-function-theorem gradients
 ``sample:N``                  ``N`` Gaussian samples around the start (scale ``scale``)
 ``es:P:K``                    ``K`` steps of an antithetic evolution strategy, population ``P``
 ``hybrid:N:K``                ``N`` samples, then ``K`` gradient steps from the best 2
 ============================  ================================================================
+
+Gradient steps (``grad``, ``es`` and the refinement of ``hybrid``) use ``optimizer``:
+``"clip-adam"`` (default, the official search: ``chain(clip_by_global_norm(1.0),
+adam(lr, b2=0.9, eps_root=1e-8))``, the clipping per task rather than over a device batch)
+or ``"adam"`` (``adam(lr, b2=0.9)`` alone).
 """
 
 from __future__ import annotations
@@ -21,7 +26,27 @@ import optax
 
 import latentsearch as ls
 
-__all__ = ["SearchSpec", "parse_search"]
+__all__ = ["OPTIMIZERS", "SearchSpec", "parse_search", "search_optimizer"]
+
+OPTIMIZERS = ("clip-adam", "adam")
+"""Latent optimisers of gradient search (see the module docstring)."""
+
+
+def search_optimizer(name: str, lr: float) -> optax.GradientTransformation:
+    """The latent optimiser ``name`` (one of :data:`OPTIMIZERS`) at learning rate ``lr``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> opt = search_optimizer("clip-adam", 0.1)
+        >>> updates, _ = opt.update(jnp.array([30.0, 40.0]), opt.init(jnp.zeros(2)))
+        >>> [round(float(u), 3) for u in updates]  # Adam's first step: -lr * sign
+        [-0.1, -0.1]
+    """
+    if name == "adam":
+        return optax.adam(lr, b2=0.9)
+    if name == "clip-adam":
+        return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr, b2=0.9, eps_root=1e-8))
+    raise ValueError(f"unknown search optimizer {name!r}; expected one of {OPTIMIZERS}")
 
 
 @dataclass(frozen=True)
@@ -52,15 +77,21 @@ def _positive(value: str, what: str, text: str) -> int:
 
 
 def parse_search(
-    text: str, *, lr: float = 0.1, scale: float = 0.5, sigma: float = 0.1
+    text: str,
+    *,
+    lr: float = 0.1,
+    scale: float = 0.5,
+    sigma: float = 0.1,
+    optimizer: str = "clip-adam",
 ) -> SearchSpec:
     """Parses a search specification string.
 
     Args:
         text: see the module docstring for the grammar.
-        lr: Adam learning rate of gradient steps (paper: 0.1 with b2 0.9).
+        lr: learning rate of gradient steps (paper: Adam 0.1 with b2 0.9).
         scale: standard deviation of ``sample`` candidates (paper: 0.5).
         sigma: perturbation scale of ``es``.
+        optimizer: the latent optimiser of gradient steps, one of :data:`OPTIMIZERS`.
 
     Raises:
         ValueError: naming the offending part of an unknown or malformed specification.
@@ -76,9 +107,9 @@ def parse_search(
         raise ValueError(f"search specification must be a string, got {text!r}")
     parts = text.strip().split(":")
     kind, rest = parts[0], parts[1:]
-    adam = optax.adam(lr, b2=0.9)
+    opt = search_optimizer(optimizer, lr)
     if kind == "mean" and not rest:
-        return SearchSpec(text, ls.gradient_ascent(adam), 0)
+        return SearchSpec(text, ls.gradient_ascent(opt), 0)
     if kind == "grad" and len(rest) in (1, 2):
         steps = _positive(rest[0], "steps", text)
         flow = rest[1] if len(rest) == 2 else "stop_gradient"
@@ -87,7 +118,7 @@ def parse_search(
                 f"search {text!r}: unknown gradient flow {flow!r} "
                 "(expected 'unrolled', 'implicit' or nothing)"
             )
-        return SearchSpec(text, ls.gradient_ascent(adam), steps, flow)
+        return SearchSpec(text, ls.gradient_ascent(opt), steps, flow)
     if kind == "sample" and len(rest) == 1:
         samples = _positive(rest[0], "samples", text)
         return SearchSpec(text, ls.random_search(samples, scale, chunk_size=min(samples, 50)), 1)
@@ -96,11 +127,11 @@ def parse_search(
         if population % 2:
             raise ValueError(f"search {text!r}: population must be even, got {population}")
         steps = _positive(rest[1], "steps", text)
-        return SearchSpec(text, ls.evolution_strategy(population, sigma, adam), steps)
+        return SearchSpec(text, ls.evolution_strategy(population, sigma, opt), steps)
     if kind == "hybrid" and len(rest) == 2:
         samples = _positive(rest[0], "samples", text)
         steps = _positive(rest[1], "steps", text)
-        searcher = ls.hybrid(ls.random_search(samples, scale), ls.gradient_ascent(adam), 2)
+        searcher = ls.hybrid(ls.random_search(samples, scale), ls.gradient_ascent(opt), 2)
         return SearchSpec(text, searcher, steps)
     raise ValueError(
         f"unknown search {text!r}; expected one of mean, grad:K, grad:K:unrolled, "
