@@ -9,7 +9,7 @@ from lpn_arc import cli
 from lpn_arc.config import DataConfig
 from lpn_arc.data import TaskSampler, load_tasks
 from lpn_arc.provenance import TestLeakError, check_no_test_leak, hides_test_outputs
-from lpn_arc.train import TrainingData, load_run, train
+from lpn_arc.train import TrainingData, train
 from test_arc_train_cli import tiny_config
 
 SECRET = 7  # the colour that only the test outputs use
@@ -27,10 +27,9 @@ def _task_file(folder, task_id, offset):
     (folder / f"{task_id}.json").write_text(json.dumps({"train": pairs, "test": [test]}))
 
 
-@pytest.fixture
-def task_folder(tmp_path):
-    folder = tmp_path / "tasks"
-    folder.mkdir()
+@pytest.fixture(scope="module")
+def task_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tasks")
     _task_file(folder, "aaaa0001", 0)
     _task_file(folder, "bbbb0002", 1)
     return folder
@@ -54,22 +53,31 @@ def _recording_sampler(monkeypatch):
     return batches
 
 
+@pytest.fixture(scope="module")
+def clean_run(task_folder, tmp_path_factory):
+    """A run trained 3 steps with the defaults (augmentation off), and its batches."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        batches = _recording_sampler(monkeypatch)
+        run = tmp_path_factory.mktemp("clean")
+        config = _arc_config(task_folder, augment=False)
+        train(config, run, progress=False, check_memory=False)
+    return run, config, batches
+
+
 def _colours_per_task(batch):
     grids = np.concatenate([batch["inputs"], batch["outputs"]], axis=1)  # (B, 2N, R, C)
     return [len(set(np.unique(task)) - {0}) for task in grids]
 
 
-def test_training_never_sees_a_test_output(task_folder, tmp_path, monkeypatch):
-    batches = _recording_sampler(monkeypatch)
-    config = _arc_config(task_folder, augment=False)
-    train(config, tmp_path / "run", progress=False, check_memory=False)
+def test_training_never_sees_a_test_output(task_folder, clean_run, tmp_path, monkeypatch):
+    run, config, batches = clean_run
     assert len(batches) == config.steps
     for batch in batches:
         assert SECRET not in batch["inputs"] and SECRET not in batch["outputs"]
 
     # The default (augmentation on) permutes colours, so count them: a task's
     # demonstrations use 2 colours besides black, its test output a third.
-    batches.clear()
+    batches = _recording_sampler(monkeypatch)
     train(_arc_config(task_folder), tmp_path / "run_aug", progress=False, check_memory=False)
     assert len(batches) == config.steps
     assert max(max(_colours_per_task(b)) for b in batches) == 2
@@ -79,7 +87,7 @@ def test_training_never_sees_a_test_output(task_folder, tmp_path, monkeypatch):
     seen = [leaky.batch(step) for step in range(4)]
     assert any(SECRET in batch["outputs"] for batch in seen)
 
-    record = json.loads((tmp_path / "run" / "run.json").read_text())["data"]
+    record = json.loads((run / "run.json").read_text())["data"]
     (entry,) = record["sources"]
     assert entry["source"] == str(task_folder) and entry["pairs"] == "train"
     assert entry["task_ids"] == ["aaaa0001", "bbbb0002"] and entry["pair_count"] == 6
@@ -133,7 +141,9 @@ def test_demonstrations_of_the_evaluation_set_are_a_training_option(capsys):
     assert record["sources"][1]["pair_count"] == demonstrations == 1363  # 3.41 per task
 
 
-def test_eval_refuses_tasks_whose_test_pairs_were_trained_on(task_folder, tmp_path, capsys):
+def test_eval_refuses_tasks_whose_test_pairs_were_trained_on(
+    task_folder, clean_run, tmp_path, capsys
+):
     leaky = _arc_config(task_folder, augment=False, include_test_pairs=True)
     train(leaky, tmp_path / "leaky", progress=False, check_memory=False)
     argv = ["--checkpoint", str(tmp_path / "leaky"), "--data", str(task_folder)]
@@ -145,19 +155,15 @@ def test_eval_refuses_tasks_whose_test_pairs_were_trained_on(task_folder, tmp_pa
     assert cli.main(["solve", str(task_folder / "bbbb0002.json"), *argv[:2]]) == 1
     assert "bbbb0002" in capsys.readouterr().err
 
-    clean = _arc_config(task_folder, augment=False)
-    train(clean, tmp_path / "clean", progress=False, check_memory=False)
-    out = tmp_path / "clean_eval"
-    assert cli.main(["eval", "--checkpoint", str(tmp_path / "clean"), "--data",
-                     str(task_folder), "--out", str(out)]) == 0  # fmt: skip
-    assert json.loads((out / "results.json").read_text())["rows"][0]["scored_tasks"] == 2
+    clean, clean_config, _ = clean_run
+    tasks = cli._load_arc(str(task_folder))
+    check_no_test_leak(clean, clean_config, tasks)  # demonstrations only: no refusal
 
     # A run recorded before provenance existed trained on test pairs: refused too.
-    run_json = tmp_path / "clean" / "run.json"
-    record = json.loads(run_json.read_text())
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    record = json.loads((clean / "run.json").read_text())
     del record["data"]
-    run_json.write_text(json.dumps(record))
-    config, *_ = load_run(tmp_path / "clean")
-    tasks = cli._load_arc(str(task_folder))
+    (legacy / "run.json").write_text(json.dumps(record))
     with pytest.raises(TestLeakError, match="before lpn-arc kept test pairs out"):
-        check_no_test_leak(tmp_path / "clean", config, tasks)
+        check_no_test_leak(legacy, clean_config, tasks)

@@ -7,6 +7,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 from lpn_arc import cli
 from lpn_arc.config import (
     TrainConfig,
@@ -16,9 +17,9 @@ from lpn_arc.config import (
     config_to_dict,
     get_preset,
 )
-from lpn_arc.model import ModelConfig
+from lpn_arc.model import ModelConfig, count_params
 from lpn_arc.searchspec import parse_search
-from lpn_arc.train import TrainingError, load_run, train
+from lpn_arc.train import TrainingError, init_params, load_run, train, training_batch
 
 
 def tiny_config(**overrides) -> TrainConfig:
@@ -68,6 +69,21 @@ def test_pattern_preset_matches_table_13():
     assert ood.data.density == 0.5 and ood.data.test_densities == (0.5, 0.75, 1.0)
     with pytest.raises(ValueError, match="unknown preset"):
         get_preset("patern")
+
+
+def test_pattern_ood_preset_is_table_15_with_its_narrow_decoder(capsys):
+    assert cli.main(["train", "--preset", "pattern-ood", "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip().endswith("parameters: 154,496")  # facts 2.8
+    graphdef, params = init_params(get_preset("pattern-ood"))
+    model = nnx.merge(graphdef, params)
+    decoder, encoder = model.decoder, model.encoder
+    assert (decoder.cfg.num_heads, decoder.cfg.head_dim, decoder.cfg.mlp_factor) == (8, 4, 1.0)
+    assert (encoder.cfg.num_heads, encoder.cfg.head_dim, encoder.cfg.mlp_factor) == (8, 8, 2.0)
+    assert decoder.blocks[0].mlp_in.kernel.shape == (32, 32)  # E = 8 x 4, MLP 1
+    assert encoder.blocks[0].mlp_in.kernel.shape == (64, 128)  # E = 8 x 8, MLP 2
+    assert count_params(nnx.state(decoder, nnx.Param)) == 15_936  # facts 2.8
+    with pytest.raises(ValueError, match="decoder_head_dim must be an int >= 0"):
+        dataclasses.replace(get_preset("pattern").model, decoder_head_dim=-4)
 
 
 def test_overrides_and_round_trip():
@@ -132,3 +148,22 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert err.startswith("lpn-arc eval: error: no checkpoints") and "\n" not in err
     with pytest.raises(SystemExit):
         cli.main(["train", "--no-such-option"])
+
+
+def test_dropout_applies_in_training_only():
+    from lpn_arc.train import task_loss_fn
+
+    def losses(rate):
+        config = tiny_config(train_search="mean")
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=rate))
+        graphdef, params = init_params(config)
+        task = {k: v[0] for k, v in training_batch(config, 0).items()}
+        loss = jax.jit(task_loss_fn(graphdef, config))
+        key = jax.random.key(0)
+        return [float(loss(params, task, key, jax.random.key(s))[0]) for s in (1, 2, 1)]
+
+    with_dropout, without = losses(0.3), losses(0.0)
+    assert with_dropout[0] != with_dropout[1]  # two dropout keys, two losses
+    assert with_dropout[0] == with_dropout[2]  # the same key, the same loss
+    assert without[0] == without[1] == without[2]  # rate 0: the key is unused
+    assert with_dropout[0] != without[0]
