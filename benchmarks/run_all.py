@@ -11,7 +11,8 @@
 4. ``bench_efficiency.py --quick``: accuracy against evaluations per search method.
 
 The full run (``make bench``) runs each without ``--quick`` (all six training variants,
-training-step memory against K = 1..100), and adds ``bench_arc.py`` (ARC scale),
+training-step memory against K = 1..100), and adds ``bench_inference.py`` (start latent,
+search optimiser and attempt-2 rule, ours vs the official code's), ``bench_arc.py`` (ARC scale),
 ``bench_allocator.py`` (glibc vs tcmalloc vs jemalloc) and ``bench_training_methods.py``
 (mean vs Grad 1 training, hours). ``--only NAME ...`` runs a subset; ``--summary`` only
 prints the table from the JSON files already in ``benchmarks/results``.
@@ -29,12 +30,22 @@ from pathlib import Path
 import common
 
 QUICK = ("search", "lpn", "generate", "efficiency")
-FULL = ("search", "lpn", "generate", "efficiency", "arc", "allocator", "training_methods")
+FULL = (
+    "search",
+    "lpn",
+    "generate",
+    "efficiency",
+    "inference",
+    "arc",
+    "allocator",
+    "training_methods",
+)
 SCRIPTS = {
     "search": "bench_search.py",
     "lpn": "bench_lpn.py",
     "generate": "bench_generate.py",
     "efficiency": "bench_efficiency.py",
+    "inference": "bench_inference.py",
     "arc": "bench_arc.py",
     "allocator": "bench_allocator.py",
     "training_methods": "bench_training_methods.py",
