@@ -100,6 +100,7 @@ def lpn_loss(
     implicit_damping: float = 1e-3,
     implicit_solver_steps: int | None = None,
     held_out_log_likelihood: Callable[[PyTree, Array, PyTree], Array] | None = None,
+    precompute: Callable[[PyTree, PyTree], PyTree] | None = None,
 ) -> tuple[Float[Array, ""], dict[str, Any]]:
     """Leave-one-out LPN loss of one task (paper Algorithm 2), with a search inside.
 
@@ -146,6 +147,11 @@ def lpn_loss(
             ``log_likelihood``. A stochastic variant (e.g. the decoder with dropout, its
             key carried in ``pairs``) regularises training while the search inside the
             loss stays deterministic.
+        precompute: ``(params, pair) -> pair``: the pair with whatever its log-likelihood
+            needs that does not depend on z (e.g. a decoder's keys and values of the pair's
+            input), computed once per pair and passed to every ``log_likelihood`` call of
+            the search and of the held-out scoring instead of ``pair``; differentiated once.
+            ``encode`` still gets the plain pair.
 
     Returns:
         ``(loss, metrics)`` where metrics holds ``reconstruction`` (mean negative
@@ -211,7 +217,8 @@ def lpn_loss(
         loo = jax.tree_util.tree_map(lambda x: leave_one_out(x, 0), posterior)
         poe = product_of_experts(loo, others_mask, axis=1, include_prior=True)
         starts = poe.sample(jax.random.fold_in(k_sample, 1))
-    others = jax.tree_util.tree_map(lambda x: leave_one_out(x, 0), pairs)  # (N, N-1, ...)
+    scored = pairs if precompute is None else jax.vmap(precompute, in_axes=(None, 0))(params, pairs)
+    others = jax.tree_util.tree_map(lambda x: leave_one_out(x, 0), scored)  # (N, N-1, ...)
 
     def spec_objective(z, params, spec, spec_mask):
         values = jax.vmap(log_likelihood, in_axes=(None, None, 0))(params, z, spec)
@@ -256,7 +263,7 @@ def lpn_loss(
         keys = jax.random.split(k_search, n)
         found, found_scores = jax.vmap(find)(starts, others, others_mask, keys)
     score = log_likelihood if held_out_log_likelihood is None else held_out_log_likelihood
-    held_out = jax.vmap(score, in_axes=(None, 0, 0))(params, found, pairs)
+    held_out = jax.vmap(score, in_axes=(None, 0, 0))(params, found, scored)
     weights = mask.astype(held_out.dtype)
     count = jnp.maximum(jnp.sum(weights), 1.0)
     reconstruction = -jnp.sum(weights * held_out) / count

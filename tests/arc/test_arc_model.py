@@ -79,6 +79,11 @@ def tiny_rope():
     return _tiny_fixture(dataclasses.replace(TINY, positions="rope"))
 
 
+@pytest.fixture(scope="module")
+def tiny_input_only():
+    return _tiny_fixture(dataclasses.replace(TINY, decoder_mask="input-only"))
+
+
 @pytest.mark.parametrize(
     ("config", "total", "encoder", "decoder"),
     [
@@ -411,7 +416,7 @@ def test_cached_decoding_step_does_one_token_of_work(which, stop_early, request)
     assert writes == 2 * TINY.decoder_layers  # one key and one value write per layer
 
 
-@pytest.mark.parametrize("which", ["tiny", "tiny_rope"])
+@pytest.mark.parametrize("which", ["tiny", "tiny_rope", "tiny_input_only"])
 def test_cached_generation_equals_uncached(which, request):
     tiny = request.getfixturevalue(which)
     graphdef = split_model(tiny["model"])[0]

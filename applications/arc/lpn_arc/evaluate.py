@@ -40,7 +40,7 @@ from flax import nnx
 
 import latentsearch as ls
 from lpn_arc.grids import MAX_GRID_SIZE, PAIR_KEYS, decode_grid, encode_grid
-from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
+from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn, precompute_fn
 from lpn_arc.searchspec import SearchSpec
 
 __all__ = [
@@ -194,6 +194,7 @@ def _query_fn(
     """
     encode = encode_fn(graphdef)
     log_likelihood = log_likelihood_fn(graphdef)
+    precompute = precompute_fn(graphdef)
     generate = generate_fn(graphdef)
 
     def objective(z, params, spec_pairs, spec_mask):
@@ -219,6 +220,8 @@ def _query_fn(
     def one_query(params, spec_pairs, spec_mask, query_inputs, query_input_shapes, key):
         posterior = jax.vmap(lambda pair: encode(params, pair))(spec_pairs)
         z0 = start_latent(posterior, spec_mask, jax.random.fold_in(key, 1))
+        # what does not depend on z (the input-only mask's input cache), once per pair
+        spec_pairs = jax.vmap(lambda pair: precompute(params, pair))(spec_pairs)
         result = None
         for keep in range(candidates, 0, -1):  # as many latents as the search visits
             try:

@@ -52,6 +52,7 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 _NORMALISATIONS = ("mean", "sum")
 _POSITIONS = ("learned", "rope")
+_DECODER_MASKS = ("official", "input-only")
 _LN_EPS = 1e-6
 # The masked-logit value of jax.nn.dot_product_attention (float32 softmax).
 _LARGE_NEGATIVE = -0.7 * float(np.finfo(np.float32).max)
@@ -75,6 +76,11 @@ class ModelConfig:
             encoder (paper Table 15: encoder 8 x 8, decoder 8 x 4); 0 = ``num_heads``.
         decoder_head_dim: the decoder's dimension per head; 0 = ``head_dim``.
         decoder_mlp_factor: the decoder's MLP factor; 0 = ``mlp_factor``.
+        decoder_mask: ``"official"``: the decoder's input tokens attend to the latent token
+            too (facts 2.4); ``"input-only"``: they attend to input tokens only, so their
+            keys and values do not depend on z and are computed once per pair
+            (:meth:`LPNModel.precompute`, :mod:`lpn_arc.input_cache`) and reused by every
+            search step and candidate latent.
         dropout: dropout rate on embeddings, attention weights, attention outputs and MLP
             outputs, in training only: the encoder and the scoring of held-out pairs (the
             search inside the loss, test-time search and generation run without it).
@@ -104,6 +110,7 @@ class ModelConfig:
     decoder_num_heads: int = 0
     decoder_head_dim: int = 0
     decoder_mlp_factor: float = 0.0
+    decoder_mask: str = "official"
     dropout: float = 0.0
     activation: str = "silu"
     dtype: str = "float32"
@@ -151,6 +158,11 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.cell_normalisation must be one of {_NORMALISATIONS}, "
                 f"got {self.cell_normalisation!r}"
+            )
+        if self.decoder_mask not in _DECODER_MASKS:
+            raise ValueError(
+                f"ModelConfig.decoder_mask must be one of {_DECODER_MASKS}, "
+                f"got {self.decoder_mask!r}"
             )
         if self.positions not in _POSITIONS:
             raise ValueError(
@@ -481,14 +493,18 @@ class Block(nnx.Module):
         *,
         rope: Rope | None = None,
         dropout_key: jax.Array | None = None,
+        prefix: tuple[jax.Array, jax.Array] | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        """Applies the block to ``n`` tokens attending over each other.
+        """Applies the block to ``n`` tokens attending over each other (and a prefix).
 
         Args:
             x: tokens ``(n, E)``.
-            mask: attention mask broadcastable to ``(n, n)``.
+            mask: attention mask broadcastable to ``(n, n)``, or ``(n, P + n)`` with a
+                ``prefix`` of ``P`` tokens (its keys first).
             rope: rotary tables of the ``n`` tokens (None = no rotation).
             dropout_key: dropout key (None = deterministic).
+            prefix: keys and values ``(P, H, Dh)`` of earlier tokens, already rotated
+                (see :mod:`lpn_arc.input_cache`), that the ``n`` tokens attend to as well.
 
         Returns:
             ``(y, (keys, values))``: the new tokens ``(n, E)`` and their (rotated) keys and
@@ -498,8 +514,12 @@ class Block(nnx.Module):
         q, k, v = self.attention.qkv(_layer_norm(x))
         if rope is not None:
             q, k = _rotate(q, rope), _rotate(k, rope)
+        keys, values = (k, v)
+        if prefix is not None:
+            keys = jnp.concatenate([prefix[0].astype(k.dtype), k])
+            values = jnp.concatenate([prefix[1].astype(v.dtype), v])
         attended = self.attention.attend(
-            q, k, v, mask, dropout_rate=self.dropout, dropout_key=attn_key
+            q, keys, values, mask, dropout_rate=self.dropout, dropout_key=attn_key
         )
         x = x + _dropout(attended, self.dropout, res_key)
         return self._mlp(x, mlp_key), (k, v)
@@ -767,11 +787,11 @@ class Decoder(nnx.Module):
             return None
         return rope_tables(rows, cols, cfg.head_dim, cfg.rope_max_freq)
 
-    def _prefix_tokens(
-        self, z: jax.Array, inputs: jax.Array, input_shape: jax.Array
+    def _input_tokens(
+        self, inputs: jax.Array, input_shape: jax.Array
     ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array]]:
-        """Input-side tokens plus the latent token ``(RC + 3, E)``, their key validity and
-        their ``(rows, cols)`` grid positions (``(0, 0)`` for the shape and latent tokens)."""
+        """Input-side tokens ``(RC + 2, E)`` (shape tokens, then cells), their key validity
+        and their ``(rows, cols)`` grid positions (``(0, 0)`` for the shape tokens)."""
         cfg = self.cfg
         segment = self.segment(jnp.zeros((), jnp.int32))
         rows_n, cols_n = jnp.shape(inputs)
@@ -782,20 +802,35 @@ class Decoder(nnx.Module):
         cells = cells + segment
         zeros = jnp.zeros((2,), jnp.int32)
         positions = (
-            jnp.concatenate([zeros, r.reshape(-1), zeros[:1]]),
-            jnp.concatenate([zeros, c.reshape(-1), zeros[:1]]),
+            jnp.concatenate([zeros, r.reshape(-1)]),
+            jnp.concatenate([zeros, c.reshape(-1)]),
         )
         tokens = jnp.concatenate(
             [
                 (_lookup(self.shape_rows, input_shape[0] - 1) + segment)[None],
                 (_lookup(self.shape_cols, input_shape[1] - 1) + segment)[None],
                 cells.reshape(-1, cfg.embed_dim),
-                self.latent(z.astype(jnp.float32))[None],
             ]
         )
         valid = _valid_cells(input_shape, rows_n, cols_n).reshape(-1)
-        key_valid = jnp.concatenate([jnp.ones((2,), bool), valid, jnp.ones((1,), bool)])
-        return tokens, key_valid, positions
+        return tokens, jnp.concatenate([jnp.ones((2,), bool), valid]), positions
+
+    def _latent_token(self, z: jax.Array) -> jax.Array:
+        """The latent token ``(1, E)``: the only way z enters the decoder."""
+        return self.latent(z.astype(jnp.float32))[None]
+
+    def _prefix_tokens(
+        self, z: jax.Array, inputs: jax.Array, input_shape: jax.Array
+    ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array]]:
+        """Input-side tokens plus the latent token ``(RC + 3, E)``, their key validity and
+        their ``(rows, cols)`` grid positions (``(0, 0)`` for the shape and latent tokens)."""
+        tokens, valid, (rows, cols) = self._input_tokens(inputs, input_shape)
+        zero = jnp.zeros((1,), jnp.int32)
+        return (
+            jnp.concatenate([tokens, self._latent_token(z)]),
+            jnp.concatenate([valid, jnp.ones((1,), bool)]),
+            (jnp.concatenate([rows, zero]), jnp.concatenate([cols, zero])),
+        )
 
     def _output_cell_tokens(
         self, colours: jax.Array, r: jax.Array, c: jax.Array, cols: jax.Array
@@ -819,6 +854,36 @@ class Decoder(nnx.Module):
 
     # Teacher forcing -------------------------------------------------------------------
 
+    def _output_tokens(
+        self, pair: Pair
+    ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array]]:
+        """Output-side tokens ``(2 + R'C', E)`` of a teacher-forced pair (rows and cols
+        tokens, then the cells), their key validity and their rotary positions (``(0, 0)``
+        for the shape tokens, the next cell's for a cell token)."""
+        rows_n, cols_n = jnp.shape(pair["outputs"])  # the model's R x C, or a smaller bucket
+        out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
+        r, c = _cell_positions(rows_n, cols_n)
+        cells, (next_r, next_c) = self._output_cell_tokens(pair["outputs"], r, c, out_shape[1])
+        zeros = jnp.zeros((2,), jnp.int32)
+        tokens = jnp.concatenate(
+            [
+                self._row_token(out_shape[0])[None],
+                self._col_token(out_shape[1])[None],
+                cells.reshape(-1, self.cfg.embed_dim),
+            ]
+        )
+        valid = jnp.concatenate(
+            [jnp.ones((2,), bool), _valid_cells(out_shape, rows_n, cols_n).reshape(-1)]
+        )
+        return (
+            tokens,
+            valid,
+            (
+                jnp.concatenate([zeros, next_r.reshape(-1)]),
+                jnp.concatenate([zeros, next_c.reshape(-1)]),
+            ),
+        )
+
     def hidden_states(
         self, z: jax.Array, pair: Pair, *, dropout_key: jax.Array | None = None
     ) -> jax.Array:
@@ -836,33 +901,22 @@ class Decoder(nnx.Module):
             dropout_key: dropout key (None = deterministic).
         """
         cfg = self.cfg
-        rows_n, cols_n = jnp.shape(pair["outputs"])  # the model's R x C, or a smaller bucket
-        out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
         prefix, prefix_valid, (prefix_r, prefix_c) = self._prefix_tokens(
             z, pair["inputs"], jnp.asarray(pair["input_shapes"], jnp.int32)
         )
-        r, c = _cell_positions(rows_n, cols_n)
-        cells, (next_r, next_c) = self._output_cell_tokens(pair["outputs"], r, c, out_shape[1])
-        zeros = jnp.zeros((2,), jnp.int32)  # the output rows and cols tokens sit at (0, 0)
-        rope = self._rope(
-            jnp.concatenate([prefix_r, zeros, next_r.reshape(-1)]),
-            jnp.concatenate([prefix_c, zeros, next_c.reshape(-1)]),
-        )
-        tokens = jnp.concatenate(
-            [
-                prefix,
-                self._row_token(out_shape[0])[None],
-                self._col_token(out_shape[1])[None],
-                cells.reshape(-1, cfg.embed_dim),
-            ]
-        )
-        out_valid = _valid_cells(out_shape, rows_n, cols_n).reshape(-1)
-        key_valid = jnp.concatenate([prefix_valid, jnp.ones((2,), bool), out_valid])
+        out, out_valid, (out_r, out_c) = self._output_tokens(pair)
+        rope = self._rope(jnp.concatenate([prefix_r, out_r]), jnp.concatenate([prefix_c, out_c]))
+        tokens = jnp.concatenate([prefix, out])
+        key_valid = jnp.concatenate([prefix_valid, out_valid])
 
         lat = prefix.shape[0] - 1  # the latent token ends the prefix
         pos = jnp.arange(tokens.shape[0])
         query, key = pos[:, None], pos[None, :]
-        mask = key_valid[None, :] & ((key < lat) | (key == lat) | ((query >= lat) & (key <= query)))
+        if cfg.decoder_mask == "official":  # input tokens see the latent too
+            allowed = (key < lat) | (key == lat) | ((query >= lat) & (key <= query))
+        else:  # input tokens see input tokens only
+            allowed = ((query < lat) & (key < lat)) | ((query >= lat) & (key <= query))
+        mask = key_valid[None, :] & allowed
 
         keys = _split(dropout_key, len(self.blocks) + 1)
         x = _dropout(tokens, cfg.dropout, keys[0])
@@ -888,10 +942,15 @@ class Decoder(nnx.Module):
             holds the grids (a size bucket: the same values for the valid cells, less work).
         """
         x = self.hidden_states(z, pair, dropout_key=dropout_key)
+        return self.heads(x, pair, latent_index=jnp.size(pair["inputs"]) + 2)
+
+    def heads(self, x: jax.Array, pair: Pair, *, latent_index: int) -> dict[str, jax.Array]:
+        """The rows, cols and cell logits read off token states ``x`` whose latent token
+        sits at ``latent_index`` (followed by the output rows, cols and cell tokens)."""
         rows_n, cols_n = jnp.shape(pair["outputs"])
         out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
         r, c = _cell_positions(rows_n, cols_n)
-        lat = jnp.size(pair["inputs"]) + 2  # the latent token ends the prefix
+        lat = latent_index
 
         # Cell (r, c) is predicted by the previous valid cell in raster order: (r, c - 1),
         # else the last valid cell of row r - 1, else (for (0, 0)) the output-cols token.
@@ -972,13 +1031,18 @@ class Decoder(nnx.Module):
         num_prefix = prefix.shape[0]  # R*C + 3, the latent token last
         cache_dtype = _cache_dtype(cfg)
 
-        # Prefill: input tokens see valid input tokens and the latent token; the latent
-        # token sees the same, so one key mask serves all prefix queries.
+        # Prefill: input tokens see valid input tokens and (official mask) the latent
+        # token; the latent token sees all of them.
         x = prefix
         rope = self._rope(*prefix_positions)
+        prefill_mask = prefix_valid[None, :]
+        if cfg.decoder_mask == "input-only":
+            latent_key = jnp.arange(num_prefix)[None, :] == num_prefix - 1
+            latent_query = jnp.arange(num_prefix)[:, None] == num_prefix - 1
+            prefill_mask = prefill_mask & (~latent_key | latent_query)
         cache: KVCache = []
         for block in self.blocks:
-            x, (k, v) = block(x, prefix_valid[None, :], rope=rope)
+            x, (k, v) = block(x, prefill_mask, rope=rope)
             padding = total - num_prefix
             keys = jnp.pad(jnp.transpose(k, (1, 2, 0)), ((0, 0), (0, 0), (0, padding)))
             values = jnp.pad(jnp.transpose(v, (1, 0, 2)), ((0, 0), (0, padding), (0, 0)))
@@ -1122,7 +1186,34 @@ class LPNModel(nnx.Module):
         """
         _check_pair(self.config, pair)
         _check_shape("z", z, (self.config.latent_dim,))
+        if "input_cache" in pair:  # from precompute: the input side is done already
+            from lpn_arc.input_cache import cached_logits
+
+            return cached_logits(self.decoder, z, pair, dropout_key=dropout_key)
         return self.decoder.logits(z, pair, dropout_key=dropout_key)
+
+    def precompute(self, pair: Pair) -> Pair:
+        """The pair with what its log-likelihood needs that does not depend on z.
+
+        With ``decoder_mask="input-only"`` the decoder's input tokens never see the latent,
+        so their keys and values in every layer are computed here once
+        (``pair["input_cache"]``, see :mod:`lpn_arc.input_cache`) and every later
+        :meth:`log_likelihood` of the pair, at any z, runs the latent and output tokens
+        only. With the official mask there is nothing to precompute: the pair is returned
+        as is. Pass it as ``precompute`` to ``latentsearch.lpn_loss``.
+
+        Args:
+            pair: one pair in the pair format.
+
+        Returns:
+            The pair, with ``"input_cache"`` for the input-only mask.
+        """
+        _check_pair(self.config, pair)
+        if self.config.decoder_mask == "official":
+            return pair
+        from lpn_arc.input_cache import input_cache
+
+        return {**pair, "input_cache": input_cache(self.decoder, pair)}
 
     def log_likelihood_terms(
         self, z: jax.Array, pair: Pair, *, dropout_key: jax.Array | None = None
@@ -1277,6 +1368,25 @@ def encode_fn(
         return _merge(graphdef, params).encode(pair, dropout_key=dropout_key)
 
     return encode
+
+
+def precompute_fn(graphdef: nnx.GraphDef) -> Callable[..., Pair]:
+    """Pure ``precompute(params, pair) -> pair`` (one pair): see :meth:`LPNModel.precompute`.
+
+    Example:
+        >>> cfg = ModelConfig(3, 3, 4, 1, 1, num_heads=2, head_dim=4, mlp_factor=1.0,
+        ...                   decoder_mask="input-only")
+        >>> graphdef, params = split_model(LPNModel(cfg, rngs=nnx.Rngs(0)))
+        >>> pair = {"inputs": jnp.zeros((3, 3), jnp.int32), "input_shapes": jnp.array([2, 3]),
+        ...         "outputs": jnp.zeros((3, 3), jnp.int32), "output_shapes": jnp.array([3, 3])}
+        >>> precompute_fn(graphdef)(params, pair)["input_cache"]["keys"].shape
+        (1, 11, 2, 4)
+    """
+
+    def precompute(params: nnx.State, pair: Pair) -> Pair:
+        return _merge(graphdef, params).precompute(pair)
+
+    return precompute
 
 
 def log_likelihood_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:

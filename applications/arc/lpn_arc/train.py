@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import latentsearch as ls
 from lpn_arc.config import TrainConfig, config_from_dict, config_to_dict
-from lpn_arc.model import LPNModel, encode_fn, log_likelihood_fn, split_model
+from lpn_arc.model import LPNModel, encode_fn, log_likelihood_fn, precompute_fn, split_model
 from lpn_arc.pattern import generate_pattern_tasks
 from lpn_arc.provenance import pattern_provenance, provenance
 from lpn_arc.searchspec import parse_search
@@ -336,6 +336,7 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
     spec = parse_search(search or config.train_search, lr=config.search_lr)
     encode = encode_fn(graphdef)
     log_likelihood = log_likelihood_fn(graphdef)
+    precompute = precompute_fn(graphdef)
 
     def split(pair, stream):
         """The pair without its dropout key, and that key folded with ``stream`` (or None)."""
@@ -353,6 +354,10 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
     def held_out_log_likelihood(params, z, pair):
         return log_likelihood(params, z, *split(pair, 2))
 
+    def precompute_pair(params, pair):  # the input-only mask's input cache, once per pair
+        rest, _ = split(pair, 3)
+        return {**pair, **precompute(params, rest)}
+
     def loss(params, task, key, dropout_key):
         pairs = dict(task)
         if config.model.dropout > 0:
@@ -369,6 +374,7 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
             gradient_flow=spec.gradient_flow,
             prior_kl=config.prior_kl,
             held_out_log_likelihood=held_out_log_likelihood,
+            precompute=None if config.model.decoder_mask == "official" else precompute_pair,
         )
 
     return loss
