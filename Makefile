@@ -10,7 +10,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 SPHINX_OPTS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo example fast-allocator bench-allocators test test-slow lint format bench bench-quick dist docs clean
+.PHONY: demo example fast-allocator bench-allocators bench-peer test test-slow lint format bench bench-quick dist docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,13 @@ bench-quick: $(DEV_STAMP) fast-allocator
 
 bench: $(DEV_STAMP) fast-allocator bench-allocators
 	$(BIN)/python benchmarks/run_all.py
+
+## bench-peer: ours vs the official LPN code, side by side (benchmarks/README.md: set-up)
+##   make bench-peer OFFICIAL=/path/to/lpn OFFICIAL_PYTHON=/path/to/venv/bin/python
+bench-peer: $(DEV_STAMP) fast-allocator
+	@[ -n "$(OFFICIAL)" ] && [ -n "$(OFFICIAL_PYTHON)" ] || \
+	  { echo "usage: make bench-peer OFFICIAL=CHECKOUT OFFICIAL_PYTHON=PYTHON (benchmarks/README.md)"; exit 2; }
+	$(BIN)/python benchmarks/bench_peer.py --official "$(OFFICIAL)" --official-python "$(OFFICIAL_PYTHON)"
 
 # jemalloc too, for the allocator comparison of the full run (bench_allocator.py)
 bench-allocators:

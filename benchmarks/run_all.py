@@ -53,7 +53,26 @@ SCRIPTS = {
 HAS_QUICK = {"search", "lpn", "generate", "efficiency", "arc"}
 
 # (results file, row name, variant, metric, label, scale, unit shown)
+PEER_TARGETS = {
+    "train_mean": 0.5,
+    "train_grad1": 0.4,
+    "search_grad100": 0.3,
+    "evaluate_grad100": 0.3,
+}
 SUMMARY = (
+    *(
+        (
+            "peer",
+            "peer",
+            f"{measurement}/{allocator}",
+            "ours_over_official",
+            f"ours / official, {measurement} ({allocator}; target {target})",
+            1,
+            "x",
+        )
+        for measurement, target in PEER_TARGETS.items()
+        for allocator in ("tcmalloc", "glibc")
+    ),
     (
         "search",
         "search_methods",
@@ -253,7 +272,7 @@ def _find(rows: list[dict], name: str, variant: str | None, metric: str) -> dict
 def summary(results_dir: Path = common.RESULTS_DIR) -> list[str]:
     """Markdown lines: the key figures of every results file present."""
     loaded = {}
-    for name in (*SCRIPTS, "efficiency_quick"):
+    for name in (*SCRIPTS, "efficiency_quick", "peer"):  # peer: make bench-peer
         path = results_dir / f"{name}.json"
         if path.exists():
             loaded[name] = json.loads(path.read_text(encoding="utf-8"))

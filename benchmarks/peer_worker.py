@@ -1,0 +1,274 @@
+"""One measurement of one side of the peer benchmark, in its own process (see bench_peer.py).
+
+Run by ``bench_peer.py``, never imported by it: ``--side ours`` runs under this
+repository's Python, ``--side official`` under the official code's own environment (its old
+jax, flax and optax), with the official checkout on ``sys.path``. Nothing of the official
+code is copied here; its modules are imported from the user's checkout.
+
+Both sides get the same PATTERN tasks (an ``.npz`` the parent writes), the same model
+configuration (paper Table 13: encoder and decoder 2 layers, 6 heads x 16, MLP factor 1,
+latent 32, 10x10 grids) and the same work:
+
+- ``train_mean`` / ``train_grad1``: one training step (loss, gradients, clipped AdamW update)
+  on a batch of tasks, with the encoder mean or one Adam gradient step (lr 0.1, b2 0.9)
+  inside the loss;
+- ``search_grad100``: encode the 3 specification pairs and run 100 Adam steps (lr 0.1,
+  b2 0.9) of latent gradient ascent, per task (no decoding);
+- ``evaluate_grad100``: the same, then greedy decoding of the best and second-best latents
+  for the query input (the whole evaluation of a task).
+
+Prints one JSON line: ``{"compile_s", "times_s": [...], "per": "step" | "task", "tasks",
+"peak_rss_bytes"}``; the compile time is the first call (trace, compile and run) and the
+times are later calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+LATENT, LAYERS, HEADS, HEAD_DIM, MLP, SIZE = 32, 2, 6, 16, 1.0, 10
+SEARCH_LR, SEARCH_B2 = 0.1, 0.9
+
+
+def _timed(fn, repeats):
+    """``(first call seconds, [seconds of each later call])``; ``fn`` blocks on its output."""
+    start = time.perf_counter()
+    fn()
+    compile_s = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return compile_s, times
+
+
+# --------------------------------------------------------------------------------------
+# This repository
+
+
+def ours(measurement, tasks, repeats, decoder_mask="official"):
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+    from lpn_arc.config import get_preset
+    from lpn_arc.evaluate import _batch_fn
+    from lpn_arc.model import encode_fn, log_likelihood_fn, precompute_fn
+    from lpn_arc.searchspec import parse_search
+    from lpn_arc.train import init_params, make_optimizer, make_train_step
+
+    import latentsearch as ls
+
+    num = tasks["inputs"].shape[0]
+    search = "mean" if measurement == "train_mean" else "grad:1"
+    config = dataclasses.replace(get_preset("pattern"), batch_size=num, train_search=search)
+    model = dataclasses.replace(config.model, decoder_mask=decoder_mask)
+    config = dataclasses.replace(config, model=model)
+    graphdef, params = init_params(config)
+    key = jax.random.key(0)
+    arrays = {k: jnp.asarray(v, jnp.int32) for k, v in tasks.items()}
+    if measurement.startswith("train"):
+        optimizer = make_optimizer(config)
+        opt_state = optimizer.init(params)
+        step = make_train_step(graphdef, config, optimizer)
+
+        def run():
+            out = step(params, opt_state, arrays, key)
+            jax.block_until_ready(out)
+
+        return _timed(run, repeats), "step", num
+
+    spec_pairs = {k: v[:, :-1] for k, v in arrays.items()}
+    keys = jax.random.split(key, num)
+    spec = parse_search("grad:100", lr=SEARCH_LR)  # clipped Adam, as the official search
+    if measurement == "search_grad100":
+        encode, log_likelihood = encode_fn(graphdef), log_likelihood_fn(graphdef)
+        precompute = precompute_fn(graphdef)
+
+        def objective(z, params, pairs):
+            return jnp.sum(jax.vmap(lambda pair: log_likelihood(params, z, pair))(pairs))
+
+        def one(pairs, key):
+            start = jnp.mean(jax.vmap(lambda pair: encode(params, pair))(pairs).mean, axis=0)
+            pairs = jax.vmap(lambda pair: precompute(params, pair))(pairs)
+            result = ls.search(
+                spec.searcher, objective, start, key=key, num_steps=100, args=(params, pairs)
+            )
+            return result.latents
+
+        fn = jax.jit(jax.vmap(one))
+
+        def run():
+            jax.block_until_ready(fn(spec_pairs, keys))
+
+        return _timed(run, repeats), "task", num
+
+    batch = _batch_fn(graphdef, spec, 2, "mean")
+    mask = jnp.ones(spec_pairs["inputs"].shape[:2], bool)
+    query = arrays["inputs"][:, -1], arrays["input_shapes"][:, -1]
+
+    def run():
+        jax.block_until_ready(batch(params, spec_pairs, mask, *query, keys))
+
+    return _timed(run, repeats), "task", num
+
+
+# --------------------------------------------------------------------------------------
+# The official code (imported from the user's checkout)
+
+
+def official(measurement, tasks, repeats, checkout):
+    sys.path.insert(0, str(checkout))
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax.training.train_state import TrainState
+    from src.models.lpn import LPN
+    from src.models.transformer import DecoderTransformer, EncoderTransformer
+    from src.models.utils import (
+        DecoderTransformerConfig,
+        EncoderTransformerConfig,
+        TransformerLayerConfig,
+    )
+
+    layer = TransformerLayerConfig(
+        num_heads=HEADS, emb_dim_per_head=HEAD_DIM, mlp_dim_factor=MLP, dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+    )  # fmt: skip
+    encoder = EncoderTransformer(
+        EncoderTransformerConfig(
+            transformer_layer=layer, num_layers=LAYERS, latent_dim=LATENT, variational=True,
+            max_rows=SIZE, max_cols=SIZE,
+        )
+    )  # fmt: skip
+    decoder = DecoderTransformer(
+        DecoderTransformerConfig(
+            transformer_layer=layer, num_layers=LAYERS, max_rows=SIZE, max_cols=SIZE
+        )
+    )
+    model = LPN(encoder=encoder, decoder=decoder)
+    # (B, N, R, C, 2) grids and (B, N, 2, 2) shapes [[rows_in, rows_out], [cols_in, cols_out]]
+    pairs = jnp.stack([tasks["inputs"], tasks["outputs"]], axis=-1).astype(jnp.uint8)
+    shapes = jnp.stack([tasks["input_shapes"], tasks["output_shapes"]], axis=-1).astype(jnp.int32)
+    num = pairs.shape[0]
+    grad_kwargs = dict(
+        num_steps=1, lr=SEARCH_LR, optimizer="adam", optimizer_kwargs={"b2": SEARCH_B2}
+    )
+    mode, kwargs = ("mean", {}) if measurement == "train_mean" else ("gradient_ascent", grad_kwargs)
+    key = jax.random.PRNGKey(0)
+    variables = model.init(
+        {"params": key, "latents": key, "dropout": key}, pairs[:1], shapes[:1],
+        dropout_eval=False, prior_kl_coeff=1e-4, mode=mode, **kwargs,
+    )  # fmt: skip
+    params = variables["params"]
+    if measurement.startswith("train"):
+        schedule = optax.warmup_exponential_decay_schedule(
+            init_value=4e-4 / 100, peak_value=4e-4, warmup_steps=99, transition_steps=1,
+            end_value=4e-4, decay_rate=1.0,
+        )  # fmt: skip
+        tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule))
+        state = TrainState.create(apply_fn=model.apply, tx=tx, params=params)
+
+        @jax.jit
+        def step(state, pairs, shapes, key):
+            grads, metrics = jax.grad(state.apply_fn, has_aux=True)(
+                {"params": state.params}, pairs, shapes, dropout_eval=False,
+                prior_kl_coeff=1e-4, mode=mode, rngs={"latents": key}, **kwargs,
+            )  # fmt: skip
+            return state.apply_gradients(grads=grads["params"]), metrics
+
+        def run():
+            jax.block_until_ready(step(state, pairs, shapes, key))
+
+        return _timed(run, repeats), "step", num
+
+    search_kwargs = dict(
+        num_steps=100, lr=SEARCH_LR, optimizer="adam", optimizer_kwargs={"b2": SEARCH_B2}
+    )
+    spec, spec_shapes = pairs[:, :-1], shapes[:, :-1]
+    keys = jax.random.split(key, num)
+    if measurement == "search_grad100":
+
+        def one(spec, spec_shapes, key):
+            def search(module):
+                mu, logvar = module.encoder(spec, spec_shapes, True)
+                latents, *_ = module._sample_latents(mu, logvar, key)
+                return module._get_gradient_ascent_context(
+                    latents, spec, spec_shapes, key, **search_kwargs
+                )
+
+            return nn_apply(model, search, params)
+
+        fn = jax.jit(jax.vmap(one))
+
+        def run():
+            jax.block_until_ready(fn(spec, spec_shapes, keys))
+
+        return _timed(run, repeats), "task", num
+
+    query, query_shape = pairs[:, -1, ..., 0], shapes[:, -1, :, 0]
+
+    def one(spec, spec_shapes, query, query_shape, key):
+        # one task as a batch of one (its layers need a batch axis), as its evaluator runs
+        out = model.apply(
+            {"params": params}, spec[None], spec_shapes[None], query[None], query_shape[None],
+            key, dropout_eval=True, mode="gradient_ascent", return_two_best=True,
+            method=LPN.generate_output, **search_kwargs,
+        )  # fmt: skip
+        return out[:4]
+
+    fn = jax.jit(jax.vmap(one))
+
+    def run():
+        jax.block_until_ready(fn(spec, spec_shapes, query, query_shape, keys))
+
+    return _timed(run, repeats), "task", num
+
+
+def nn_apply(model, fn, params):
+    """``fn(bound_module)`` under ``params`` (flax linen's ``apply`` with a function)."""
+    return model.apply({"params": params}, method=lambda module: fn(module))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--side", choices=("ours", "official"), required=True)
+    parser.add_argument(
+        "--measurement",
+        choices=("train_mean", "train_grad1", "search_grad100", "evaluate_grad100"),
+        required=True,
+    )
+    parser.add_argument("--tasks", required=True, help="the .npz of PATTERN tasks")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--official", help="the official checkout (with --side official)")
+    parser.add_argument("--decoder-mask", choices=("official", "input-only"), default="official",
+                        help="our decoder's mask (with --side ours)")  # fmt: skip
+    args = parser.parse_args()
+    import numpy as np
+
+    with np.load(args.tasks) as data:
+        tasks = {name: data[name] for name in data.files}
+    if args.side == "ours":
+        (compile_s, times), per, num = ours(
+            args.measurement, tasks, args.repeats, args.decoder_mask
+        )
+    else:
+        (compile_s, times), per, num = official(
+            args.measurement, tasks, args.repeats, Path(args.official)
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    print(json.dumps({"compile_s": compile_s, "times_s": times, "per": per, "tasks": num,
+                      "peak_rss_bytes": peak}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
