@@ -205,7 +205,7 @@ def official(measurement, tasks, repeats, checkout):
                     latents, spec, spec_shapes, key, **search_kwargs
                 )
 
-            return nn_apply(model, search, params)
+            return model.apply({"params": params}, method=search)
 
         fn = jax.jit(jax.vmap(one))
 
@@ -231,11 +231,6 @@ def official(measurement, tasks, repeats, checkout):
         jax.block_until_ready(fn(spec, spec_shapes, query, query_shape, keys))
 
     return _timed(run, repeats), "task", num
-
-
-def nn_apply(model, fn, params):
-    """``fn(bound_module)`` under ``params`` (flax linen's ``apply`` with a function)."""
-    return model.apply({"params": params}, method=lambda module: fn(module))
 
 
 def main() -> int:

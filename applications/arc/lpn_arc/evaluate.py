@@ -278,6 +278,11 @@ def _batch_fn(
         return _batch_fn_uncached(graphdef, spec, candidates, start)
 
 
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
 _QUERY_KEYS = ("spec_pairs", "spec_mask", "query_inputs", "query_input_shapes")
 
 
@@ -301,8 +306,7 @@ def _run_queries(
     """
     if not isinstance(spec, SearchSpec):
         raise ValueError(f"spec must be a SearchSpec (parse_search(...)), got {spec!r}")
-    if start not in STARTS:
-        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+    _check_choice("start", start, STARTS)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
@@ -372,11 +376,6 @@ def _pad(batch: Any, size: int) -> Any:
     return jax.tree_util.tree_map(
         lambda value: np.concatenate([value, np.repeat(value[-1:], missing, axis=0)]), batch
     )
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 # results["grids"][:, k]: k = 0 attempt 1, 1 the distinct rule's attempt 2, 2 the official's

@@ -18,6 +18,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lpn_arc.model import _dropout, _split
+
 __all__ = ["cached_logits", "input_cache"]
 
 
@@ -49,9 +51,10 @@ def input_cache(decoder, pair: dict) -> dict[str, jax.Array]:
         x, (k, v) = block(x, valid[None, :], rope=rope)
         keys.append(k)
         values.append(v)
-    heads = (0, len(tokens), decoder.cfg.num_heads, decoder.cfg.head_dim)
-    stack = (lambda xs: jnp.stack(xs)) if keys else (lambda xs: jnp.zeros(heads, tokens.dtype))
-    return {"keys": stack(keys), "values": stack(values), "valid": valid}
+    if not keys:  # a decoder without blocks
+        empty = jnp.zeros((0, len(tokens), decoder.cfg.num_heads, decoder.cfg.head_dim))
+        return {"keys": empty, "values": empty, "valid": valid}
+    return {"keys": jnp.stack(keys), "values": jnp.stack(values), "valid": valid}
 
 
 def cached_logits(
@@ -72,8 +75,6 @@ def cached_logits(
     Returns:
         The logits of :meth:`lpn_arc.model.Decoder.logits`.
     """
-    from lpn_arc.model import _dropout, _split
-
     cache = pair["input_cache"]
     out, out_valid, (out_r, out_c) = decoder._output_tokens(pair)
     zero = jnp.zeros((1,), jnp.int32)

@@ -854,6 +854,18 @@ class Decoder(nnx.Module):
 
     # Teacher forcing -------------------------------------------------------------------
 
+    def _prefix_mask(self, prefix_valid: jax.Array) -> jax.Array:
+        """``(P, P)`` attention of the prefix tokens (input tokens, the latent token last)
+        over each other: valid tokens only; with ``decoder_mask="input-only"`` the input
+        tokens do not see the latent token (the latent token sees everything)."""
+        num = prefix_valid.shape[0]
+        mask = jnp.broadcast_to(prefix_valid[None, :], (num, num))
+        if self.cfg.decoder_mask == "input-only":
+            latent_key = jnp.arange(num)[None, :] == num - 1
+            latent_query = jnp.arange(num)[:, None] == num - 1
+            mask = mask & (~latent_key | latent_query)
+        return mask
+
     def _output_tokens(
         self, pair: Pair
     ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array]]:
@@ -909,14 +921,15 @@ class Decoder(nnx.Module):
         tokens = jnp.concatenate([prefix, out])
         key_valid = jnp.concatenate([prefix_valid, out_valid])
 
-        lat = prefix.shape[0] - 1  # the latent token ends the prefix
-        pos = jnp.arange(tokens.shape[0])
-        query, key = pos[:, None], pos[None, :]
-        if cfg.decoder_mask == "official":  # input tokens see the latent too
-            allowed = (key < lat) | (key == lat) | ((query >= lat) & (key <= query))
-        else:  # input tokens see input tokens only
-            allowed = ((query < lat) & (key < lat)) | ((query >= lat) & (key <= query))
-        mask = key_valid[None, :] & allowed
+        # Prefix queries (input tokens, then the latent) attend within the prefix; output
+        # queries attend to every valid token up to themselves.
+        num_prefix, num_tokens = prefix.shape[0], tokens.shape[0]
+        prefix_rows = jnp.pad(
+            self._prefix_mask(prefix_valid), ((0, 0), (0, num_tokens - num_prefix))
+        )
+        pos = jnp.arange(num_tokens)
+        output_rows = key_valid[None, :] & (pos[None, :] <= pos[num_prefix:, None])
+        mask = jnp.concatenate([prefix_rows, output_rows])
 
         keys = _split(dropout_key, len(self.blocks) + 1)
         x = _dropout(tokens, cfg.dropout, keys[0])
@@ -1035,11 +1048,7 @@ class Decoder(nnx.Module):
         # token; the latent token sees all of them.
         x = prefix
         rope = self._rope(*prefix_positions)
-        prefill_mask = prefix_valid[None, :]
-        if cfg.decoder_mask == "input-only":
-            latent_key = jnp.arange(num_prefix)[None, :] == num_prefix - 1
-            latent_query = jnp.arange(num_prefix)[:, None] == num_prefix - 1
-            prefill_mask = prefill_mask & (~latent_key | latent_query)
+        prefill_mask = self._prefix_mask(prefix_valid)
         cache: KVCache = []
         for block in self.blocks:
             x, (k, v) = block(x, prefill_mask, rope=rope)

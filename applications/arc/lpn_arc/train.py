@@ -338,25 +338,27 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
     log_likelihood = log_likelihood_fn(graphdef)
     precompute = precompute_fn(graphdef)
 
-    def split(pair, stream):
-        """The pair without its dropout key, and that key folded with ``stream`` (or None)."""
+    def strip(pair):
+        """The pair without its dropout key."""
+        return {name: value for name, value in pair.items() if name != "dropout_key"}
+
+    def dropout(pair, stream):
+        """The pair's dropout key folded with ``stream``, or None without dropout."""
         if "dropout_key" not in pair:
-            return pair, None
-        rest = {name: value for name, value in pair.items() if name != "dropout_key"}
-        return rest, jax.random.fold_in(jax.random.wrap_key_data(pair["dropout_key"]), stream)
+            return None
+        return jax.random.fold_in(jax.random.wrap_key_data(pair["dropout_key"]), stream)
 
     def encode_pair(params, pair):
-        return encode(params, *split(pair, 0))
+        return encode(params, strip(pair), dropout(pair, 0))
 
     def search_log_likelihood(params, z, pair):
-        return log_likelihood(params, z, split(pair, 1)[0])
+        return log_likelihood(params, z, strip(pair))
 
     def held_out_log_likelihood(params, z, pair):
-        return log_likelihood(params, z, *split(pair, 2))
+        return log_likelihood(params, z, strip(pair), dropout(pair, 2))
 
     def precompute_pair(params, pair):  # the input-only mask's input cache, once per pair
-        rest, _ = split(pair, 3)
-        return {**pair, **precompute(params, rest)}
+        return {**pair, **precompute(params, strip(pair))}
 
     def loss(params, task, key, dropout_key):
         pairs = dict(task)
@@ -374,7 +376,7 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
             gradient_flow=spec.gradient_flow,
             prior_kl=config.prior_kl,
             held_out_log_likelihood=held_out_log_likelihood,
-            precompute=None if config.model.decoder_mask == "official" else precompute_pair,
+            precompute=precompute_pair,  # the identity with the official mask
         )
 
     return loss
