@@ -117,6 +117,7 @@ def bench_evaluate(
     direct: bool,
     batch: int,
     compare_buckets: bool = False,
+    decoder_mask: str | None = None,
 ) -> list[dict]:
     from lpn_arc.config import get_preset
     from lpn_arc.data import load_tasks
@@ -125,10 +126,16 @@ def bench_evaluate(
     from lpn_arc.train import init_params
 
     config = get_preset(preset)
+    if decoder_mask is not None:
+        model = dataclasses.replace(config.model, decoder_mask=decoder_mask)
+        config = dataclasses.replace(config, model=model)
     graphdef, params = init_params(config)
     tasks = load_tasks("arc1-eval", limit=num_tasks)
     target_steps = parse_search(search).num_steps
     variant = f"{preset}/{search}/{num_tasks}tasks"
+    if decoder_mask is not None:
+        preset = f"{preset}/{decoder_mask}"
+        variant = f"{preset}/{search}/{num_tasks}tasks"
     rows = [common.record("evaluate", variant, "parameters", count_params(params), "count")]
     if direct:
         print(f"evaluate {search} on {num_tasks} tasks", file=sys.stderr, flush=True)
@@ -192,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-batch", type=int, default=4, help="queries per compiled call")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument("--decoder-masks", nargs="+", choices=("official", "input-only"),
+                        default=["official"],
+                        help="evaluate the model with each decoder mask in turn")  # fmt: skip
+    parser.add_argument("--no-compare-buckets", action="store_true",
+                        help="skip the size-bucket comparison of the full run")  # fmt: skip
     parser.add_argument("--name", default="arc", help="results/<name>.json")
     parser.add_argument("--seed", type=int, default=0, help="recorded; data seeds are fixed")
     args = parser.parse_args(argv)
@@ -207,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     if not args.skip_train:
         rows += bench_train_step(args.preset, args.batch_size, repeats)
-    if not args.skip_eval:
+    for mask in [] if args.skip_eval else args.decoder_masks:
         rows += bench_evaluate(
             args.eval_preset,
             num_tasks,
@@ -215,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             probes,
             args.direct,
             args.eval_batch,
-            compare_buckets=not args.quick,
+            compare_buckets=not (args.quick or args.no_compare_buckets),
+            decoder_mask=None if mask == "official" else mask,
         )
     path = common.write_results(args.name, rows, seed=args.seed)
     common.print_table(rows)

@@ -53,6 +53,20 @@ def _timed(fn, repeats):
 
 
 def ours(measurement, tasks, repeats, decoder_mask="official"):
+    """Times our side: ``((compile_s, times), per, tasks)``."""
+    import jax
+
+    fn, args, per, num = ours_program(measurement, tasks, decoder_mask)
+
+    def run():
+        jax.block_until_ready(fn(*args))
+
+    return _timed(run, repeats), per, num
+
+
+def ours_program(measurement, tasks, decoder_mask="official"):
+    """``(jitted fn, args, per, tasks)``: our side of one measurement, not yet run (also
+    used by ``profile_step.py``, which compiles and traces the same programs)."""
     import dataclasses
 
     import jax
@@ -79,12 +93,7 @@ def ours(measurement, tasks, repeats, decoder_mask="official"):
         optimizer = make_optimizer(config)
         opt_state = optimizer.init(params)
         step = make_train_step(graphdef, config, optimizer)
-
-        def run():
-            out = step(params, opt_state, arrays, key)
-            jax.block_until_ready(out)
-
-        return _timed(run, repeats), "step", num
+        return step, (params, opt_state, arrays, key), "step", num
 
     spec_pairs = {k: v[:, :-1] for k, v in arrays.items()}
     keys = jax.random.split(key, num)
@@ -104,21 +113,12 @@ def ours(measurement, tasks, repeats, decoder_mask="official"):
             )
             return result.latents
 
-        fn = jax.jit(jax.vmap(one))
-
-        def run():
-            jax.block_until_ready(fn(spec_pairs, keys))
-
-        return _timed(run, repeats), "task", num
+        return jax.jit(jax.vmap(one)), (spec_pairs, keys), "task", num
 
     batch = _batch_fn(graphdef, spec, 2, "mean")
     mask = jnp.ones(spec_pairs["inputs"].shape[:2], bool)
     query = arrays["inputs"][:, -1], arrays["input_shapes"][:, -1]
-
-    def run():
-        jax.block_until_ready(batch(params, spec_pairs, mask, *query, keys))
-
-    return _timed(run, repeats), "task", num
+    return batch, (params, spec_pairs, mask, *query, keys), "task", num
 
 
 # --------------------------------------------------------------------------------------

@@ -301,6 +301,33 @@ def test_decoder_mask_never_attends_to_padding(mask_probe):
     assert _moved(mask_probe, outputs=[(2, 0), (2, 1), (2, 2)]) == set()
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_attention_by_blocks_equals_the_dense_product(dropout):
+    """``Block(split=s)``: the first ``s`` queries attend within the first ``s`` keys; the
+    values and gradients equal one dense masked product (without dropout), and with
+    dropout the split keeps the block's output finite and key-dependent."""
+    from lpn_arc.model import Block
+
+    cfg = dataclasses.replace(TINY, dropout=dropout)
+    block = Block(cfg, rngs=nnx.Rngs(0))
+    n, split = 9, 4
+    x = jax.random.normal(jax.random.key(1), (n, cfg.embed_dim))
+    valid = jnp.array([1, 1, 0, 1, 1, 1, 0, 1, 1], bool)
+    head = jnp.pad(jnp.broadcast_to(valid[:split], (split, split)), ((0, 0), (0, n - split)))
+    tail = valid[None, :] & (jnp.arange(n)[None, :] <= jnp.arange(split, n)[:, None])
+    mask = jnp.concatenate([head, tail])
+
+    def out(x, split, key=None):
+        return block(x, mask, split=split, dropout_key=key)[0]
+
+    np.testing.assert_allclose(out(x, split), out(x, None), rtol=1e-5, atol=1e-5)
+    grad = jax.grad(lambda x, s: jnp.sum(out(x, s) ** 2))
+    np.testing.assert_allclose(grad(x, split), grad(x, None), rtol=1e-4, atol=1e-4)
+    if dropout:
+        a, b = out(x, split, jax.random.key(2)), out(x, split, jax.random.key(3))
+        assert np.all(np.isfinite(a)) and not np.allclose(a, b)
+
+
 def test_log_likelihood_finite_and_depends_on_z(tiny):
     pairs = _random_pairs(3, 4)
     zs = jax.random.normal(jax.random.key(0), (4, 4))

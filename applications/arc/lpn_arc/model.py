@@ -494,6 +494,7 @@ class Block(nnx.Module):
         rope: Rope | None = None,
         dropout_key: jax.Array | None = None,
         prefix: tuple[jax.Array, jax.Array] | None = None,
+        split: int | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """Applies the block to ``n`` tokens attending over each other (and a prefix).
 
@@ -505,6 +506,10 @@ class Block(nnx.Module):
             dropout_key: dropout key (None = deterministic).
             prefix: keys and values ``(P, H, Dh)`` of earlier tokens, already rotated
                 (see :mod:`lpn_arc.input_cache`), that the ``n`` tokens attend to as well.
+            split: attention by blocks (no ``prefix``): the first ``split`` queries attend
+                to the first ``split`` keys only (their mask is False beyond), so their
+                scores are computed on that ``split x split`` block and the other queries'
+                on their ``(n - split) x n`` rows, instead of one dense ``n x n`` product.
 
         Returns:
             ``(y, (keys, values))``: the new tokens ``(n, E)`` and their (rotated) keys and
@@ -518,9 +523,22 @@ class Block(nnx.Module):
         if prefix is not None:
             keys = jnp.concatenate([prefix[0].astype(k.dtype), k])
             values = jnp.concatenate([prefix[1].astype(v.dtype), v])
-        attended = self.attention.attend(
-            q, keys, values, mask, dropout_rate=self.dropout, dropout_key=attn_key
-        )
+        if split is None:
+            attended = self.attention.attend(
+                q, keys, values, mask, dropout_rate=self.dropout, dropout_key=attn_key
+            )
+        else:
+            mask = jnp.broadcast_to(mask, (q.shape[0], keys.shape[0]))
+            head_key, tail_key = _split(attn_key, 2)
+            head = self.attention.attend(
+                q[:split], keys[:split], values[:split], mask[:split, :split],
+                dropout_rate=self.dropout, dropout_key=head_key,
+            )  # fmt: skip
+            tail = self.attention.attend(
+                q[split:], keys, values, mask[split:],
+                dropout_rate=self.dropout, dropout_key=tail_key,
+            )  # fmt: skip
+            attended = jnp.concatenate([head, tail])
         x = x + _dropout(attended, self.dropout, res_key)
         return self._mlp(x, mlp_key), (k, v)
 
@@ -922,7 +940,8 @@ class Decoder(nnx.Module):
         key_valid = jnp.concatenate([prefix_valid, out_valid])
 
         # Prefix queries (input tokens, then the latent) attend within the prefix; output
-        # queries attend to every valid token up to themselves.
+        # queries attend to every valid token up to themselves. Attention runs by blocks
+        # (``split``): the prefix queries' scores are only computed against prefix keys.
         num_prefix, num_tokens = prefix.shape[0], tokens.shape[0]
         prefix_rows = jnp.pad(
             self._prefix_mask(prefix_valid), ((0, 0), (0, num_tokens - num_prefix))
@@ -934,7 +953,7 @@ class Decoder(nnx.Module):
         keys = _split(dropout_key, len(self.blocks) + 1)
         x = _dropout(tokens, cfg.dropout, keys[0])
         for block, block_key in zip(self.blocks, keys[1:], strict=True):
-            x, _ = block(x, mask, rope=rope, dropout_key=block_key)
+            x, _ = block(x, mask, rope=rope, dropout_key=block_key, split=num_prefix)
         return x
 
     def logits(
