@@ -9,13 +9,16 @@ and ``grad:100`` (top-1 exact match, last pair predicted). Run folders go to
 ``benchmarks/results/runs/`` and are reused. Writes ``results/decoder_mask.json``: rows
 ``variant="<mask>/seed<s>/<search>"`` (``top1``, ``eval_seconds``), ``variant=
 "<mask>/seed<s>"`` (``train_seconds``) and ``variant="<mask>/<search>"`` (``top1`` mean
-over seeds, with ``std`` and ``seeds`` in the extra table).
+over seeds, with ``std`` and ``seeds`` in the extra table). Each finished (mask, seed) run
+is appended to ``results/decoder_mask_runs.jsonl`` and reused by a later invocation with
+the same steps and tasks (``--fresh`` ignores it), so an interrupted study resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -26,6 +29,7 @@ import common  # benchmarks/common.py; also puts the repository root on sys.path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
 
 NAME = "decoder_mask"
+RUNS_FILE = common.RESULTS_DIR / "decoder_mask_runs.jsonl"  # finished runs, for resuming
 MASKS = ("official", "input-only")
 SEARCHES = ("mean", "grad:100")
 
@@ -47,33 +51,63 @@ def trained(mask: str, seed: int, steps: int):
         pass
     start = time.perf_counter()
     result = train(config, run_dir, resume=True, progress=True)
+    if result.interrupted or result.step < steps:  # never score a half-trained model
+        raise SystemExit(f"training of {run_dir.name} stopped at step {result.step}; "
+                         "rerun to resume it")  # fmt: skip
     return result.graphdef, result.params, config, time.perf_counter() - start
 
 
-def bench(args) -> tuple[list[dict], dict]:
+def finished_runs(steps: int, tasks: int) -> dict[tuple[str, int], dict]:
+    """Runs an earlier (interrupted) invocation finished, from ``RUNS_FILE``."""
+    if not RUNS_FILE.exists():
+        return {}
+    done = {}
+    for line in RUNS_FILE.read_text().splitlines():
+        run = json.loads(line) if line.strip() else None
+        if run and run["steps"] == steps and run["tasks"] == tasks:
+            done[(run["mask"], run["seed"])] = run
+    return done
+
+
+def train_and_evaluate(mask: str, seed: int, args) -> dict:
+    """Trains (or reuses) one model and scores it with each of ``SEARCHES``."""
     import jax
     from lpn_arc.evaluate import evaluate_tasks
     from lpn_arc.searchspec import parse_search
     from lpn_arc.train import pattern_test_tasks
 
+    graphdef, params, config, seconds = trained(mask, seed, args.steps)
+    tasks = pattern_test_tasks(config, args.tasks)
+    run = {"mask": mask, "seed": seed, "steps": args.steps, "tasks": args.tasks,
+           "train_seconds": seconds, "top1": {}, "eval_seconds": {}}  # fmt: skip
+    for text in SEARCHES:
+        out = evaluate_tasks(graphdef, params, tasks, parse_search(text), jax.random.key(0),
+                             progress=True)  # fmt: skip
+        run["top1"][text] = out.metrics["top1"]
+        run["eval_seconds"][text] = out.metrics["seconds"]
+    return run
+
+
+def bench(args) -> tuple[list[dict], dict]:
     rows, table, runs = [], {}, []
+    done = {} if args.fresh else finished_runs(args.steps, args.tasks)
     for mask in args.masks:
         for seed in args.seeds:
-            graphdef, params, config, seconds = trained(mask, seed, args.steps)
-            if seconds is not None:
+            run = done.get((mask, seed))
+            if run is None:
+                run = train_and_evaluate(mask, seed, args)
+                with RUNS_FILE.open("a") as f:
+                    f.write(json.dumps(run) + "\n")
+            if run["train_seconds"] is not None:
                 rows.append(common.record(NAME, f"{mask}/seed{seed}", "train_seconds",
-                                          seconds, "s"))  # fmt: skip
-            tasks = pattern_test_tasks(config, args.tasks)
-            run = {"mask": mask, "seed": seed, "train_seconds": seconds, "top1": {}}
+                                          run["train_seconds"], "s"))  # fmt: skip
             for text in SEARCHES:
-                out = evaluate_tasks(graphdef, params, tasks, parse_search(text),
-                                     jax.random.key(0), progress=True)  # fmt: skip
-                run["top1"][text] = out.metrics["top1"]
-                table.setdefault(f"{mask}/{text}", []).append(out.metrics["top1"])
+                table.setdefault(f"{mask}/{text}", []).append(run["top1"][text])
                 variant = f"{mask}/seed{seed}/{text}"
-                rows.append(common.record(NAME, variant, "top1", out.metrics["top1"], "fraction"))
-                rows.append(common.record(NAME, variant, "eval_seconds",
-                                          out.metrics["seconds"], "s"))  # fmt: skip
+                rows.append(common.record(NAME, variant, "top1", run["top1"][text], "fraction"))
+                if text in run.get("eval_seconds", {}):
+                    rows.append(common.record(NAME, variant, "eval_seconds",
+                                              run["eval_seconds"][text], "s"))  # fmt: skip
             runs.append(run)
             print(run, file=sys.stderr, flush=True)
     summary = {}
@@ -93,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--masks", nargs="+", choices=MASKS, default=list(MASKS))
     parser.add_argument("--steps", type=int, default=900, help="training steps per run")
     parser.add_argument("--tasks", type=int, default=256, help="held-out tasks")
+    parser.add_argument("--fresh", action="store_true",
+                        help="ignore the runs an interrupted invocation finished "
+                        "(results/decoder_mask_runs.jsonl)")  # fmt: skip
     args = parser.parse_args(argv)
     from lpn_arc.allocator import reexec_with_fast_allocator
 

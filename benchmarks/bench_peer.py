@@ -85,6 +85,12 @@ def run_worker(side: str, measurement: str, allocator: str, tasks: Path, args) -
         command += ["--decoder-mask", args.decoder_mask]
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
+    if side == "official":  # lpn_arc's XLA defaults (set on import) are unknown to jax 0.4.26
+        from lpn_arc.xla_flags import CPU_FLAGS
+
+        flags = [flag for flag in env.pop("XLA_FLAGS", "").split() if flag not in CPU_FLAGS]
+        if flags:
+            env["XLA_FLAGS"] = " ".join(flags)
     library = ALLOCATORS[allocator]
     if library:
         env["LD_PRELOAD"] = library

@@ -17,9 +17,10 @@ round by round. A variant is a set of environment variables:
   pages to the system at once);
 - ``a+b``: two variants at once (``--variants default ynn-off+no-concurrency-scheduler``).
 
-Writes ``results/runtime.json`` (``runtime_quick.json`` with ``--quick``): per ``variant="<measurement>/<variant>"`` the median
-``seconds`` (per step or per task), ``compile_seconds`` and ``peak_rss_gb``, and
-``time_ratio`` / ``memory_ratio`` against ``default`` in the same run.
+Writes ``results/runtime.json`` (``runtime_quick.json`` with ``--quick``): per
+``variant="<measurement>/<variant>"`` the median ``seconds`` (per step or per task),
+``compile_seconds`` and ``peak_rss_gb``, and ``time_ratio`` / ``memory_ratio`` against
+``default`` in the same run.
 """
 
 from __future__ import annotations
