@@ -326,6 +326,8 @@ def test_attention_by_blocks_equals_the_dense_product(dropout):
     if dropout:
         a, b = out(x, split, jax.random.key(2)), out(x, split, jax.random.key(3))
         assert np.all(np.isfinite(a)) and not np.allclose(a, b)
+    with pytest.raises(ValueError, match="exclusive"):
+        block(x, mask, split=split, prefix=(x[:2], x[:2]))
 
 
 def test_log_likelihood_finite_and_depends_on_z(tiny):

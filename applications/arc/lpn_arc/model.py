@@ -515,6 +515,8 @@ class Block(nnx.Module):
             ``(y, (keys, values))``: the new tokens ``(n, E)`` and their (rotated) keys and
             values ``(n, H, Dh)``.
         """
+        if split is not None and prefix is not None:
+            raise ValueError("Block: split (attention by blocks) and prefix are exclusive")
         attn_key, res_key, mlp_key = _split(dropout_key, 3)
         q, k, v = self.attention.qkv(_layer_norm(x))
         if rope is not None:
