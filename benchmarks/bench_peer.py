@@ -103,6 +103,27 @@ def run_worker(side: str, measurement: str, allocator: str, tasks: Path, args) -
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def summarise(name: str, variant: str, results: list[dict]) -> tuple[list[dict], dict]:
+    """Rows and a summary of one variant's worker processes: the median of every timed call
+    (per step, or per task when the worker timed a batch of tasks), the median first call
+    (``compile_seconds``) and the largest peak RSS. Also used by ``bench_runtime.py``."""
+    per = results[0]["tasks"] if results[0]["per"] == "task" else 1
+    times = [t / per for res in results for t in res["times_s"]]
+    compiles = [res["compile_s"] for res in results]
+    peak = max(res["peak_rss_bytes"] for res in results) / 1e9
+    unit = "s/task" if per > 1 else "s/step"
+    summary = {"seconds": statistics.median(times),
+               "compile_seconds": statistics.median(compiles), "peak_rss_gb": peak}  # fmt: skip
+    rows = [
+        common.record(name, variant, "seconds", summary["seconds"], unit, len(times),
+                      min(times), summary["seconds"], max(times)),
+        common.record(name, variant, "compile_seconds", summary["compile_seconds"], "s",
+                      len(compiles), min(compiles), summary["compile_seconds"], max(compiles)),
+        common.record(name, variant, "peak_rss_gb", peak, "GB"),
+    ]  # fmt: skip
+    return rows, summary
+
+
 ALLOCATORS: dict[str, str | None] = {"glibc": None}
 
 
@@ -142,26 +163,10 @@ def bench(args) -> tuple[list[dict], dict]:
                               f"{json.dumps(result)}", file=sys.stderr, flush=True)  # fmt: skip
                 summary = {}
                 for side, results in runs.items():
-                    per = results[0]["tasks"] if results[0]["per"] == "task" else 1
-                    times = [t / per for res in results for t in res["times_s"]]
-                    compiles = [res["compile_s"] for res in results]
-                    peak = max(res["peak_rss_bytes"] for res in results) / 1e9
-                    variant = f"{measurement}/{allocator}/{side}"
-                    unit = "s/task" if per > 1 else "s/step"
-                    rows.append(common.record(
-                        NAME, variant, "seconds", statistics.median(times), unit, len(times),
-                        min(times), statistics.median(times), max(times),
-                    ))  # fmt: skip
-                    rows.append(common.record(
-                        NAME, variant, "compile_seconds", statistics.median(compiles), "s",
-                        len(compiles), min(compiles), statistics.median(compiles), max(compiles),
-                    ))  # fmt: skip
-                    rows.append(common.record(NAME, variant, "peak_rss_gb", peak, "GB"))
-                    summary[side] = {
-                        "seconds": statistics.median(times),
-                        "compile_seconds": statistics.median(compiles),
-                        "peak_rss_gb": peak,
-                    }
+                    new_rows, summary[side] = summarise(
+                        NAME, f"{measurement}/{allocator}/{side}", results
+                    )
+                    rows += new_rows
                 ratio = summary["ours"]["seconds"] / summary["official"]["seconds"]
                 memory = summary["ours"]["peak_rss_gb"] / summary["official"]["peak_rss_gb"]
                 rows.append(common.record(NAME, f"{measurement}/{allocator}",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +88,7 @@ def run_worker(measurement: str, variant: str, tasks: Path, args, preload: str |
 
 
 def bench(args) -> tuple[list[dict], dict]:
-    from bench_peer import write_tasks
+    from bench_peer import summarise, write_tasks
     from lpn_arc.allocator import find_fast_allocator
 
     preload = find_fast_allocator()
@@ -109,20 +108,8 @@ def bench(args) -> tuple[list[dict], dict]:
                           file=sys.stderr, flush=True)  # fmt: skip
             summary = {}
             for variant, runs in results.items():
-                per = runs[0]["tasks"] if runs[0]["per"] == "task" else 1
-                times = [t / per for run in runs for t in run["times_s"]]
-                compiles = [run["compile_s"] for run in runs]
-                peak = max(run["peak_rss_bytes"] for run in runs) / 1e9
-                key = f"{measurement}/{variant}"
-                unit = "s/task" if per > 1 else "s/step"
-                rows.append(common.record(NAME, key, "seconds", statistics.median(times), unit,
-                                          len(times), min(times), statistics.median(times),
-                                          max(times)))  # fmt: skip
-                rows.append(common.record(NAME, key, "compile_seconds",
-                                          statistics.median(compiles), "s"))  # fmt: skip
-                rows.append(common.record(NAME, key, "peak_rss_gb", peak, "GB"))
-                summary[variant] = {"seconds": statistics.median(times), "peak_rss_gb": peak,
-                                    "compile_seconds": statistics.median(compiles)}  # fmt: skip
+                new_rows, summary[variant] = summarise(NAME, f"{measurement}/{variant}", runs)
+                rows += new_rows
             base = summary.get("default")
             for variant, s in summary.items():
                 if base:
