@@ -77,6 +77,7 @@ def run_worker(measurement: str, variant: str, tasks: Path, args, preload: str |
                "--tasks", str(tasks), "--repeats", str(args.repeats),
                "--decoder-mask", args.decoder_mask]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "XLA_FLAGS")}
+    env["LPN_ARC_XLA_DEFAULTS"] = "0"  # the variant alone sets XLA_FLAGS, not lpn_arc's import
     if preload:
         env["LD_PRELOAD"] = preload
     env.update(variant_env(variant))

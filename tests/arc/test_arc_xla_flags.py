@@ -32,7 +32,7 @@ def test_opt_out():
     assert "XLA_FLAGS" not in env
 
 
-@pytest.mark.parametrize("version", [(0, 4), (0, 11), (1, 0), None])
+@pytest.mark.parametrize("version", [(0, 4), (0, 9), (0, 11), (1, 0), None])
 def test_untested_jaxlib_keeps_xlas_own_defaults(monkeypatch, version):
     monkeypatch.setattr(xla_flags, "_jaxlib_version", lambda: version)
     env = {}
