@@ -181,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
         "--minutes",
         type=float,
         default=9.5,
-        help="training time limit in minutes (default 9.5; the 900 steps take ~8.5 on 2 cores)",
+        help="training time limit in minutes (default 9.5; the 900 steps take ~4.5 on 2 cores)",
     )
     qs.add_argument("--tasks", type=int, default=None, help="number of test tasks")
     qs.add_argument("--no-progress", action="store_true")
