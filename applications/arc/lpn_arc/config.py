@@ -250,8 +250,9 @@ def _quickstart() -> TrainConfig:
 
     The Table 13 architecture on a reduced task, trained with Grad 1 at a higher learning
     rate (1e-3, cosine decay over 900 steps, which took ~8.5 minutes on 2 CPU cores with
-    tcmalloc and the official mask, ~4.5 with the input-only mask) and a smaller batch (16) than the paper. Chosen over batch 32 x 450 steps
-    (same tasks seen, same time), which stalled on a plateau for some seeds. The decoder
+    tcmalloc and the official mask, ~4.5 with the input-only mask) and a smaller batch (16)
+    than the paper. Chosen over batch 32 x 450 steps (same tasks seen, same time), which
+    stalled on a plateau for some seeds. The decoder
     uses the input-only mask (``decoder_mask="input-only"``): as accurate as the official
     mask over three seeds (``benchmarks/bench_decoder_mask.py``) and faster to train and
     search, since each pair's input keys and values are computed once per latent search.
