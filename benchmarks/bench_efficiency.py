@@ -18,7 +18,15 @@ evaluation, as in the library):
   "Sample N"), one per step so every budget is reached;
 - ``es``: antithetic evolution strategy, population 10, sigma 0.1, Adam lr 0.1 on the
   estimate (as ``lpn-arc eval --search es:P:K``);
-- ``hybrid``: 32 samples (scale 0.5), then gradient ascent from the best 2.
+- ``hybrid``: 32 samples (scale 0.5), then gradient ascent from the best 2;
+- ``cma-es``: evosax's CMA-ES through ``ls.evosax_strategy``, population 10, initial
+  standard deviation 0.5;
+- ``langevin``: ``ls.langevin`` (MALA), step size 1e-3 at temperature 0.1, one chain;
+- ``gradient-map``: ``gradient`` on the log-posterior (``ls.Anchor(1.0, "posterior")``: the
+  log-likelihood plus the log-density of the product of the pairs' posteriors and the
+  prior), which keeps the search where the decoder was trained.
+
+Every method gets its budget as ``ls.infer(..., max_evaluations=...)``.
 
 Each runs from the encoder's mean latent (``encoder``) and from the prior mean, zero
 (``prior``). Writes ``results/efficiency.json`` (rows ``top1`` per method/start/budget,
@@ -46,31 +54,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "a
 
 NAME = "efficiency"
 BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-METHODS = ("gradient", "random", "es", "hybrid")
+METHODS = ("gradient", "random", "es", "hybrid", "cma-es", "langevin", "gradient-map")
 STARTS = ("encoder", "prior")
 HYBRID_SAMPLES = 32
 ES_POPULATION = 10
+LATENT_DIM = 32  # the quickstart model's (CMA-ES is built for a fixed dimension)
+CMA_STD = 0.5  # CMA-ES's initial standard deviation, the random search's scale
+LANGEVIN_STEP = 1e-3  # MALA step size on the summed log-likelihood of the pairs
+LANGEVIN_TEMPERATURE = 0.1
+MAP_WEIGHT = 1.0  # weight of log q(z | spec) in the anchored objective
 
 
-def searcher_for(method: str, budget: int):
-    """``(searcher, num_steps)`` spending at most ``budget`` evaluations (and at least 1)."""
+def searcher_for(method: str):
+    """``(searcher, anchor)`` of a method; the budget is ``infer(max_evaluations=...)``'s."""
+    import jax.numpy as jnp
     import optax
 
     import latentsearch as ls
 
     adam = optax.adam(0.1, b2=0.9)
     if method == "gradient":  # 1 per step, plus the final iterate
-        return ls.gradient_ascent(adam), max(budget - 1, 0)
+        return ls.gradient_ascent(adam), None
+    if method == "gradient-map":  # the same on the log-posterior: anchored to q(z | spec)
+        return ls.gradient_ascent(adam), ls.Anchor(MAP_WEIGHT, "posterior")
     if method == "random":  # the start, then 1 per step
-        return ls.random_search(1, 0.5), max(budget - 1, 0)
+        return ls.random_search(1, 0.5), None
     if method == "es":  # the start, then a population per step
-        es = ls.evolution_strategy(ES_POPULATION, 0.1, adam)
-        return es, max((budget - 1) // ES_POPULATION, 0)
+        return ls.evolution_strategy(ES_POPULATION, 0.1, adam), None
+    if method == "cma-es":  # evosax's CMA-ES: the start, a population per step, the mean
+        from evosax.algorithms import CMA_ES
+
+        cma = CMA_ES(population_size=ES_POPULATION, solution=jnp.zeros(LATENT_DIM))
+        params = cma.default_params.replace(std_init=CMA_STD)
+        return ls.evosax_strategy(cma, params), None
+    if method == "langevin":  # MALA, 1 value-and-gradient per step
+        return ls.langevin(LANGEVIN_STEP, temperature=LANGEVIN_TEMPERATURE), None
     if method == "hybrid":  # samples (prepare), then 2 refined points per step
         sampler = ls.random_search(HYBRID_SAMPLES, 0.5)
-        return ls.hybrid(sampler, ls.gradient_ascent(adam), 2), max(
-            (budget - HYBRID_SAMPLES) // 2, 0
-        )
+        return ls.hybrid(sampler, ls.gradient_ascent(adam), 2), None
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 
@@ -116,20 +137,26 @@ def make_runner(graphdef, method: str, max_budget: int):
 
     encode, log_likelihood = encode_fn(graphdef), log_likelihood_fn(graphdef)
     generate = generate_fn(graphdef)
-    searcher, num_steps = searcher_for(method, max_budget)
+    searcher, anchor = searcher_for(method)
     budgets = jnp.asarray(BUDGETS)
-
-    def objective(z, params, pairs):
-        return jnp.sum(jax.vmap(lambda pair: log_likelihood(params, z, pair))(pairs))
 
     def one(params, task, key, from_prior):
         spec = {k: task[k][:-1] for k in PAIR_KEYS}
-        mean = jnp.mean(jax.vmap(lambda p: encode(params, p))(spec).mean, axis=0)
-        start = jnp.where(from_prior, jnp.zeros_like(mean), mean)
-        result = ls.search(
-            searcher, objective, start, key=key, num_steps=num_steps, args=(params, spec),
-            keep=1, history=True,
-        )  # fmt: skip
+        posterior = jax.vmap(lambda p: encode(params, p))(spec)
+        # the prior start: the encoder's means replaced by the prior's, zero
+        posterior = posterior._replace(mean=jnp.where(from_prior, 0.0, posterior.mean))
+        result = ls.infer(
+            params,
+            log_likelihood,
+            spec,
+            key,
+            posterior=posterior,
+            searcher=searcher,
+            max_evaluations=max_budget,
+            anchor=anchor,
+            history=True,
+        )
+        start = jnp.mean(posterior.mean, axis=0)
         h = result.history
         # the last history entry within each budget; below the first entry's cost, the
         # start itself (returning it costs no evaluation)
@@ -196,9 +223,10 @@ def bench(args) -> tuple[list[dict], dict]:
                 )
                 table.setdefault(f"{method}/{start}", {})[budget] = accuracy
             rows.append(
-                common.record(NAME, f"{method}/{start}", "seconds_per_task", seconds / num_tasks,
-                              "s")
-            )  # fmt: skip
+                common.record(
+                    NAME, f"{method}/{start}", "seconds_per_task", seconds / num_tasks, "s"
+                )
+            )
             print(
                 f"{method:8s} {start:7s} {seconds:7.1f} s "
                 + " ".join(f"{b}:{table[f'{method}/{start}'][b]:.2f}" for b in budgets),
@@ -229,14 +257,19 @@ def plot(table: dict, budgets: list[int], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = dict(zip(METHODS, ("C0", "C1", "C2", "C3"), strict=True))
+    colours = {method: f"C{i}" for i, method in enumerate(METHODS)}
     for key, accuracy in table.items():
         method, start = key.split("/")
         xs = [b for b in budgets if b in accuracy]
         ax.plot(
-            xs, [100 * accuracy[b] for b in xs], marker="o", ms=3, color=colours[method],
-            linestyle="-" if start == "encoder" else "--", label=f"{method} ({start} start)",
-        )  # fmt: skip
+            xs,
+            [100 * accuracy[b] for b in xs],
+            marker="o",
+            ms=3,
+            color=colours[method],
+            linestyle="-" if start == "encoder" else "--",
+            label=f"{method} ({start} start)",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("objective evaluations per task (log scale)")
     ax.set_ylabel("top-1 exact match (%)")
@@ -251,8 +284,12 @@ def plot(table: dict, budgets: list[int], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="16 tasks, budgets <= 100; the "
-                        "full run's model if present, else one trained 200 steps")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="16 tasks, budgets <= 100; the "
+        "full run's model if present, else one trained 200 steps",
+    )
     parser.add_argument("--checkpoint", help="evaluate this run folder instead of training")
     parser.add_argument("--train-steps", type=int, help="steps of the quickstart recipe")
     parser.add_argument("--tasks", type=int, help="held-out tasks (default 64; 16 quick)")

@@ -122,16 +122,25 @@ def bench_memory_vs_k(config) -> list[dict]:
             compiled = step.lower(params, opt_state, batch, key).compile()
             memory[flow, k] = common.compiled_memory(compiled)["total_bytes"]
             rows.append(
-                common.record("train_memory_vs_k", f"{flow}/K{k}", "peak_memory",
-                              memory[flow, k], "bytes")
-            )  # fmt: skip
-            print(f"train_memory_vs_k {flow} K={k}: {memory[flow, k] / 1e9:.2f} GB",
-                  file=sys.stderr, flush=True)  # fmt: skip
+                common.record(
+                    "train_memory_vs_k", f"{flow}/K{k}", "peak_memory", memory[flow, k], "bytes"
+                )
+            )
+            print(
+                f"train_memory_vs_k {flow} K={k}: {memory[flow, k] / 1e9:.2f} GB",
+                file=sys.stderr,
+                flush=True,
+            )
         first, last = MEMORY_KS[0], MEMORY_KS[-1]
         rows.append(
-            common.record("train_memory_vs_k", f"{flow}/K{last}/K{first}", "peak_memory_ratio",
-                          memory[flow, last] / memory[flow, first], "x")
-        )  # fmt: skip
+            common.record(
+                "train_memory_vs_k",
+                f"{flow}/K{last}/K{first}",
+                "peak_memory_ratio",
+                memory[flow, last] / memory[flow, first],
+                "x",
+            )
+        )
     return rows
 
 
@@ -154,17 +163,19 @@ def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> lis
     generate = generate_fn(graphdef)
     spec = parse_search(SEARCH, lr=0.1)
 
-    def objective(z, params, pairs):
-        return jnp.sum(jax.vmap(lambda pair: log_likelihood(params, z, pair))(pairs))
-
     @jax.jit
     def search_batch(params, pairs, keys):
         def one(pairs, key):
-            start = jnp.mean(jax.vmap(lambda p: encode(params, p))(pairs).mean, axis=0)
-            result = ls.search(
-                spec.searcher, objective, start, key=key, num_steps=spec.num_steps,
-                args=(params, pairs), keep=2,
-            )  # fmt: skip
+            result = ls.infer(
+                params,
+                log_likelihood,
+                pairs,
+                key,
+                encode=encode,
+                searcher=spec.searcher,
+                num_steps=spec.num_steps,
+                keep=2,
+            )
             return result.latents
 
         return jax.vmap(one)(pairs, keys)
@@ -194,10 +205,17 @@ def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> lis
         variant = variant or (SEARCH if name == "search" else "10x10")
         rows.append(
             common.record(
-                name, f"{variant}/batch{batch}", "seconds_per_task", t.median / batch, "s",
-                t.repeats, t.min / batch, t.median / batch, t.max / batch,
+                name,
+                f"{variant}/batch{batch}",
+                "seconds_per_task",
+                t.median / batch,
+                "s",
+                t.repeats,
+                t.min / batch,
+                t.median / batch,
+                t.max / batch,
             )
-        )  # fmt: skip
+        )
     return rows
 
 

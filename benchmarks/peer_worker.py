@@ -102,14 +102,17 @@ def ours_program(measurement, tasks, decoder_mask="official"):
         encode, log_likelihood = encode_fn(graphdef), log_likelihood_fn(graphdef)
         precompute = precompute_fn(graphdef)
 
-        def objective(z, params, pairs):
-            return jnp.sum(jax.vmap(lambda pair: log_likelihood(params, z, pair))(pairs))
-
         def one(pairs, key):
-            start = jnp.mean(jax.vmap(lambda pair: encode(params, pair))(pairs).mean, axis=0)
-            pairs = jax.vmap(lambda pair: precompute(params, pair))(pairs)
-            result = ls.search(
-                spec.searcher, objective, start, key=key, num_steps=100, args=(params, pairs)
+            result = ls.infer(
+                params,
+                log_likelihood,
+                pairs,
+                key,
+                encode=encode,
+                precompute=precompute,
+                searcher=spec.searcher,
+                num_steps=100,
+                keep=2,
             )
             return result.latents
 
@@ -140,15 +143,22 @@ def official(measurement, tasks, repeats, checkout):
     )
 
     layer = TransformerLayerConfig(
-        num_heads=HEADS, emb_dim_per_head=HEAD_DIM, mlp_dim_factor=MLP, dropout_rate=0.0,
+        num_heads=HEADS,
+        emb_dim_per_head=HEAD_DIM,
+        mlp_dim_factor=MLP,
+        dropout_rate=0.0,
         attention_dropout_rate=0.0,
-    )  # fmt: skip
+    )
     encoder = EncoderTransformer(
         EncoderTransformerConfig(
-            transformer_layer=layer, num_layers=LAYERS, latent_dim=LATENT, variational=True,
-            max_rows=SIZE, max_cols=SIZE,
+            transformer_layer=layer,
+            num_layers=LAYERS,
+            latent_dim=LATENT,
+            variational=True,
+            max_rows=SIZE,
+            max_cols=SIZE,
         )
-    )  # fmt: skip
+    )
     decoder = DecoderTransformer(
         DecoderTransformerConfig(
             transformer_layer=layer, num_layers=LAYERS, max_rows=SIZE, max_cols=SIZE
@@ -165,24 +175,39 @@ def official(measurement, tasks, repeats, checkout):
     mode, kwargs = ("mean", {}) if measurement == "train_mean" else ("gradient_ascent", grad_kwargs)
     key = jax.random.PRNGKey(0)
     variables = model.init(
-        {"params": key, "latents": key, "dropout": key}, pairs[:1], shapes[:1],
-        dropout_eval=False, prior_kl_coeff=1e-4, mode=mode, **kwargs,
-    )  # fmt: skip
+        {"params": key, "latents": key, "dropout": key},
+        pairs[:1],
+        shapes[:1],
+        dropout_eval=False,
+        prior_kl_coeff=1e-4,
+        mode=mode,
+        **kwargs,
+    )
     params = variables["params"]
     if measurement.startswith("train"):
         schedule = optax.warmup_exponential_decay_schedule(
-            init_value=4e-4 / 100, peak_value=4e-4, warmup_steps=99, transition_steps=1,
-            end_value=4e-4, decay_rate=1.0,
-        )  # fmt: skip
+            init_value=4e-4 / 100,
+            peak_value=4e-4,
+            warmup_steps=99,
+            transition_steps=1,
+            end_value=4e-4,
+            decay_rate=1.0,
+        )
         tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule))
         state = TrainState.create(apply_fn=model.apply, tx=tx, params=params)
 
         @jax.jit
         def step(state, pairs, shapes, key):
             grads, metrics = jax.grad(state.apply_fn, has_aux=True)(
-                {"params": state.params}, pairs, shapes, dropout_eval=False,
-                prior_kl_coeff=1e-4, mode=mode, rngs={"latents": key}, **kwargs,
-            )  # fmt: skip
+                {"params": state.params},
+                pairs,
+                shapes,
+                dropout_eval=False,
+                prior_kl_coeff=1e-4,
+                mode=mode,
+                rngs={"latents": key},
+                **kwargs,
+            )
             return state.apply_gradients(grads=grads["params"]), metrics
 
         def run():
@@ -219,10 +244,18 @@ def official(measurement, tasks, repeats, checkout):
     def one(spec, spec_shapes, query, query_shape, key):
         # one task as a batch of one (its layers need a batch axis), as its evaluator runs
         out = model.apply(
-            {"params": params}, spec[None], spec_shapes[None], query[None], query_shape[None],
-            key, dropout_eval=True, mode="gradient_ascent", return_two_best=True,
-            method=LPN.generate_output, **search_kwargs,
-        )  # fmt: skip
+            {"params": params},
+            spec[None],
+            spec_shapes[None],
+            query[None],
+            query_shape[None],
+            key,
+            dropout_eval=True,
+            mode="gradient_ascent",
+            return_two_best=True,
+            method=LPN.generate_output,
+            **search_kwargs,
+        )
         return out[:4]
 
     fn = jax.jit(jax.vmap(one))
@@ -244,8 +277,12 @@ def main() -> int:
     parser.add_argument("--tasks", required=True, help="the .npz of PATTERN tasks")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--official", help="the official checkout (with --side official)")
-    parser.add_argument("--decoder-mask", choices=("official", "input-only"), default="official",
-                        help="our decoder's mask (with --side ours)")  # fmt: skip
+    parser.add_argument(
+        "--decoder-mask",
+        choices=("official", "input-only"),
+        default="official",
+        help="our decoder's mask (with --side ours)",
+    )
     args = parser.parse_args()
     import numpy as np
 
@@ -260,8 +297,17 @@ def main() -> int:
             args.measurement, tasks, args.repeats, Path(args.official)
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-    print(json.dumps({"compile_s": compile_s, "times_s": times, "per": per, "tasks": num,
-                      "peak_rss_bytes": peak}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "compile_s": compile_s,
+                "times_s": times,
+                "per": per,
+                "tasks": num,
+                "peak_rss_bytes": peak,
+            }
+        )
+    )
     return 0
 
 

@@ -103,13 +103,15 @@ def evaluate(params, tasks, key, searcher, num_steps):
     spec = jax.tree_util.tree_map(lambda x: x[:, :-1], tasks)
     query = jax.tree_util.tree_map(lambda x: x[:, -1], tasks)
 
-    def objective(z, spec):
-        return jnp.sum(jax.vmap(log_likelihood, in_axes=(None, None, 0))(params, z, spec))
-
     def one(spec, query, key):
-        start = jnp.mean(jax.vmap(encode, in_axes=(None, 0))(params, spec).mean, axis=0)
-        result = ls.search(
-            searcher, objective, start, key=key, num_steps=num_steps, args=(spec,), keep=1
+        result = ls.infer(
+            params,
+            log_likelihood,
+            spec,
+            key,
+            encode=encode,
+            searcher=searcher,
+            num_steps=num_steps,
         )
         error = jnp.mean((predict(params, result.best, query["x"]) - query["y"]) ** 2)
         return error, result.num_evaluations

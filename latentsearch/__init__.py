@@ -8,51 +8,68 @@ pick a searcher and call :func:`search`::
     result = ls.search(ls.gradient_ascent(optax.adam(0.1, b2=0.9)), objective, z0,
                        key=jax.random.key(0), num_steps=100, args=(params, data))
     result.latents, result.scores, result.trace, result.num_evaluations
+
+or infer a task's latent from its specification pairs in one call with :func:`infer`
+(encode, aggregate, choose starts, search), and train with :func:`lpn_loss`. The public
+names all live here; the modules under ``latentsearch._src`` are private.
 """
 
-from latentsearch._version import __version__
-from latentsearch.aggregate import aggregate_mean, leave_one_out, product_of_experts
-from latentsearch.core import (
+from latentsearch._src.aggregate import aggregate_mean, leave_one_out, product_of_experts
+from latentsearch._src.core import (
     Evaluations,
     Objective,
     Searcher,
     SearchHistory,
     SearchResult,
+    best_distinct,
     evaluate,
-    no_preparation,
     search,
 )
-from latentsearch.gaussian import DiagGaussian, pairwise_kl
-from latentsearch.loss import GRADIENT_FLOWS, implicit_point, lpn_loss
-from latentsearch.searchers import (
+from latentsearch._src.evosax_adapter import evosax_strategy
+from latentsearch._src.flows import GradientFlow, Implicit, StopGradient, Unrolled, implicit_point
+from latentsearch._src.gaussian import DiagGaussian, pairwise_kl
+from latentsearch._src.infer import Anchor, Starts, infer, start_latents
+from latentsearch._src.langevin import langevin
+from latentsearch._src.loss import lpn_loss
+from latentsearch._src.searchers import (
     evolution_strategy,
     gradient_ascent,
     hybrid,
     multi_start,
     random_search,
 )
+from latentsearch._version import __version__
 
 __all__ = [
-    "GRADIENT_FLOWS",
+    "Anchor",
     "DiagGaussian",
     "Evaluations",
+    "GradientFlow",
+    "Implicit",
     "Objective",
     "SearchHistory",
     "SearchResult",
     "Searcher",
+    "Starts",
+    "StopGradient",
+    "Unrolled",
     "__version__",
     "aggregate_mean",
+    "best_distinct",
     "evaluate",
     "evolution_strategy",
+    "evosax_strategy",
     "gradient_ascent",
     "hybrid",
     "implicit_point",
+    "infer",
+    "langevin",
     "leave_one_out",
     "lpn_loss",
     "multi_start",
-    "no_preparation",
     "pairwise_kl",
     "product_of_experts",
     "random_search",
     "search",
+    "start_latents",
 ]

@@ -21,8 +21,12 @@ from lpn_arc.model import ModelConfig, count_params
 from lpn_arc.searchspec import parse_search
 from lpn_arc.train import TrainingError, init_params, load_run, train, training_batch
 
+import latentsearch as ls
+
 
 def tiny_config(**overrides) -> TrainConfig:
+    """A tiny model trained with the quickstart recipe (its decoder mask included)."""
+    base = get_preset("quickstart")
     model = ModelConfig(
         max_rows=4,
         max_cols=4,
@@ -32,8 +36,8 @@ def tiny_config(**overrides) -> TrainConfig:
         num_heads=2,
         head_dim=4,
         mlp_factor=1.0,
+        decoder_mask=base.model.decoder_mask,
     )
-    base = get_preset("quickstart")
     data = dataclasses.replace(base.data, grid_size=4, pattern_size=2, test_tasks=8)
     fields = dict(batch_size=4, steps=6, checkpoint_every=2, log_every=1, warmup_steps=2)
     return dataclasses.replace(base, model=model, data=data, **{**fields, **overrides})
@@ -42,7 +46,9 @@ def tiny_config(**overrides) -> TrainConfig:
 def test_search_specs():
     assert parse_search("mean").num_steps == 0
     assert parse_search("grad:20").num_steps == 20
-    assert parse_search("grad:3:implicit").gradient_flow == "implicit"
+    assert parse_search("grad:3:implicit").gradient_flow == ls.Implicit(start_path=True)
+    assert parse_search("grad:3:unrolled").gradient_flow == ls.Unrolled(checkpoint=True)
+    assert parse_search("grad:3").gradient_flow == ls.StopGradient()
     assert parse_search("es:8:5").num_steps == 5
     assert parse_search("hybrid:10:5").num_steps == 5
     for bad, message in [

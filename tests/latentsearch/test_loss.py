@@ -65,7 +65,16 @@ def stop_gradient_loss(params, data):
     return total / N
 
 
-def loss_fn(flow, num_steps, lr=0.15):
+FLOWS = {
+    "stop_gradient": ls.StopGradient(),
+    "unrolled": ls.Unrolled(checkpoint=True),
+    "implicit": ls.Implicit(),
+}
+
+
+def loss_fn(flow, num_steps, lr=0.15, encode=encode):
+    flow = FLOWS.get(flow, flow)
+
     def f(params):
         loss, _ = ls.lpn_loss(
             params,
@@ -145,25 +154,40 @@ def test_gradients_match_finite_differences(flow, steps):
         np.testing.assert_allclose(directional, fd, rtol=1e-4 if flow == "unrolled" else 1e-3)
 
 
-def test_encoder_gets_gradient_through_the_start():
-    def encode_p(params, pair):
-        return ls.DiagGaussian(params["e"] * pair["y"], jnp.full((D,), -40.0, pair["y"].dtype))
+def encode_p(params, pair):
+    """An encoder with a parameter: the start depends on params["e"]."""
+    return ls.DiagGaussian(params["e"] * pair["y"], jnp.full((D,), -40.0, pair["y"].dtype))
 
+
+def test_encoder_gets_gradient_through_the_start():
     params = {**_params(), "e": jnp.array(0.5, jnp.float64)}
-    for flow in ls.GRADIENT_FLOWS:
-        grad = jax.grad(
-            lambda p: ls.lpn_loss(
-                p,
-                encode_p,
-                loglik,
-                _data(),
-                jax.random.key(1),
-                searcher=ls.gradient_ascent(optax.sgd(0.05)),
-                num_steps=2,
-                gradient_flow=flow,
-            )[0]
-        )(params)
+    flows = [
+        ls.StopGradient(),
+        ls.Unrolled(),
+        ls.Unrolled(checkpoint=True),
+        ls.Implicit(start_path=True),
+    ]
+    for flow in flows:
+        grad = jax.grad(loss_fn(flow, 2, lr=0.05, encode=encode_p))(params)
         assert abs(float(grad["e"])) > 1e-6, flow
+    # the implicit-function theorem alone: the optimum does not depend on the start
+    grad = jax.grad(loss_fn(ls.Implicit(), 2, lr=0.05, encode=encode_p))(params)
+    assert float(grad["e"]) == 0.0
+
+
+def test_implicit_is_the_exact_gradient_when_the_start_depends_on_params():
+    """At a converged search, Implicit() equals the exact gradient (the analytic loss's, in
+    which the start plays no part), and Unrolled approaches it; the start path is an
+    addition that makes Implicit differ from it."""
+    params = {**_params(), "e": jnp.array(0.5, jnp.float64)}
+    exact = jax.grad(analytic_loss)(params, _data())
+    assert float(exact["e"]) == 0.0
+    implicit = jax.grad(loss_fn(ls.Implicit(damping=0.0), 400, encode=encode_p))(params)
+    np.testing.assert_allclose(_flat(implicit), _flat(exact), rtol=1e-6, atol=1e-9)
+    unrolled = jax.grad(loss_fn(ls.Unrolled(), 400, encode=encode_p))(params)
+    np.testing.assert_allclose(_flat(unrolled), _flat(exact), rtol=1e-5, atol=1e-8)
+    with_start = jax.grad(loss_fn(ls.Implicit(start_path=True), 400, encode=encode_p))(params)
+    assert abs(float(with_start["e"])) > 1e-3
 
 
 def test_pair_mask_ignores_padding_pairs():
@@ -202,9 +226,15 @@ def test_metrics_and_prior_kl_weight():
     assert float(m["search_score"]) > float(m1["search_score"])
     # Grad 0 scores nothing: the start is used as is
     loss_0, m_0 = ls.lpn_loss(
-        params, encode, loglik, _data(), jax.random.key(1), prior_kl=0.0,
-        searcher=ls.gradient_ascent(optax.sgd(0.1)), num_steps=0,
-    )  # fmt: skip
+        params,
+        encode,
+        loglik,
+        _data(),
+        jax.random.key(1),
+        prior_kl=0.0,
+        searcher=ls.gradient_ascent(optax.sgd(0.1)),
+        num_steps=0,
+    )
     assert "search_score" not in m_0 and set(m_0) == set(m) - {"search_score"}
     np.testing.assert_allclose(m_0["reconstruction"], loss_0, rtol=1e-12)
     assert abs(float(loss_0) - float(loss0)) > 1e-3  # the 3 search steps moved the latents
@@ -231,19 +261,25 @@ class TestErrors:
     def test_not_a_searcher(self, num_steps):
         with pytest.raises(TypeError, match="searcher must be a latentsearch.Searcher"):
             ls.lpn_loss(
-                _params(), encode, loglik, _data(), jax.random.key(0),
-                searcher=optax.sgd(0.1), num_steps=num_steps,
-            )  # fmt: skip
+                _params(),
+                encode,
+                loglik,
+                _data(),
+                jax.random.key(0),
+                searcher=optax.sgd(0.1),
+                num_steps=num_steps,
+            )
 
-    def test_unknown_gradient_flow(self):
-        with pytest.raises(ValueError, match="gradient_flow must be one of"):
+    @pytest.mark.parametrize("flow", ["implicit", "second_order", 3])
+    def test_not_a_gradient_flow(self, flow):
+        with pytest.raises(TypeError, match="gradient_flow"):
             ls.lpn_loss(
                 _params(),
                 encode,
                 loglik,
                 _data(),
                 jax.random.key(0),
-                gradient_flow="second_order",
+                gradient_flow=flow,
                 **self.kwargs,
             )
 

@@ -397,9 +397,25 @@ class TestErrors:
         with pytest.raises(TypeError, match="floating"):
             self._search(z0=jnp.zeros(3, jnp.int32))
 
-    def test_keep_larger_than_visited(self):
-        with pytest.raises(ValueError, match=r"keep=9 is larger than the 4 points"):
-            self._search(keep=9)
+    def test_keep_larger_than_visited_fills_with_minus_inf(self):
+        result = self._search(z0=jnp.array([1.0, 2.0, 3.0]), keep=9)  # 4 points visited
+        scores = np.asarray(result.scores)
+        assert np.all(np.isfinite(scores[:4])) and np.all(scores[4:] == -np.inf)
+        np.testing.assert_array_equal(result.latents[4:], np.repeat(result.latents[:1], 5, 0))
+
+    def test_budget_arguments(self):
+        with pytest.raises(ValueError, match="exactly one of num_steps"):
+            self._search(max_evaluations=10)
+        with pytest.raises(ValueError, match="exactly one of num_steps"):
+            self._search(num_steps=None)
+        with pytest.raises(ValueError, match=r"max_evaluations=1 is smaller than the 2"):
+            self._search(num_steps=None, max_evaluations=1, z0=jnp.zeros((2, 3)))
+        with pytest.raises(TypeError, match="max_evaluations must be a Python int"):
+            self._search(num_steps=None, max_evaluations=10.0)
+
+    def test_gradient_flow_strings_are_rejected(self):
+        with pytest.raises(TypeError, match="gradient flows are objects"):
+            self._search(gradient_flow="unrolled")
 
     def test_negative_budget(self):
         with pytest.raises(ValueError, match="num_steps must be >= 0; got -1"):

@@ -197,39 +197,25 @@ def _query_fn(
     precompute = precompute_fn(graphdef)
     generate = generate_fn(graphdef)
 
-    def objective(z, params, spec_pairs, spec_mask):
-        values = jax.vmap(lambda pair: log_likelihood(params, z, pair))(spec_pairs)
-        return jnp.sum(jnp.where(spec_mask, values, 0.0))
-
-    def run_search(start, params, spec_pairs, spec_mask, key, keep):
-        return ls.search(
-            spec.searcher,
-            objective,
-            start,
-            key=key,
-            num_steps=spec.num_steps,
-            args=(params, spec_pairs, spec_mask),
-            keep=keep,
-        )
-
-    def start_latent(posterior, spec_mask, key):
-        latents = posterior.mean if start == "mean" else posterior.sample(key)
-        weights = spec_mask.astype(jnp.float32)[:, None]
-        return jnp.sum(latents * weights, axis=0) / jnp.maximum(jnp.sum(weights), 1.0)
+    starts = ls.Starts(aggregate="mean" if start == "mean" else "sample")
+    # a search without steps visits one latent: decode it once, not ``candidates`` times
+    keep = 1 if spec.num_steps == 0 else candidates
 
     def one_query(params, spec_pairs, spec_mask, query_inputs, query_input_shapes, key):
-        posterior = jax.vmap(lambda pair: encode(params, pair))(spec_pairs)
-        z0 = start_latent(posterior, spec_mask, jax.random.fold_in(key, 1))
-        # what does not depend on z (the input-only mask's input cache), once per pair
-        spec_pairs = jax.vmap(lambda pair: precompute(params, pair))(spec_pairs)
-        result = None
-        for keep in range(candidates, 0, -1):  # as many latents as the search visits
-            try:
-                result = run_search(z0, params, spec_pairs, spec_mask, key, keep)
-                break
-            except ValueError:
-                if keep == 1:
-                    raise
+        # the input cache of the input-only mask (precompute) is built once per pair
+        result = ls.infer(
+            params,
+            log_likelihood,
+            spec_pairs,
+            key,
+            encode=encode,
+            pair_mask=spec_mask,
+            starts=starts,
+            searcher=spec.searcher,
+            num_steps=spec.num_steps,
+            keep=keep,
+            precompute=precompute,
+        )
 
         def decode(z):
             return generate(params, z, query_inputs, query_input_shapes)

@@ -6,7 +6,10 @@ Grammar (``K`` steps, ``N`` samples, ``P`` population; all positive integers):
 ``mean``                      the starting latent alone ("Grad 0"), no search
 ``grad:K``                    ``K`` steps of gradient ascent (``optimizer``, ``lr``)
 ``grad:K:unrolled``           same; in training, exact gradients through the steps
-``grad:K:implicit``           same; in training, implicit-function-theorem gradients
+                              (``ls.Unrolled(checkpoint=True)``)
+``grad:K:implicit``           same; in training, implicit-function-theorem gradients plus the
+                              start's path to the encoder (``ls.Implicit(start_path=True)``:
+                              the theorem alone gives the encoder nothing at an optimum)
 ``sample:N``                  ``N`` Gaussian samples around the start (scale ``scale``)
 ``es:P:K``                    ``K`` steps of an antithetic evolution strategy, population ``P``
 ``hybrid:N:K``                ``N`` samples, then ``K`` gradient steps from the best 2
@@ -27,6 +30,12 @@ import optax
 import latentsearch as ls
 
 __all__ = ["OPTIMIZERS", "SearchSpec", "parse_search", "search_optimizer"]
+
+_FLOWS = {
+    "stop_gradient": ls.StopGradient(),
+    "unrolled": ls.Unrolled(checkpoint=True),
+    "implicit": ls.Implicit(start_path=True),
+}
 
 OPTIMIZERS = ("clip-adam", "adam")
 """Latent optimisers of gradient search (see the module docstring)."""
@@ -57,13 +66,14 @@ class SearchSpec:
         text: the specification it was parsed from (e.g. ``"grad:100"``).
         searcher: the ``latentsearch.Searcher``.
         num_steps: steps to pass to ``latentsearch.search`` / ``lpn_loss``.
-        gradient_flow: how training differentiates through the search.
+        gradient_flow: how training differentiates through the search (a
+            ``latentsearch`` gradient flow).
     """
 
     text: str
     searcher: ls.Searcher
     num_steps: int
-    gradient_flow: str = "stop_gradient"
+    gradient_flow: ls.GradientFlow = ls.StopGradient()
 
 
 def _positive(value: str, what: str, text: str) -> int:
@@ -99,7 +109,7 @@ def parse_search(
     Example:
         >>> spec = parse_search("grad:5:unrolled")
         >>> spec.num_steps, spec.gradient_flow
-        (5, 'unrolled')
+        (5, Unrolled(checkpoint=True))
         >>> parse_search("sample:250").num_steps
         1
     """
@@ -113,12 +123,12 @@ def parse_search(
     if kind == "grad" and len(rest) in (1, 2):
         steps = _positive(rest[0], "steps", text)
         flow = rest[1] if len(rest) == 2 else "stop_gradient"
-        if flow not in ("unrolled", "implicit", "stop_gradient"):
+        if flow not in _FLOWS:
             raise ValueError(
                 f"search {text!r}: unknown gradient flow {flow!r} "
                 "(expected 'unrolled', 'implicit' or nothing)"
             )
-        return SearchSpec(text, ls.gradient_ascent(opt), steps, flow)
+        return SearchSpec(text, ls.gradient_ascent(opt), steps, _FLOWS[flow])
     if kind == "sample" and len(rest) == 1:
         samples = _positive(rest[0], "samples", text)
         return SearchSpec(text, ls.random_search(samples, scale, chunk_size=min(samples, 50)), 1)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from latentsearch.gaussian import DiagGaussian
+from latentsearch._src.gaussian import DiagGaussian
 
 __all__ = ["aggregate_mean", "leave_one_out", "product_of_experts"]
 

@@ -9,14 +9,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from latentsearch.core import (
-    Evaluations,
-    Searcher,
-    _Best,
-    _merge,
-    evaluate,
-    no_preparation,
-)
+from latentsearch._src.core import Evaluations, Searcher, best_distinct, evaluate
 
 __all__ = [
     "evolution_strategy",
@@ -81,7 +74,7 @@ def gradient_ascent(optimizer: optax.GradientTransformation) -> Searcher:
     def finalize(state, objective, args):
         return Evaluations(state.z, evaluate(objective, state.z, args), 0)
 
-    return Searcher(init, step, no_preparation, finalize)
+    return Searcher(init, step, finalize=finalize, score_starts=False)
 
 
 class RandomSearchState(NamedTuple):
@@ -217,7 +210,7 @@ def evolution_strategy(
     def finalize(state, objective, args):
         return Evaluations(state.mean, evaluate(objective, state.mean, args), 0)
 
-    return Searcher(init, step, None, finalize)
+    return Searcher(init, step, finalize=finalize)
 
 
 class HybridState(NamedTuple):
@@ -268,48 +261,42 @@ def hybrid(
     def prepare(state, objective, args, key):
         k_prep, k_steps, k_refine = jax.random.split(key, 3)
         starts = state.starts
-        found = [Evaluations(starts, evaluate(objective, starts, args), 0)]
+        found = [Evaluations(starts, evaluate(objective, starts, args))]
         s_state = state.sampler_state
         if sampler.prepare is not None:
             s_state, ev = sampler.prepare(s_state, objective, args, k_prep)
             found.append(ev)
 
         def body(s_state, k):
-            s_state, ev = sampler.step(s_state, objective, args, k)
-            return s_state, ev
+            return sampler.step(s_state, objective, args, k)
 
         s_state, evs = jax.lax.scan(body, s_state, jax.random.split(k_steps, sampler_steps))
         d = starts.shape[-1]
         found.append(
             Evaluations(
-                evs.points.reshape(-1, d),
-                evs.scores.reshape(-1),
-                jnp.sum(jnp.asarray(evs.num_gradients)),
+                evs.points.reshape(-1, d), evs.scores.reshape(-1), sampler_steps * evs.num_gradients
             )
         )
         if sampler.finalize is not None:
             found.append(sampler.finalize(s_state, objective, args))
         found = [ev for ev in found if ev is not None and ev.points.shape[0] > 0]
-        points = jnp.concatenate([ev.points for ev in found])
-        scores = jnp.concatenate([ev.scores for ev in found])
-        num_gradients = sum(ev.num_gradients for ev in found)
-        pool = _Best(
-            jnp.broadcast_to(starts[0], (num_starts, d)), jnp.full((num_starts,), -jnp.inf)
+        pool, _ = best_distinct(
+            jnp.concatenate([ev.points for ev in found]),
+            jnp.concatenate([ev.scores for ev in found]),
+            num_starts,
         )
-        pool = _merge(pool, Evaluations(points, scores))
-        r_state = refiner.init(pool.latents, k_refine)
+        r_state = refiner.init(pool, k_refine)
+        if refiner.score_starts:
+            found.append(Evaluations(pool, evaluate(objective, pool, args)))
         if refiner.prepare is not None:
             r_state, ev = refiner.prepare(r_state, objective, args, k_refine)
-            if ev is not None and ev.points.shape[0] > 0:
-                points = jnp.concatenate([points, ev.points])
-                scores = jnp.concatenate([scores, ev.scores])
-                num_gradients = num_gradients + ev.num_gradients
-        else:
-            points = jnp.concatenate([points, pool.latents])
-            scores = jnp.concatenate([scores, evaluate(objective, pool.latents, args)])
-        return r_state, Evaluations(points, scores, num_gradients)
+            found.append(ev)
+        found = [ev for ev in found if ev is not None and ev.points.shape[0] > 0]
+        points = jnp.concatenate([ev.points for ev in found])
+        scores = jnp.concatenate([ev.scores for ev in found])
+        return r_state, Evaluations(points, scores, sum(ev.num_gradients for ev in found))
 
-    return Searcher(init, refiner.step, prepare, refiner.finalize)
+    return Searcher(init, refiner.step, prepare, refiner.finalize, score_starts=False)
 
 
 def multi_start(
