@@ -28,7 +28,24 @@ Run = Callable[[Array, tuple, bool], Any]
 class GradientFlow(Protocol):
     """What :func:`~latentsearch.search`, :func:`~latentsearch.infer` and
     :func:`~latentsearch.lpn_loss` accept as ``gradient_flow``: an object with
-    ``apply(run, objective, z0, args) -> SearchResult``."""
+    ``apply(run, objective, z0, args) -> SearchResult``, where ``run(z0, args, checkpoint)``
+    runs the search on flat starts ``z0 (S, D)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, latentsearch as ls
+        >>> class Frozen:   # a flow of one's own: no derivative at all
+        ...     def apply(self, run, objective, z0, args):
+        ...         result = run(z0, args, False)
+        ...         return result._replace(latents=jax.lax.stop_gradient(result.latents))
+        >>> isinstance(Frozen(), ls.GradientFlow), isinstance(ls.Implicit(), ls.GradientFlow)
+        (True, True)
+        >>> objective = lambda z, c: -jnp.sum((z - c) ** 2)
+        >>> g = jax.grad(lambda c: ls.search(ls.gradient_ascent(optax.sgd(0.25)), objective,
+        ...     jnp.zeros(1), key=jax.random.key(0), num_steps=3, args=(c,),
+        ...     gradient_flow=Frozen()).best[0])(jnp.ones(1))
+        >>> g.tolist()
+        [0.0]
+    """
 
     def apply(self, run: Run, objective: Callable, z0: Array, args: tuple) -> Any: ...
 
