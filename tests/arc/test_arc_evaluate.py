@@ -6,9 +6,10 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
-from lpn_arc.evaluate import EvalOutput, evaluate_tasks, format_table, prediction_metrics
+from lpn_arc.config import parse_search
+from lpn_arc.data import generate_pattern_tasks
+from lpn_arc.evaluation import EvalOutput, evaluate_tasks, format_table, prediction_metrics
 from lpn_arc.model import LPNModel, ModelConfig, split_model
-from lpn_arc.pattern import generate_pattern_tasks
 from lpn_arc.plots import (
     interesting_tasks,
     plot_accuracy_vs_steps,
@@ -16,7 +17,6 @@ from lpn_arc.plots import (
     plot_tasks,
     search_steps,
 )
-from lpn_arc.searchspec import parse_search
 
 TINY = ModelConfig(
     max_rows=5,
@@ -375,7 +375,7 @@ def _arc_tasks(num_tasks=3):
 
 
 def test_arc_padding_pairs_with_a_mask_changes_nothing(setup):
-    from lpn_arc.evaluate import evaluate_arc, validate_submission
+    from lpn_arc.evaluation import evaluate_arc, validate_submission
 
     graphdef, params, _ = setup
     tasks = _arc_tasks()
@@ -400,7 +400,7 @@ def test_arc_padding_pairs_with_a_mask_changes_nothing(setup):
 
 
 def test_arc_attempt_2_differs_when_a_candidate_decodes_differently(setup):
-    from lpn_arc.evaluate import evaluate_arc
+    from lpn_arc.evaluation import evaluate_arc
 
     graphdef, params, _ = setup
     tasks = _arc_tasks()
@@ -413,7 +413,7 @@ def test_arc_attempt_2_differs_when_a_candidate_decodes_differently(setup):
 
 
 def test_validate_submission_names_the_broken_entry(setup):
-    from lpn_arc.evaluate import evaluate_arc, validate_submission
+    from lpn_arc.evaluation import evaluate_arc, validate_submission
 
     tasks = _arc_tasks(1)
     good = {"task0": [{"attempt_1": [[1]], "attempt_2": [[2]]}] * 2}

@@ -12,17 +12,11 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
-from lpn_arc.config import DataConfig, TrainConfig
-from lpn_arc.evaluate import evaluate_tasks
+from lpn_arc.config import DataConfig, TrainConfig, parse_search
+from lpn_arc.data import pattern_test_tasks, training_batch
+from lpn_arc.evaluation import evaluate_tasks
 from lpn_arc.model import LPNModel, ModelConfig, split_model
-from lpn_arc.searchspec import parse_search
-from lpn_arc.train import (
-    init_params,
-    make_optimizer,
-    make_train_step,
-    pattern_test_tasks,
-    training_batch,
-)
+from lpn_arc.training import init_params, make_optimizer, make_train_step
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PARAM_TREES = json.loads((FIXTURES / "param_trees.json").read_text())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lpn_arc.grids import GridError, decode_grid, encode_grid, make_pairs
+from lpn_arc.data import GridError, decode_grid, encode_grid, make_pairs
 
 
 @st.composite

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from lpn_arc.input_cache import input_cache
 from lpn_arc.model import (
     LPNModel,
     ModelConfig,
+    input_cache,
     log_likelihood_fn,
     precompute_fn,
     split_model,

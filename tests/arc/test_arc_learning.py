@@ -5,12 +5,11 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from lpn_arc.config import DataConfig, TrainConfig
-from lpn_arc.evaluate import evaluate_tasks
+from lpn_arc.config import DataConfig, TrainConfig, parse_search
+from lpn_arc.data import generate_pattern_tasks, pad_to_model
+from lpn_arc.evaluation import evaluate_tasks
 from lpn_arc.model import ModelConfig
-from lpn_arc.pattern import generate_pattern_tasks
-from lpn_arc.searchspec import parse_search
-from lpn_arc.train import init_params, make_optimizer, make_train_step, pad_to_model, train
+from lpn_arc.training import init_params, make_optimizer, make_train_step, train
 from test_arc_evaluate import exact_matches
 
 MODEL = ModelConfig(

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from helpers import generate_uncached, shape_forcer
 from lpn_arc.model import (
     LPNModel,
     ModelConfig,
@@ -17,7 +18,6 @@ from lpn_arc.model import (
     log_likelihood_fn,
     split_model,
 )
-from lpn_arc.testing import shape_forcer
 
 from latentsearch import DiagGaussian
 
@@ -63,7 +63,7 @@ def _tiny_fixture(config):
         "ll": jax.jit(log_likelihood_fn(graphdef)),
         "generate": jax.jit(jax.vmap(generate_fn(graphdef), in_axes=(None, 0, 0, 0))),
         "uncached": jax.jit(
-            jax.vmap(lambda z, x, s: model.generate_uncached(z, x, s), in_axes=(0, 0, 0))
+            jax.vmap(lambda z, x, s: generate_uncached(model, z, x, s), in_axes=(0, 0, 0))
         ),
         "logits": jax.jit(lambda z, pair: model.decode_logits(z, pair)),
     }
@@ -487,7 +487,7 @@ def _tiny_30x30(**overrides):
 def test_cached_generation_equals_uncached_30x30(positions):
     """End to end at 30x30: wide, tall and small forced output shapes, both loop modes."""
     _, graphdef, params = _tiny_30x30(positions=positions)
-    uncached = jax.jit(lambda p, z, x, s: nnx.merge(graphdef, p).generate_uncached(z, x, s))
+    uncached = jax.jit(lambda p, z, x, s: generate_uncached(nnx.merge(graphdef, p), z, x, s))
     cached = {stop: jax.jit(generate_fn(graphdef, stop_early=stop)) for stop in (True, False)}
     force = shape_forcer(graphdef)
     zs, inputs, in_shapes = _generation_inputs(3, 3, 30, 30)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from lpn_arc.pattern import generate_pattern_tasks
+from lpn_arc.data import generate_pattern_tasks
 
 
 def _tasks(seed=0, **kwargs):

@@ -5,11 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from lpn_arc import cli
-from lpn_arc.config import DataConfig
-from lpn_arc.data import TaskSampler, load_tasks
-from lpn_arc.provenance import TestLeakError, check_no_test_leak, hides_test_outputs
-from lpn_arc.train import TrainingData, train
+from lpn_arc import cli, commands
+from lpn_arc.config import DataConfig, hides_test_outputs
+from lpn_arc.data import TaskSampler, TestLeakError, TrainingData, check_no_test_leak, load_tasks
+from lpn_arc.training import train
 from test_arc_train_cli import tiny_config
 
 SECRET = 7  # the colour that only the test outputs use
@@ -156,7 +155,7 @@ def test_eval_refuses_tasks_whose_test_pairs_were_trained_on(
     assert "bbbb0002" in capsys.readouterr().err
 
     clean, clean_config, _ = clean_run
-    tasks = cli._load_arc(str(task_folder))
+    tasks = commands.load_arc(str(task_folder))
     check_no_test_leak(clean, clean_config, tasks)  # demonstrations only: no refusal
 
     # A run recorded before provenance existed trained on test pairs: refused too.

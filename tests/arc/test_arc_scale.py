@@ -11,14 +11,9 @@ import jax
 import numpy as np
 import pytest
 from lpn_arc.config import get_preset
+from lpn_arc.data import training_batch
 from lpn_arc.model import count_params
-from lpn_arc.train import (
-    init_params,
-    make_optimizer,
-    make_train_step,
-    train,
-    training_batch,
-)
+from lpn_arc.training import init_params, make_optimizer, make_train_step, train
 from test_arc_train_cli import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +83,8 @@ SHARDED_SCRIPT = textwrap.dedent(
     sys.path[:0] = [{root!r}, {app!r}, {tests!r}]
     import jax, numpy as np
     from test_arc_scale import tiny, _one_step
-    from lpn_arc.train import data_mesh, shard_batch, training_batch
+    from lpn_arc.data import training_batch
+    from lpn_arc.training import data_mesh, shard_batch
 
     assert jax.device_count() == 4, jax.devices()
     out = {{}}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from lpn_arc import cli
 from lpn_arc.data import load_tasks
-from lpn_arc.evaluate import validate_submission
+from lpn_arc.evaluation import validate_submission
 
 
 @pytest.fixture(scope="module")

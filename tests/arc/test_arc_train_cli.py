@@ -16,10 +16,11 @@ from lpn_arc.config import (
     config_from_dict,
     config_to_dict,
     get_preset,
+    parse_search,
 )
+from lpn_arc.data import training_batch
 from lpn_arc.model import ModelConfig, count_params
-from lpn_arc.searchspec import parse_search
-from lpn_arc.train import TrainingError, init_params, load_run, train, training_batch
+from lpn_arc.training import TrainingError, init_params, load_run, train
 
 import latentsearch as ls
 
@@ -157,7 +158,7 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
 
 
 def test_dropout_applies_in_training_only():
-    from lpn_arc.train import task_loss_fn
+    from lpn_arc.training import task_loss_fn
 
     def losses(rate):
         config = tiny_config(train_search="mean")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lpn_arc import cli
+from lpn_arc import cli, commands
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD_GRID = {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": []}
@@ -82,7 +82,7 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(tmp_path, monkeypatch):
     def bug(args):
         raise KeyError("a bug, not a user error")
 
-    monkeypatch.setattr(cli, "_cmd_eval", bug)
+    monkeypatch.setattr(commands, "run_eval", bug)
     with pytest.raises(KeyError, match="a bug"):
         cli.main(["eval", "--checkpoint", missing])
 

@@ -13,9 +13,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from lpn_arc.data import DataError, load_rearc, load_tasks
-from lpn_arc.grids import GridError, decode_grid, encode_grid, make_pairs
-from lpn_arc.pattern import generate_pattern_tasks
+from lpn_arc.data import (
+    DataError,
+    GridError,
+    decode_grid,
+    encode_grid,
+    generate_pattern_tasks,
+    load_rearc,
+    load_tasks,
+    make_pairs,
+)
 
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -21,17 +21,17 @@ import jax
 import numpy as np
 import pytest
 from lpn_arc import cli
-from lpn_arc import train as train_module
-from lpn_arc.config import config_to_dict
-from lpn_arc.evaluate import evaluate_tasks
-from lpn_arc.searchspec import parse_search
-from lpn_arc.train import (
+from lpn_arc.config import config_to_dict, parse_search
+from lpn_arc.data import pattern_test_tasks
+from lpn_arc.evaluation import evaluate_tasks
+from lpn_arc.training import (
     CheckpointError,
     CheckpointWarning,
     MemoryLimitError,
     TrainingError,
     load_run,
-    pattern_test_tasks,
+    loop,
+    memory,
     train,
 )
 from test_arc_train_cli import tiny_config
@@ -52,7 +52,7 @@ CHILD = textwrap.dedent(
     sys.path[:0] = [{root!r}, {app!r}, {tests!r}]
     from test_arc_train_cli import tiny_config
     import orbax.checkpoint as ocp
-    from lpn_arc.train import train
+    from lpn_arc.training import train
 
     run_dir, overrides, kill_in_save = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
     if kill_in_save:  # SIGKILL this process while Orbax writes that step's checkpoint
@@ -214,7 +214,7 @@ def test_no_readable_checkpoint_is_a_clear_error(runs, tmp_path, capfd):
 
 def _faulty_step(monkeypatch, fault):
     """Wraps the compiled step: ``fault(call_index, outputs) -> outputs`` (0-based calls)."""
-    real = train_module._compiled_step
+    real = loop.compiled_step
     calls = []
 
     def compiled_step(*args, **kwargs):
@@ -227,7 +227,7 @@ def _faulty_step(monkeypatch, fault):
 
         return wrapped
 
-    monkeypatch.setattr(train_module, "_compiled_step", compiled_step)
+    monkeypatch.setattr(loop, "compiled_step", compiled_step)
 
 
 def _nan_tree(tree):
@@ -304,9 +304,7 @@ def test_a_second_ctrl_c_stops_at_once(runs, tmp_path, monkeypatch):
 
 def test_a_step_that_cannot_fit_fails_fast_with_the_estimate(runs, tmp_path, monkeypatch, capsys):
     limit = {"bytes": 10_000}
-    monkeypatch.setattr(
-        train_module, "_available_memory", lambda device: (limit["bytes"], "a test limit")
-    )
+    monkeypatch.setattr(memory, "available_memory", lambda device: (limit["bytes"], "a test limit"))
     out = tmp_path / "run"
     start = time.perf_counter()
     assert cli.main([*CLI_ARGS, "--out", str(out)]) == 1
@@ -319,7 +317,7 @@ def test_a_step_that_cannot_fit_fails_fast_with_the_estimate(runs, tmp_path, mon
     assert time.perf_counter() - start < 30  # before compiling anything
     # between the parameters alone and XLA's estimate of the whole step (activations too)
     ours = json.dumps(config_to_dict(CONFIG), sort_keys=True)
-    (needed,) = [v[1] for k, v in train_module._STEP_CACHE.items() if k[0] == ours]
+    (needed,) = [v[1] for k, v in memory._STEP_CACHE.items() if k[0] == ours]
     limit["bytes"] = needed - 1
     with pytest.raises(MemoryLimitError, match=r"\(XLA's estimate for batch 4\)"):
         train(CONFIG, tmp_path / "run2", progress=False)
@@ -461,9 +459,10 @@ EVAL_CHILD = textwrap.dedent(
     import sys
     sys.path[:0] = [{root!r}, {app!r}]
     import jax, numpy as np
-    from lpn_arc.evaluate import evaluate_tasks
-    from lpn_arc.searchspec import parse_search
-    from lpn_arc.train import load_run, pattern_test_tasks
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import pattern_test_tasks
+    from lpn_arc.evaluation import evaluate_tasks
+    from lpn_arc.training import load_run
 
     config, graphdef, params, _, _ = load_run(sys.argv[1])
     tasks = pattern_test_tasks(config, 8)

@@ -29,7 +29,7 @@ import optax
 
 import latentsearch as ls
 
-__all__ = ["OPTIMIZERS", "SearchSpec", "parse_search", "search_optimizer"]
+__all__ = ["KINDS", "OPTIMIZERS", "SearchSpec", "parse_search", "search_optimizer"]
 
 _FLOWS = {
     "stop_gradient": ls.StopGradient(),
@@ -39,6 +39,8 @@ _FLOWS = {
 
 OPTIMIZERS = ("clip-adam", "adam")
 """Latent optimisers of gradient search (see the module docstring)."""
+KINDS = ("mean", "grad", "sample", "es", "hybrid")
+"""The first word of a search specification (see the module docstring)."""
 
 
 def search_optimizer(name: str, lr: float) -> optax.GradientTransformation:
@@ -68,12 +70,28 @@ class SearchSpec:
         num_steps: steps to pass to ``latentsearch.search`` / ``lpn_loss``.
         gradient_flow: how training differentiates through the search (a
             ``latentsearch`` gradient flow).
+        kind: the specification's first word, one of :data:`KINDS` (``"custom"`` for a
+            spec built by hand around another searcher).
     """
 
     text: str
     searcher: ls.Searcher
     num_steps: int
     gradient_flow: ls.GradientFlow = ls.StopGradient()
+    kind: str = "custom"
+
+    @property
+    def gradient_steps(self) -> int | None:
+        """Gradient-ascent steps from the start latent: 0 for ``mean``, ``K`` for ``grad:K``
+        (any gradient flow), None for the other searches (sampling, ES, hybrid).
+
+        Example:
+            >>> parse_search("mean").gradient_steps, parse_search("grad:10:unrolled").gradient_steps
+            (0, 10)
+            >>> parse_search("sample:5").gradient_steps is None
+            True
+        """
+        return self.num_steps if self.kind in ("mean", "grad") else None
 
 
 def _positive(value: str, what: str, text: str) -> int:
@@ -119,7 +137,7 @@ def parse_search(
     kind, rest = parts[0], parts[1:]
     opt = search_optimizer(optimizer, lr)
     if kind == "mean" and not rest:
-        return SearchSpec(text, ls.gradient_ascent(opt), 0)
+        return SearchSpec(text, ls.gradient_ascent(opt), 0, kind=kind)
     if kind == "grad" and len(rest) in (1, 2):
         steps = _positive(rest[0], "steps", text)
         flow = rest[1] if len(rest) == 2 else "stop_gradient"
@@ -128,21 +146,22 @@ def parse_search(
                 f"search {text!r}: unknown gradient flow {flow!r} "
                 "(expected 'unrolled', 'implicit' or nothing)"
             )
-        return SearchSpec(text, ls.gradient_ascent(opt), steps, _FLOWS[flow])
+        return SearchSpec(text, ls.gradient_ascent(opt), steps, _FLOWS[flow], kind)
     if kind == "sample" and len(rest) == 1:
         samples = _positive(rest[0], "samples", text)
-        return SearchSpec(text, ls.random_search(samples, scale, chunk_size=min(samples, 50)), 1)
+        searcher = ls.random_search(samples, scale, chunk_size=min(samples, 50))
+        return SearchSpec(text, searcher, 1, kind=kind)
     if kind == "es" and len(rest) == 2:
         population = _positive(rest[0], "population", text)
         if population % 2:
             raise ValueError(f"search {text!r}: population must be even, got {population}")
         steps = _positive(rest[1], "steps", text)
-        return SearchSpec(text, ls.evolution_strategy(population, sigma, opt), steps)
+        return SearchSpec(text, ls.evolution_strategy(population, sigma, opt), steps, kind=kind)
     if kind == "hybrid" and len(rest) == 2:
         samples = _positive(rest[0], "samples", text)
         steps = _positive(rest[1], "steps", text)
         searcher = ls.hybrid(ls.random_search(samples, scale), ls.gradient_ascent(opt), 2)
-        return SearchSpec(text, searcher, steps)
+        return SearchSpec(text, searcher, steps, kind=kind)
     raise ValueError(
         f"unknown search {text!r}; expected one of mean, grad:K, grad:K:unrolled, "
         "grad:K:implicit, sample:N, es:P:K, hybrid:N:K"

@@ -2,8 +2,9 @@
 
 ARC tasks carry demonstration (``train``) pairs and test pairs. Training samples only the
 demonstration pairs unless ``--include-test-pairs`` is given, and that flag is refused for
-a split whose test outputs are hidden in the ARC Prize setting (:func:`hides_test_outputs`):
-an accuracy measured on answers the model was trained on is memorisation, not reasoning.
+a split whose test outputs are hidden in the ARC Prize setting
+(:func:`lpn_arc.config.hides_test_outputs`): an accuracy measured on answers the model was
+trained on is memorisation, not reasoning.
 
 Every run records its data provenance in ``RUN/run.json`` under ``"data"``
 (:func:`provenance`): each source, whether ``train`` or ``train+test`` pairs were used, the
@@ -19,47 +20,23 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lpn_arc.config import DataConfig, TrainConfig
+from lpn_arc.data.arc import ArcTask, load_tasks
+
 __all__ = [
-    "HIDDEN_TEST_SPLITS",
     "TestLeakError",
     "check_no_test_leak",
-    "hides_test_outputs",
     "leaked_tasks",
     "pattern_provenance",
     "provenance",
     "run_provenance",
 ]
 
-HIDDEN_TEST_SPLITS = ("arc1-eval", "arc2-eval")
-"""Dataset names whose test outputs are hidden in the ARC Prize setting."""
-
-# ARC Prize file names of the hidden splits (``arc-agi_evaluation_challenges.json``,
-# ``arc-agi_test_challenges.json``), matched on the file name.
-_HIDDEN_FILE_MARKS = ("evaluation_challenges", "evaluation_solutions", "test_challenges")
-
 
 class TestLeakError(ValueError):
     """Training used test pairs that must stay hidden, or evaluation would score on them."""
 
     __test__ = False  # not a pytest test class
-
-
-def hides_test_outputs(source: str) -> bool:
-    """True when ``source``'s test outputs are hidden in the ARC Prize setting.
-
-    That is the evaluation sets of ARC-AGI-1 and -2 (``arc1-eval``, ``arc2-eval``) and the
-    ARC Prize evaluation and test challenges files (by file name).
-
-    Example:
-        >>> hides_test_outputs("arc1-eval"), hides_test_outputs("arc1-train")
-        (True, False)
-        >>> hides_test_outputs("data/arc-agi_evaluation_challenges.json")
-        True
-    """
-    if source in HIDDEN_TEST_SPLITS:
-        return True
-    name = Path(source).name.lower()
-    return any(mark in name for mark in _HIDDEN_FILE_MARKS)
 
 
 def _digest(task_ids: Iterable[str]) -> str:
@@ -78,7 +55,7 @@ def _entry(source: str, pairs: str, task_ids: Sequence[str], num_pairs: int) -> 
 
 
 def provenance(
-    tasks_by_source: dict[str, Sequence[Any]],
+    tasks_by_source: dict[str, Sequence[ArcTask]],
     *,
     include_test_pairs: bool,
     rearc: tuple[str, dict[str, Sequence[Any]]] | None = None,
@@ -112,8 +89,8 @@ def provenance(
     return {"sources": sources, "augment": augment}
 
 
-def pattern_provenance(data: Any) -> dict[str, Any]:
-    """The provenance record of generated PATTERN training tasks (``data``: a DataConfig)."""
+def pattern_provenance(data: DataConfig) -> dict[str, Any]:
+    """The provenance record of generated PATTERN training tasks."""
     return {
         "sources": [
             {
@@ -128,7 +105,7 @@ def pattern_provenance(data: Any) -> dict[str, Any]:
     }
 
 
-def run_provenance(run_dir: str | Path, config: Any) -> dict[str, Any]:
+def run_provenance(run_dir: str | Path, config: TrainConfig) -> dict[str, Any]:
     """The training-data provenance of a run folder.
 
     Read from ``RUN/run.json``. A run written before provenance was recorded has none; its
@@ -150,8 +127,6 @@ def run_provenance(run_dir: str | Path, config: Any) -> dict[str, Any]:
     data = config.data
     if data.is_pattern:
         return pattern_provenance(data)
-    from lpn_arc.data import load_tasks
-
     legacy = {source: load_tasks(source) for source in data.sources}
     ids = set(data.task_id_list)
     if ids:
@@ -172,7 +147,7 @@ def leaked_tasks(record: dict[str, Any], task_ids: Iterable[str]) -> dict[str, l
     return leaks
 
 
-def check_no_test_leak(run_dir: str | Path, config: Any, tasks: Sequence[Any]) -> None:
+def check_no_test_leak(run_dir: str | Path, config: TrainConfig, tasks: Sequence[ArcTask]) -> None:
     """Refuses to evaluate a checkpoint on tasks whose test pairs it was trained on.
 
     Args:

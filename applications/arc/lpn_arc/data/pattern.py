@@ -5,25 +5,23 @@ independently, a colour uniform in ``1..9`` with probability ``density`` and bla
 Each pair's input is a black ``grid_size x grid_size`` grid with one colour-1 marker at
 ``(r, c)``, ``r, c`` uniform in ``[0, grid_size - pattern_size]``; the output is a black grid
 with the pattern pasted with its top-left corner at ``(r, c)``.
+
+:func:`pattern_test_tasks` is a configuration's fixed held-out set (its own seed), padded to
+the model's grids like the training batches (:func:`lpn_arc.data.training_batch`).
 """
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 
-from lpn_arc.grids import MAX_GRID_SIZE
+from lpn_arc.config import TrainConfig
+from lpn_arc.data.grids import MAX_GRID_SIZE, Pair, check_int
+
+__all__ = ["MARKER_COLOUR", "generate_pattern_tasks", "pad_to_model", "pattern_test_tasks"]
 
 MARKER_COLOUR = 1
-
-
-def _check_int(name: str, value: int, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
 
 
 def generate_pattern_tasks(
@@ -33,7 +31,7 @@ def generate_pattern_tasks(
     grid_size: int = 10,
     pattern_size: int = 4,
     density: float = 1.0,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+) -> tuple[Pair, np.ndarray]:
     """Samples pattern tasks in the pair format with a leading task axis.
 
     Args:
@@ -54,10 +52,10 @@ def generate_pattern_tasks(
     """
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    _check_int("num_tasks", num_tasks, 1)
-    _check_int("num_pairs", num_pairs, 1)
-    _check_int("grid_size", grid_size, 1, MAX_GRID_SIZE)
-    _check_int("pattern_size", pattern_size, 1, grid_size)
+    check_int("num_tasks", num_tasks, 1)
+    check_int("num_pairs", num_pairs, 1)
+    check_int("grid_size", grid_size, 1, MAX_GRID_SIZE)
+    check_int("pattern_size", pattern_size, 1, grid_size)
     if isinstance(density, bool) or not isinstance(density, Real) or not 0.0 <= density <= 1.0:
         raise ValueError(f"density must be a number in [0, 1], got {density!r}")
 
@@ -90,3 +88,36 @@ def generate_pattern_tasks(
         "output_shapes": shapes.copy(),
     }
     return pairs, patterns
+
+
+def pad_to_model(tasks: Pair, config: TrainConfig) -> Pair:
+    """Zero-pads generated grids to the model's ``max_rows x max_cols``."""
+    rows, cols = config.model.max_rows, config.model.max_cols
+    out = dict(tasks)
+    for name in ("inputs", "outputs"):
+        grid = tasks[name]
+        pad = [(0, 0)] * (grid.ndim - 2) + [(0, rows - grid.shape[-2]), (0, cols - grid.shape[-1])]
+        out[name] = np.pad(grid, pad)
+    return out
+
+
+def pattern_test_tasks(
+    config: TrainConfig, num_tasks: int | None = None, density: float | None = None
+) -> Pair:
+    """The held-out PATTERN tasks of ``config`` (seed ``data.test_seed``), padded to the model.
+
+    Args:
+        config: a pattern configuration (its ``data`` gives grid, pattern size and pairs).
+        num_tasks: how many (default ``data.test_tasks``).
+        density: pattern density (default the last of ``data.test_densities``).
+    """
+    data = config.data
+    tasks, _ = generate_pattern_tasks(
+        np.random.default_rng(data.test_seed),
+        num_tasks or data.test_tasks,
+        num_pairs=data.num_pairs,
+        grid_size=data.grid_size,
+        pattern_size=data.pattern_size,
+        density=data.test_densities[-1] if density is None else density,
+    )
+    return pad_to_model(tasks, config)

@@ -1,33 +1,73 @@
-"""ARC grids <-> zero-padded integer arrays, with validation.
+"""ARC grids <-> zero-padded integer arrays, with validation, and THE pair type.
 
 An ARC grid has 1 to 30 rows and 1 to 30 columns of colours 0-9. Models work on
 zero-padded ``(max_rows, max_cols)`` ``int32`` arrays plus the true ``[rows, cols]``.
 
-THE pair format used by the whole package is a dict pytree::
+:data:`Pair`, the pair format used by the whole package (data, model, training and
+evaluation), is a dict pytree::
 
     {"inputs": (..., R, C) int32, "input_shapes": (..., 2) int32,
      "outputs": (..., R, C) int32, "output_shapes": (..., 2) int32}
 
 with any leading axes (pair axis, task axis) first; a single pair has no leading axis.
+Before padding, an ARC task's example is a :data:`GridPair`: its ``(input, output)`` grids
+as they were loaded (``int8`` arrays of their own sizes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from numbers import Integral
+from typing import Any
 
 import numpy as np
+
+__all__ = [
+    "MAX_GRID_SIZE",
+    "NUM_COLOURS",
+    "PAIR_KEYS",
+    "DataError",
+    "Grid",
+    "GridError",
+    "GridPair",
+    "Pair",
+    "as_grid",
+    "check_int",
+    "decode_grid",
+    "encode_grid",
+    "make_pairs",
+    "pairs_from_sides",
+]
 
 MAX_GRID_SIZE = 30
 NUM_COLOURS = 10
 PAIR_KEYS = ("inputs", "input_shapes", "outputs", "output_shapes")
 
+Pair = dict[str, Any]
+"""The pair format (see the module docstring): NumPy or JAX arrays under :data:`PAIR_KEYS`,
+and whatever a stage adds (``"mask"`` of padded pairs, the model's ``"input_cache"``)."""
+GridPair = tuple[np.ndarray, np.ndarray]
+"""One unpadded ``(input, output)`` example of an ARC task, as loaded."""
 Grid = Sequence[Sequence[int]] | np.ndarray
 _INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 class GridError(ValueError):
     """An ARC grid is malformed (ragged, empty, too large or with a bad colour)."""
+
+
+class DataError(ValueError):
+    """An ARC data file or task is malformed; the message names the path, task and pair."""
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    """Raises ValueError unless ``value`` is an int in ``[low, high]`` (``high`` None: no bound)."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
 
 
 def _fail(where: str, problem: str) -> GridError:
@@ -144,7 +184,7 @@ def decode_grid(array: np.ndarray, shape: np.ndarray | Sequence[int]) -> list[li
 
 def make_pairs(
     pairs: Sequence[tuple[Grid, Grid]], max_rows: int, max_cols: int, where: str = ""
-) -> dict[str, np.ndarray]:
+) -> Pair:
     """Validates and stacks (input, output) grid pairs into the pair format.
 
     Args:
@@ -181,3 +221,46 @@ def make_pairs(
         "outputs": np.stack(outputs),
         "output_shapes": np.stack(output_shapes),
     }
+
+
+def pairs_from_sides(grids: np.ndarray, shapes: np.ndarray) -> Pair:
+    """The pair format from stacked ``(2, ...)`` input/output grids and shapes."""
+    return {"inputs": grids[0], "input_shapes": shapes[0], "outputs": grids[1],
+            "output_shapes": shapes[1]}  # fmt: skip
+
+
+def as_grid(obj: Any, where: str) -> np.ndarray:
+    """Validates a JSON grid (or a 2-D integer array) and returns it as an ``int8`` array."""
+    array = None
+    if isinstance(obj, np.ndarray):
+        if obj.ndim == 2 and obj.dtype != np.bool_ and np.issubdtype(obj.dtype, np.integer):
+            array = obj
+    elif (  # the fast path for JSON grids
+        type(obj) is list
+        and 0 < len(obj) <= MAX_GRID_SIZE
+        and type(obj[0]) is list
+        and 0 < len(obj[0]) <= MAX_GRID_SIZE
+    ):
+        width = len(obj[0])
+        if all(type(row) is list and len(row) == width for row in obj) and set(
+            map(type, chain.from_iterable(obj))
+        ) == {int}:
+            try:
+                array = np.array(obj)
+            except OverflowError:
+                pass
+    if (
+        array is not None
+        and 0 < array.shape[0] <= MAX_GRID_SIZE
+        and 0 < array.shape[1] <= MAX_GRID_SIZE
+        and array.min() >= 0
+        and array.max() < NUM_COLOURS
+    ):
+        return array.astype(np.int8)
+    try:  # the slow path reports exactly what is wrong
+        padded, shape = encode_grid(obj, MAX_GRID_SIZE, MAX_GRID_SIZE, where=where)
+    except GridError as err:
+        raise DataError(str(err)) from None
+    except OverflowError:
+        raise DataError(f"{where}: a cell is not a colour 0-9") from None
+    return padded[: shape[0], : shape[1]].astype(np.int8)

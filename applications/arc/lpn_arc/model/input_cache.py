@@ -9,8 +9,8 @@ which attend to the cached input keys and values and causally to each other. A s
 steps over P specification pairs then runs the input half P times instead of K x P times,
 and Grad-K training shares it between the search and the loss.
 
-The values equal those of the full pass with the same mask (:meth:`Decoder.logits`); a test
-checks it.
+The values equal those of the full pass with the same mask
+(:meth:`~lpn_arc.model.decoder.Decoder.logits`); a test checks it.
 """
 
 from __future__ import annotations
@@ -18,16 +18,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lpn_arc.model import _dropout, _split
+from lpn_arc.data import Pair
+from lpn_arc.model.decoder import Decoder
+from lpn_arc.model.layers import dropout, split_key
 
 __all__ = ["cached_logits", "input_cache"]
 
 
-def input_cache(decoder, pair: dict) -> dict[str, jax.Array]:
+def input_cache(decoder: Decoder, pair: Pair) -> dict[str, jax.Array]:
     """Keys and values of a pair's input tokens in every decoder layer.
 
     Args:
-        decoder: a :class:`lpn_arc.model.Decoder` with ``decoder_mask="input-only"``.
+        decoder: a :class:`~lpn_arc.model.decoder.Decoder` with ``decoder_mask="input-only"``.
         pair: one pair in the pair format (only the input and its shape are read).
 
     Returns:
@@ -42,10 +44,10 @@ def input_cache(decoder, pair: dict) -> dict[str, jax.Array]:
             "an input cache needs decoder_mask='input-only' (with the official mask the "
             "input tokens attend to the latent, so nothing of them is independent of z)"
         )
-    tokens, valid, (rows, cols) = decoder._input_tokens(
+    tokens, valid, (rows, cols) = decoder.input_tokens(
         pair["inputs"], jnp.asarray(pair["input_shapes"], jnp.int32)
     )
-    rope = decoder._rope(rows, cols)
+    rope = decoder.rope(rows, cols)
     x, keys, values = tokens, [], []
     for block in decoder.blocks:
         x, (k, v) = block(x, valid[None, :], rope=rope)
@@ -58,7 +60,7 @@ def input_cache(decoder, pair: dict) -> dict[str, jax.Array]:
 
 
 def cached_logits(
-    decoder, z: jax.Array, pair: dict, *, dropout_key: jax.Array | None = None
+    decoder: Decoder, z: jax.Array, pair: Pair, *, dropout_key: jax.Array | None = None
 ) -> dict[str, jax.Array]:
     """Teacher-forced logits of a pair whose ``"input_cache"`` holds its input side.
 
@@ -67,19 +69,19 @@ def cached_logits(
     in the full pass.
 
     Args:
-        decoder: the :class:`lpn_arc.model.Decoder` the cache was computed with.
+        decoder: the :class:`~lpn_arc.model.decoder.Decoder` the cache was computed with.
         z: latent ``(d,)``.
         pair: one pair in the pair format with ``"input_cache"`` (:func:`input_cache`).
         dropout_key: dropout key (None = deterministic).
 
     Returns:
-        The logits of :meth:`lpn_arc.model.Decoder.logits`.
+        The logits of :meth:`~lpn_arc.model.decoder.Decoder.logits`.
     """
     cache = pair["input_cache"]
-    out, out_valid, (out_r, out_c) = decoder._output_tokens(pair)
+    out, out_valid, (out_r, out_c) = decoder.output_tokens(pair)
     zero = jnp.zeros((1,), jnp.int32)
-    tokens = jnp.concatenate([decoder._latent_token(z), out])
-    rope = decoder._rope(jnp.concatenate([zero, out_r]), jnp.concatenate([zero, out_c]))
+    tokens = jnp.concatenate([decoder.latent_token(z), out])
+    rope = decoder.rope(jnp.concatenate([zero, out_r]), jnp.concatenate([zero, out_c]))
     new_valid = jnp.concatenate([jnp.ones((1,), bool), out_valid])
     n = tokens.shape[0]
     causal = jnp.arange(n)[None, :] <= jnp.arange(n)[:, None]
@@ -88,8 +90,8 @@ def cached_logits(
          causal & new_valid[None, :]],
         axis=1,
     )  # fmt: skip
-    keys = _split(dropout_key, len(decoder.blocks) + 1)
-    x = _dropout(tokens, decoder.cfg.dropout, keys[0])
+    keys = split_key(dropout_key, len(decoder.blocks) + 1)
+    x = dropout(tokens, decoder.cfg.dropout, keys[0])
     for layer, (block, block_key) in enumerate(zip(decoder.blocks, keys[1:], strict=True)):
         prefix = (cache["keys"][layer], cache["values"][layer])
         x, _ = block(x, mask, rope=rope, dropout_key=block_key, prefix=prefix)
