@@ -23,8 +23,10 @@ from lpn_arc.training.errors import (
 from lpn_arc.training.loop import TrainResult, train
 from lpn_arc.training.run_folder import run_info
 from lpn_arc.training.step import (
+    TrainingSetup,
     data_mesh,
     init_params,
+    init_training,
     make_optimizer,
     make_train_step,
     shard_batch,
@@ -37,8 +39,10 @@ __all__ = [
     "MemoryLimitError",
     "TrainResult",
     "TrainingError",
+    "TrainingSetup",
     "data_mesh",
     "init_params",
+    "init_training",
     "load_run",
     "make_optimizer",
     "make_train_step",

@@ -24,7 +24,7 @@ from lpn_arc.training.memory import compiled_step
 from lpn_arc.training.metrics import MetricsWriter
 from lpn_arc.training.run_folder import write_config_json, write_run_json
 from lpn_arc.training.signals import StopSignals
-from lpn_arc.training.step import data_mesh, init_params, make_optimizer, shard_batch
+from lpn_arc.training.step import data_mesh, init_training, make_optimizer, shard_batch
 
 __all__ = ["TrainResult", "train"]
 
@@ -134,8 +134,8 @@ def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, tu
     equal ``config``; unreadable later steps are moved to ``corrupt_checkpoints/``."""
     manager = checkpoint_manager(run_dir)
     if manager.latest_step() is None:
-        graphdef, params = init_params(config)
-        return manager, (graphdef, params, make_optimizer(config).init(params), 0)
+        graphdef, params, _, opt_state = init_training(config)
+        return manager, (graphdef, params, opt_state, 0)
     if not resume:
         manager.close()
         raise TrainingError(

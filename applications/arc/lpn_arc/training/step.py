@@ -4,7 +4,7 @@ clipping, micro-batch accumulation, and the batch sharded over a ``"data"`` mesh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +19,10 @@ from lpn_arc.data import Pair
 from lpn_arc.model import LPNModel, encode_fn, log_likelihood_fn, precompute_fn, split_model
 
 __all__ = [
+    "TrainingSetup",
     "data_mesh",
     "init_params",
+    "init_training",
     "make_optimizer",
     "make_train_step",
     "shard_batch",
@@ -32,6 +34,31 @@ def init_params(config: TrainConfig) -> tuple[Any, Any]:
     """Builds the model from ``config.seed``; returns ``(graphdef, params)``."""
     model = LPNModel(config.model, rngs=nnx.Rngs(config.seed))
     return split_model(model)
+
+
+class TrainingSetup(NamedTuple):
+    """What the first step of a run needs: the model graph, its parameters (from the seed),
+    the optimiser and the optimiser's initial state."""
+
+    graphdef: Any
+    params: Any
+    optimizer: optax.GradientTransformation
+    opt_state: Any
+
+
+def init_training(config: TrainConfig) -> TrainingSetup:
+    """The model (:func:`init_params`) and optimiser (:func:`make_optimizer`) of a new run.
+
+    Example:
+        >>> from lpn_arc.config import get_preset
+        >>> from lpn_arc.model import count_params
+        >>> setup = init_training(get_preset("pattern"))
+        >>> count_params(setup.params)  # paper Table 13
+        243360
+    """
+    graphdef, params = init_params(config)
+    optimizer = make_optimizer(config)
+    return TrainingSetup(graphdef, params, optimizer, optimizer.init(params))
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
