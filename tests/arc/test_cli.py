@@ -1,4 +1,4 @@
-"""The ``lpn-arc`` command under bad input: one-line errors, exit codes, ``--debug``."""
+"""The lpn-arc command: dry runs, one-line errors and exit statuses, a real process."""
 
 import json
 import os
@@ -9,7 +9,23 @@ from pathlib import Path
 import pytest
 from lpn_arc import cli, commands
 
+
+def test_cli_dry_run_prints_the_table_13_parameter_count(capsys):
+    assert cli.main(["train", "--preset", "pattern", "--dry-run"]) == 0
+    assert "parameters: 243,360" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(capsys, tmp_path):
+    assert cli.main(["eval", "--checkpoint", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lpn-arc eval: error: no checkpoints") and "\n" not in err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--no-such-option"])
+
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
 BAD_GRID = {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": []}
 
 

@@ -34,10 +34,15 @@ from lpn_arc.training import (
     memory,
     train,
 )
-from test_arc_train_cli import tiny_config
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = tiny_config()  # the configuration of test_arc_train_cli: its compiled step is reused
+from tests.arc.helpers import tiny_config
+
+ROOT = Path(__file__).resolve().parents[3]  # the repository
+
+
+CONFIG = tiny_config()  # the configuration of training/test_loop.py: its compiled step is reused
+
+
 # the same configuration through the command line
 CLI_ARGS = (
     "train --preset quickstart --max-rows 4 --max-cols 4 --latent-dim 4 --encoder-layers 1 "
@@ -46,11 +51,12 @@ CLI_ARGS = (
     "--log-every 1 --warmup-steps 2 --no-progress"
 ).split()
 
+
 CHILD = textwrap.dedent(
     """
     import json, os, signal, sys
-    sys.path[:0] = [{root!r}, {app!r}, {tests!r}]
-    from test_arc_train_cli import tiny_config
+    sys.path[:0] = [{root!r}, {app!r}]
+    from tests.arc.helpers import tiny_config
     import orbax.checkpoint as ocp
     from lpn_arc.training import train
 
@@ -68,7 +74,7 @@ CHILD = textwrap.dedent(
     train(tiny_config(**overrides), run_dir, resume=True, progress=False)
     print("FINISHED", flush=True)
     """
-).format(root=str(ROOT), app=str(ROOT / "applications" / "arc"), tests=str(ROOT / "tests/arc"))
+).format(root=str(ROOT), app=str(ROOT / "applications" / "arc"))
 
 
 def _child(tmp: Path, run_dir: Path, overrides: dict, kill_in_save: int = 0, env=None):
@@ -337,9 +343,6 @@ def test_a_torn_metrics_line_from_a_killed_run_is_dropped_on_resume(runs, tmp_pa
     resumed = train(CONFIG, run_dir, resume=True, progress=False)
     _assert_same_params(resumed.params, runs["reference"].params)
     assert _records(run_dir) == _records(runs["tmp"] / "reference")
-
-
-# -------------------------------------------------------------------------------- slow
 
 
 def _last_step(run_dir: Path) -> int:

@@ -1,4 +1,4 @@
-"""Tests of lpn_arc.grids: padding round trip and validation messages."""
+"""Tests of lpn_arc.data.grids: padding round trip and validation messages."""
 
 import numpy as np
 import pytest

@@ -10,7 +10,8 @@ from lpn_arc.data import generate_pattern_tasks, pad_to_model
 from lpn_arc.evaluation import evaluate_tasks
 from lpn_arc.model import ModelConfig
 from lpn_arc.training import init_params, make_optimizer, make_train_step, train
-from test_arc_evaluate import exact_matches
+
+from tests.arc.helpers import exact_matches
 
 MODEL = ModelConfig(
     max_rows=4,

@@ -34,8 +34,6 @@ def folder(tmp_path_factory):
     return tmp_path_factory.mktemp("reliability_data")
 
 
-# ------------------------------------------------------------------------ strategies
-
 colours = st.integers(0, 9)
 
 
@@ -67,12 +65,17 @@ json_scalars = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=3)
 )
+
+
 json_keys = st.sampled_from(["train", "test", "input", "output"]) | st.text(max_size=3)
+
+
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(json_keys, inner, max_size=4),
     max_leaves=40,
 )
+
 
 # Corruptions of one grid: (name, function of the grid, fragment of the expected message).
 BAD_CELLS = st.one_of(
@@ -144,9 +147,6 @@ def _check_task(task, raw):
         assert task.test_outputs is None
 
 
-# ------------------------------------------------------------------ random JSON files
-
-
 @SETTINGS
 @given(value=json_values)
 def test_random_json_task_files_load_or_fail_with_a_data_error(folder, value):
@@ -208,9 +208,6 @@ def test_pathological_json_is_a_data_error(folder, content):
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(DataError, match=r"weird\.json: (invalid JSON|cannot read)"):
         load_tasks(path)
-
-
-# ------------------------------------------------------------- structured corruption
 
 
 @SETTINGS
@@ -284,9 +281,6 @@ def test_valid_tasks_load_unchanged_from_files_folders_and_challenges(folder, ra
     _check_task(task, chal["ok"])
 
 
-# ----------------------------------------------------------------- duplicate task ids
-
-
 def test_duplicate_task_ids_and_keys_are_errors(folder):
     task = json.dumps({"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}]})
     chal = folder / "dup_challenges.json"
@@ -328,9 +322,6 @@ def test_oversize_grids_fail_fast(folder):
     with pytest.raises(GridError, match=r"grid is 1000000x1"):
         encode_grid(tall, 30, 30)
     assert time.perf_counter() - start < 20
-
-
-# ------------------------------------------------------------- grids and the tokeniser
 
 
 @SETTINGS
@@ -381,8 +372,6 @@ def test_decode_grid_rejects_shapes_that_do_not_fit(shape, size):
         with pytest.raises(ValueError, match="shape"):
             decode_grid(array, shape)
 
-
-# ------------------------------------------------------------------- pattern generator
 
 ARG_VALUES = {
     "num_tasks": st.integers(-2, 4) | st.sampled_from([2.0, True, None, "3", math.nan]),

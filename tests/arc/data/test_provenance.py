@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 from lpn_arc import cli, commands
-from lpn_arc.config import DataConfig, hides_test_outputs
+from lpn_arc.config import DataConfig
 from lpn_arc.data import TaskSampler, TestLeakError, TrainingData, check_no_test_leak, load_tasks
 from lpn_arc.training import train
-from test_arc_train_cli import tiny_config
+
+from tests.arc.helpers import tiny_config
 
 SECRET = 7  # the colour that only the test outputs use
 
@@ -93,22 +94,6 @@ def test_training_never_sees_a_test_output(task_folder, clean_run, tmp_path, mon
     assert len(entry["task_ids_sha256"]) == 64
     assert leaky.provenance["sources"][0]["pairs"] == "train+test"
     assert leaky.provenance["sources"][0]["pair_count"] == 8
-
-
-@pytest.mark.parametrize("source", ["arc1-eval", "arc2-eval", "arc1-train,arc1-eval"])
-def test_test_pairs_of_hidden_splits_are_refused(source):
-    with pytest.raises(ValueError, match="--include-test-pairs refused for arc[12]-eval"):
-        DataConfig(source=source, include_test_pairs=True)
-    assert DataConfig(source=source).include_test_pairs is False
-
-
-def test_hidden_split_names():
-    assert hides_test_outputs("arc1-eval") and hides_test_outputs("arc2-eval")
-    assert hides_test_outputs("/data/arc-agi_evaluation_challenges.json")
-    assert hides_test_outputs("arc-agi_test_challenges.json")
-    assert not hides_test_outputs("arc1-train")
-    assert not hides_test_outputs("/data/arc-agi_training_challenges.json")
-    assert DataConfig(source="arc1-train", include_test_pairs=True).include_test_pairs
 
 
 def test_cli_refuses_test_pairs_of_the_evaluation_set(capsys):

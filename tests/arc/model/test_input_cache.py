@@ -15,9 +15,9 @@ from lpn_arc.model import (
     precompute_fn,
     split_model,
 )
-from test_arc_model import TINY, _index, _random_pairs
 
 import latentsearch as ls
+from tests.arc.helpers import TINY, pair_at, random_pairs
 
 INPUT_ONLY = dataclasses.replace(TINY, decoder_mask="input-only")
 
@@ -29,7 +29,7 @@ def model(request):
 
 
 def test_cached_logits_equal_the_full_pass(model):
-    pairs = _random_pairs(4, 6)  # random shapes, junk colours in the padding
+    pairs = random_pairs(4, 6)  # random shapes, junk colours in the padding
     zs = jax.random.normal(jax.random.key(0), (6, TINY.latent_dim))
     full = jax.jit(jax.vmap(lambda z, pair: model.decode_logits(z, pair)))
     cached = jax.jit(jax.vmap(lambda z, pair: model.decode_logits(z, model.precompute(pair))))
@@ -47,7 +47,7 @@ def test_cached_logits_equal_the_full_pass(model):
 def test_precomputed_log_likelihood_and_its_gradient_equal_the_full_pass():
     graphdef, params = split_model(LPNModel(INPUT_ONLY, rngs=nnx.Rngs(2)))
     log_likelihood, precompute = log_likelihood_fn(graphdef), precompute_fn(graphdef)
-    pair = _index(_random_pairs(5, 1), 0)
+    pair = pair_at(random_pairs(5, 1), 0)
     z = jnp.linspace(-1.0, 1.0, TINY.latent_dim)
 
     def full(p):
@@ -71,7 +71,7 @@ def test_lpn_loss_with_the_input_cache_equals_without():
     from lpn_arc.model import encode_fn
 
     encode, log_likelihood = encode_fn(graphdef), log_likelihood_fn(graphdef)
-    pairs = _random_pairs(6, 4)
+    pairs = random_pairs(6, 4)
 
     def loss(p, precompute):
         return ls.lpn_loss(
@@ -88,7 +88,7 @@ def test_lpn_loss_with_the_input_cache_equals_without():
 
 
 def test_input_tokens_ignore_the_latent_only_with_the_input_only_mask():
-    pair = _index(_random_pairs(7, 1), 0)
+    pair = pair_at(random_pairs(7, 1), 0)
     pair["input_shapes"] = np.array([4, 4], np.int32)
     z1, z2 = jnp.zeros(TINY.latent_dim), jnp.ones(TINY.latent_dim)
     lat = 5 * 5 + 2
@@ -102,7 +102,7 @@ def test_input_tokens_ignore_the_latent_only_with_the_input_only_mask():
 
 def test_official_mask_has_no_input_cache():
     model = LPNModel(TINY, rngs=nnx.Rngs(0))
-    pair = _index(_random_pairs(8, 1), 0)
+    pair = pair_at(random_pairs(8, 1), 0)
     assert model.precompute(pair) is pair
     with pytest.raises(ValueError, match="needs decoder_mask='input-only'"):
         input_cache(model.decoder, pair)

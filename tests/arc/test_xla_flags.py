@@ -9,6 +9,8 @@ from lpn_arc import xla_flags
 from lpn_arc.xla_flags import CPU_FLAGS, apply_xla_defaults
 
 FLAG = CPU_FLAGS[0]
+
+
 NAME = FLAG.split("=", 1)[0]
 
 
