@@ -10,7 +10,14 @@ import numpy as np
 from flax import nnx
 
 from lpn_arc.config import ModelConfig
-from lpn_arc.model.layers import ACTIVATION_FUNCTIONS, dropout, layer_norm, linear, split_key
+from lpn_arc.model.layers import (
+    ACTIVATION_FUNCTIONS,
+    apply_dropout,
+    dropout,
+    layer_norm,
+    linear,
+    split_key,
+)
 from lpn_arc.model.rope import Rope, rotate
 
 __all__ = ["Attention", "Block", "KVCache", "cache_dtype"]
@@ -39,6 +46,7 @@ class Attention(nnx.Module):
         self.key = linear(cfg, width, width, rngs)
         self.value = linear(cfg, width, width, rngs)
         self.out = linear(cfg, width, width, rngs)
+        self.weight_dropout = dropout(cfg)  # of the attention weights, in training
 
     def qkv(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Projects ``(n, E)`` tokens to queries, keys and values ``(n, H, Dh)``."""
@@ -56,7 +64,6 @@ class Attention(nnx.Module):
         v: jax.Array,
         mask: jax.Array,
         *,
-        dropout_rate: float = 0.0,
         dropout_key: jax.Array | None = None,
     ) -> jax.Array:
         """Scaled dot-product attention of ``n`` queries over ``T`` keys.
@@ -66,14 +73,13 @@ class Attention(nnx.Module):
             k: keys ``(T, H, Dh)``.
             v: values ``(T, H, Dh)``.
             mask: boolean, broadcastable to ``(n, T)``; True = may attend.
-            dropout_rate: dropout on the attention weights.
-            dropout_key: dropout key (None = no dropout).
+            dropout_key: key of the dropout on the attention weights (None = no dropout).
 
         Returns:
             The projected attention output ``(n, E)``.
         """
         mask = jnp.broadcast_to(mask, (q.shape[0], k.shape[0]))
-        if dropout_key is None or dropout_rate == 0.0:
+        if dropout_key is None or self.weight_dropout.rate == 0.0:
             # Float32 logits and softmax; faster than the explicit version below on CPU.
             out = jax.nn.dot_product_attention(q, k, v, mask=mask[None])
         else:
@@ -81,7 +87,7 @@ class Attention(nnx.Module):
             logits = jnp.einsum("nhd,thd->hnt", q, k, preferred_element_type=jnp.float32)
             logits = jnp.where(mask[None], logits, jnp.finfo(jnp.float32).min)
             weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-            weights = dropout(weights, dropout_rate, dropout_key)
+            weights = apply_dropout(self.weight_dropout, weights, dropout_key)
             out = jnp.einsum("hnt,thd->nhd", weights, v)
         return self.out(out.reshape(out.shape[0], -1))
 
@@ -125,9 +131,11 @@ class Block(nnx.Module):
             cfg: the model configuration.
             rngs: parameter initialisation RNGs.
         """
-        self.dropout = cfg.dropout
         self.activation = cfg.activation
+        self.attention_norm = layer_norm(cfg.embed_dim, rngs)
         self.attention = Attention(cfg, rngs=rngs)
+        self.dropout = dropout(cfg)  # of the attention and MLP outputs
+        self.mlp_norm = layer_norm(cfg.embed_dim, rngs)
         self.mlp_in = linear(cfg, cfg.embed_dim, cfg.mlp_dim, rngs)
         self.mlp_out = linear(cfg, cfg.mlp_dim, cfg.embed_dim, rngs)
 
@@ -163,7 +171,7 @@ class Block(nnx.Module):
         if split is not None and prefix is not None:
             raise ValueError("Block: split (attention by blocks) and prefix are exclusive")
         attn_key, res_key, mlp_key = split_key(dropout_key, 3)
-        q, k, v = self.attention.qkv(layer_norm(x))
+        q, k, v = self.attention.qkv(self.attention_norm(x))
         if rope is not None:
             q, k = rotate(q, rope), rotate(k, rope)
         keys, values = (k, v)
@@ -171,28 +179,25 @@ class Block(nnx.Module):
             keys = jnp.concatenate([prefix[0].astype(k.dtype), k])
             values = jnp.concatenate([prefix[1].astype(v.dtype), v])
         if split is None:
-            attended = self.attention.attend(
-                q, keys, values, mask, dropout_rate=self.dropout, dropout_key=attn_key
-            )
+            attended = self.attention.attend(q, keys, values, mask, dropout_key=attn_key)
         else:
             mask = jnp.broadcast_to(mask, (q.shape[0], keys.shape[0]))
             head_key, tail_key = split_key(attn_key, 2)
             head = self.attention.attend(
                 q[:split], keys[:split], values[:split], mask[:split, :split],
-                dropout_rate=self.dropout, dropout_key=head_key,
+                dropout_key=head_key,
             )  # fmt: skip
             tail = self.attention.attend(
-                q[split:], keys, values, mask[split:],
-                dropout_rate=self.dropout, dropout_key=tail_key,
+                q[split:], keys, values, mask[split:], dropout_key=tail_key
             )  # fmt: skip
             attended = jnp.concatenate([head, tail])
-        x = x + dropout(attended, self.dropout, res_key)
+        x = x + apply_dropout(self.dropout, attended, res_key)
         return self._mlp(x, mlp_key), (k, v)
 
     def _mlp(self, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
         """The residual MLP half of the block: ``x + MLP(LN(x))``."""
-        hidden = ACTIVATION_FUNCTIONS[self.activation](self.mlp_in(layer_norm(x)))
-        return x + dropout(self.mlp_out(hidden), self.dropout, dropout_key)
+        hidden = ACTIVATION_FUNCTIONS[self.activation](self.mlp_in(self.mlp_norm(x)))
+        return x + apply_dropout(self.dropout, self.mlp_out(hidden), dropout_key)
 
     def step(
         self,
@@ -219,7 +224,7 @@ class Block(nnx.Module):
         Returns:
             ``(y, cache)``: the new token ``(1, E)`` and the updated cache.
         """
-        q, k, v = self.attention.qkv(layer_norm(x))
+        q, k, v = self.attention.qkv(self.attention_norm(x))
         if rope is not None:
             q, k = rotate(q, rope), rotate(k, rope)
         zero = jnp.zeros((), jnp.int32)

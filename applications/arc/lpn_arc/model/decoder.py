@@ -22,6 +22,7 @@ from lpn_arc.config import ModelConfig
 from lpn_arc.data import NUM_COLOURS, Pair
 from lpn_arc.model.attention import Block
 from lpn_arc.model.layers import (
+    apply_dropout,
     cell_positions,
     dropout,
     embed,
@@ -56,7 +57,9 @@ class Decoder(nnx.Module):
         self.shape_rows = embed(cfg, cfg.max_rows, rngs)
         self.shape_cols = embed(cfg, cfg.max_cols, rngs)
         self.latent = linear(cfg, cfg.latent_dim, cfg.embed_dim, rngs)
+        self.embed_dropout = dropout(cfg)
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.decoder_layers)])
+        self.head_norm = layer_norm(cfg.embed_dim, rngs)
         self.rows_head = linear(cfg, cfg.embed_dim, cfg.max_rows, rngs)
         self.cols_head = linear(cfg, cfg.embed_dim, cfg.max_cols, rngs)
         self.grid_head = linear(cfg, cfg.embed_dim, NUM_COLOURS, rngs)
@@ -151,7 +154,7 @@ class Decoder(nnx.Module):
 
     def head_logits(self, head: nnx.Linear, hidden: jax.Array) -> jax.Array:
         """Float32 logits of ``head`` (rows, cols or grid) read off the normalised state."""
-        return head(layer_norm(hidden)).astype(jnp.float32)
+        return head(self.head_norm(hidden)).astype(jnp.float32)
 
     # Teacher forcing -------------------------------------------------------------------
 
@@ -231,7 +234,7 @@ class Decoder(nnx.Module):
         mask = jnp.concatenate([prefix_rows, output_rows])
 
         keys = split_key(dropout_key, len(self.blocks) + 1)
-        x = dropout(tokens, self.cfg.dropout, keys[0])
+        x = apply_dropout(self.embed_dropout, tokens, keys[0])
         for block, block_key in zip(self.blocks, keys[1:], strict=True):
             x, _ = block(x, mask, rope=rope, dropout_key=block_key, split=num_prefix)
         return x

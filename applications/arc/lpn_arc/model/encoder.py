@@ -16,6 +16,7 @@ from lpn_arc.config import ModelConfig
 from lpn_arc.data import NUM_COLOURS, Pair
 from lpn_arc.model.attention import Block
 from lpn_arc.model.layers import (
+    apply_dropout,
     cell_positions,
     dropout,
     embed,
@@ -49,7 +50,9 @@ class Encoder(nnx.Module):
         self.shape_rows = embed(cfg, cfg.max_rows, rngs)
         self.shape_cols = embed(cfg, cfg.max_cols, rngs)
         self.cls = embed(cfg, 1, rngs)
+        self.embed_dropout = dropout(cfg)
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.encoder_layers)])
+        self.head_norm = layer_norm(cfg.embed_dim, rngs)
         self.mean = linear(cfg, cfg.embed_dim, cfg.latent_dim, rngs)
         self.log_var = linear(cfg, cfg.embed_dim, cfg.latent_dim, rngs)
 
@@ -105,10 +108,10 @@ class Encoder(nnx.Module):
         key_valid = jnp.concatenate([jnp.ones((5,), bool), cell_valid.reshape(-1)])
 
         keys = split_key(dropout_key, len(self.blocks) + 1)
-        x = dropout(tokens, cfg.dropout, keys[0])
+        x = apply_dropout(self.embed_dropout, tokens, keys[0])
         for block, key in zip(self.blocks, keys[1:], strict=True):
             x, _ = block(x, key_valid[None, :], rope=rope, dropout_key=key)
-        head = layer_norm(x[0])
+        head = self.head_norm(x[0])
         return DiagGaussian(
             mean=self.mean(head).astype(jnp.float32),
             log_var=self.log_var(head).astype(jnp.float32),

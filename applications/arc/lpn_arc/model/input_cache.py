@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from lpn_arc.data import Pair
 from lpn_arc.model.decoder import Decoder
-from lpn_arc.model.layers import dropout, split_key
+from lpn_arc.model.layers import apply_dropout, split_key
 
 __all__ = ["cached_logits", "input_cache"]
 
@@ -91,7 +91,7 @@ def cached_logits(
         axis=1,
     )  # fmt: skip
     keys = split_key(dropout_key, len(decoder.blocks) + 1)
-    x = dropout(tokens, decoder.cfg.dropout, keys[0])
+    x = apply_dropout(decoder.embed_dropout, tokens, keys[0])
     for layer, (block, block_key) in enumerate(zip(decoder.blocks, keys[1:], strict=True)):
         prefix = (cache["keys"][layer], cache["values"][layer])
         x, _ = block(x, mask, rope=rope, dropout_key=block_key, prefix=prefix)

@@ -13,7 +13,9 @@ from lpn_arc.config import ModelConfig
 
 __all__ = [
     "ACTIVATION_FUNCTIONS",
+    "LayerNorm",
     "cell_positions",
+    "apply_dropout",
     "dropout",
     "embed",
     "layer_norm",
@@ -33,20 +35,47 @@ ACTIVATION_FUNCTIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 _LN_EPS = 1e-6
 
 
-def layer_norm(x: jax.Array) -> jax.Array:
-    """LayerNorm without scale or bias (eps 1e-6), computed in float32."""
-    x32 = x.astype(jnp.float32)
-    mean = jnp.mean(x32, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
-    return ((x32 - mean) * jax.lax.rsqrt(var + _LN_EPS)).astype(x.dtype)
+class LayerNorm(nnx.LayerNorm):
+    """:class:`flax.nnx.LayerNorm` computed in float32 whose output has the input's dtype.
+
+    The input is cast to float32 once (``dtype=float32``) and the output back once, so a
+    bfloat16 model sums its gradients in the order of one float32 function: with the
+    default ``dtype=None`` the input reaches the statistics and the centring apart (two
+    roundings of its gradient), and a float32 output makes each projection reading it
+    round its own share.
+    """
+
+    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+        return super().__call__(x, mask=mask).astype(x.dtype)
 
 
-def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
-    """Inverted dropout; the identity when ``key`` is None or ``rate`` is 0."""
-    if key is None or rate == 0.0:
-        return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+def layer_norm(width: int, rngs: nnx.Rngs) -> LayerNorm:
+    """LayerNorm over the last axis without scale or bias (eps 1e-6, the official model's),
+    in float32 (``E[(x - mean)^2]``, not the faster ``E[x^2] - mean^2``).
+
+    It holds no parameters: nothing is drawn from ``rngs`` or added to the checkpoint.
+    """
+    return LayerNorm(
+        width,
+        epsilon=_LN_EPS,
+        dtype=jnp.float32,
+        use_scale=False,
+        use_bias=False,
+        use_fast_variance=False,
+        rngs=rngs,
+    )
+
+
+def dropout(cfg: ModelConfig) -> nnx.Dropout:
+    """Inverted dropout at ``cfg.dropout``, applied with an explicit key
+    (:func:`apply_dropout`); it holds no random state of its own."""
+    return nnx.Dropout(cfg.dropout)
+
+
+def apply_dropout(layer: nnx.Dropout, x: jax.Array, key: jax.Array | None) -> jax.Array:
+    """``layer`` on ``x`` with the per-call ``key``; the identity when ``key`` is None (no
+    dropout: inference, the search inside the loss) or the rate is 0."""
+    return layer(x, deterministic=key is None, rngs=key)
 
 
 def split_key(key: jax.Array | None, num: int) -> list[jax.Array | None]:
