@@ -28,26 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+import common  # benchmarks/common.py
 
 NAME = "allocator"
-LIBRARIES = {
-    "tcmalloc": ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4"),
-    "jemalloc": ("libjemalloc.so.2",),
-}
-LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
 SEARCH_TASKS = 8
-
-
-def find_library(name: str) -> str | None:
-    for directory in LIB_DIRS:
-        for lib in LIBRARIES[name]:
-            path = Path(directory) / lib
-            if path.exists():
-                return str(path)
-    return None
 
 
 def child(repeats: int) -> dict:
@@ -56,22 +40,14 @@ def child(repeats: int) -> dict:
     import jax.numpy as jnp
     import optax
     from lpn_arc.config import get_preset
-    from lpn_arc.grids import PAIR_KEYS
+    from lpn_arc.data import PAIR_KEYS, pattern_test_tasks, training_batch
     from lpn_arc.model import log_likelihood_fn
-    from lpn_arc.train import (
-        init_params,
-        make_optimizer,
-        make_train_step,
-        pattern_test_tasks,
-        training_batch,
-    )
+    from lpn_arc.training import init_training, make_train_step
 
     import latentsearch as ls
 
     config = dataclasses.replace(get_preset("pattern"), batch_size=32, train_search="grad:1")
-    graphdef, params = init_params(config)
-    optimizer = make_optimizer(config)
-    opt_state = optimizer.init(params)
+    graphdef, params, optimizer, opt_state = init_training(config)
     batch = training_batch(config, 0)
     key = jax.random.key(0)
     step = make_train_step(graphdef, config, optimizer).lower(params, opt_state, batch, key)
@@ -132,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.repeats)))
         return 0
+    from lpn_arc.allocator import FAST_ALLOCATORS, find_allocator
+
     available = {"glibc": None}
     notes = []
-    for name in LIBRARIES:
-        library = find_library(name)
+    for name in FAST_ALLOCATORS:
+        library = find_allocator(name)
         if library is None:
             notes.append(f"{name} is not installed; skipped")
         else:

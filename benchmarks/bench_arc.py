@@ -27,33 +27,22 @@ import argparse
 import dataclasses
 import sys
 import time
-from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+import common  # benchmarks/common.py
 
 
 def bench_train_step(preset: str, batch_size: int | None, repeats: int) -> list[dict]:
     import jax
     from lpn_arc.config import get_preset
+    from lpn_arc.data import TrainingData
     from lpn_arc.model import count_params
-    from lpn_arc.train import (
-        TrainingData,
-        data_mesh,
-        init_params,
-        make_optimizer,
-        make_train_step,
-        shard_batch,
-    )
+    from lpn_arc.training import data_mesh, init_training, make_train_step, shard_batch
 
     config = get_preset(preset)
     if batch_size is not None:
         config = dataclasses.replace(config, batch_size=batch_size, grad_accum=1)
     mesh = data_mesh()
-    graphdef, params = init_params(config)
-    optimizer = make_optimizer(config)
-    opt_state = optimizer.init(params)
+    graphdef, params, optimizer, opt_state = init_training(config)
     step = make_train_step(graphdef, config, optimizer, search=config.train_search, mesh=mesh)
     batch = shard_batch(mesh, TrainingData(config).batch(0))
     key = jax.random.key(0)
@@ -95,8 +84,8 @@ def _evaluate_seconds(
 ) -> tuple[float, float]:
     """(first call incl. compilation, second call) seconds of evaluate_arc on ``tasks``."""
     import jax
-    from lpn_arc.evaluate import evaluate_arc
-    from lpn_arc.searchspec import parse_search
+    from lpn_arc.config import parse_search
+    from lpn_arc.evaluation import evaluate_arc
 
     spec = parse_search(text, lr=0.1)
     times = []
@@ -119,11 +108,10 @@ def bench_evaluate(
     compare_buckets: bool = False,
     decoder_mask: str | None = None,
 ) -> list[dict]:
-    from lpn_arc.config import get_preset
+    from lpn_arc.config import get_preset, parse_search
     from lpn_arc.data import load_tasks
     from lpn_arc.model import count_params
-    from lpn_arc.searchspec import parse_search
-    from lpn_arc.train import init_params
+    from lpn_arc.training import init_params
 
     config = get_preset(preset)
     if decoder_mask is not None:
@@ -207,10 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="arc", help="results/<name>.json")
     parser.add_argument("--seed", type=int, default=0, help="recorded; data seeds are fixed")
     args = parser.parse_args(argv)
-    from lpn_arc.allocator import reexec_with_fast_allocator
-
-    if argv is None:
-        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    common.rerun_with_fast_allocator(__file__, argv)
     repeats = 3 if args.quick else 5
     num_tasks = args.tasks or (2 if args.quick else 4)
     probes = tuple(int(k) for k in args.probes.split(","))

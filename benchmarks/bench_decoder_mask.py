@@ -21,12 +21,8 @@ import dataclasses
 import json
 import statistics
 import sys
-import time
-from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+import common  # benchmarks/common.py
 
 NAME = "decoder_mask"
 RUNS_FILE = common.RESULTS_DIR / "decoder_mask_runs.jsonl"  # finished runs, for resuming
@@ -37,24 +33,16 @@ SEARCHES = ("mean", "grad:100")
 def trained(mask: str, seed: int, steps: int):
     """``(graphdef, params, config, train_seconds or None when reused)``."""
     from lpn_arc.config import get_preset
-    from lpn_arc.train import load_run, train
 
     base = get_preset("quickstart")
     model = dataclasses.replace(base.model, decoder_mask=mask)
     config = dataclasses.replace(base, model=model, seed=seed, steps=steps)
     run_dir = common.RESULTS_DIR / "runs" / f"quickstart-{mask}-{steps}steps-seed{seed}"
-    try:
-        _, graphdef, params, _, step = load_run(run_dir)
-        if step >= steps:
-            return graphdef, params, config, None
-    except FileNotFoundError:
-        pass
-    start = time.perf_counter()
-    result = train(config, run_dir, resume=True, progress=True)
-    if result.interrupted or result.step < steps:  # never score a half-trained model
-        raise SystemExit(f"training of {run_dir.name} stopped at step {result.step}; "
+    _, graphdef, params, step, seconds = common.trained_run(config, run_dir)
+    if step < steps:  # never score a half-trained model (an interrupted run)
+        raise SystemExit(f"training of {run_dir.name} stopped at step {step}; "
                          "rerun to resume it")  # fmt: skip
-    return result.graphdef, result.params, config, time.perf_counter() - start
+    return graphdef, params, config, seconds
 
 
 def finished_runs(steps: int, tasks: int) -> dict[tuple[str, int], dict]:
@@ -72,9 +60,9 @@ def finished_runs(steps: int, tasks: int) -> dict[tuple[str, int], dict]:
 def train_and_evaluate(mask: str, seed: int, args) -> dict:
     """Trains (or reuses) one model and scores it with each of ``SEARCHES``."""
     import jax
-    from lpn_arc.evaluate import evaluate_tasks
-    from lpn_arc.searchspec import parse_search
-    from lpn_arc.train import pattern_test_tasks
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import pattern_test_tasks
+    from lpn_arc.evaluation import evaluate_tasks
 
     graphdef, params, config, seconds = trained(mask, seed, args.steps)
     tasks = pattern_test_tasks(config, args.tasks)
@@ -131,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="ignore the runs an interrupted invocation finished "
                         "(results/decoder_mask_runs.jsonl)")  # fmt: skip
     args = parser.parse_args(argv)
-    from lpn_arc.allocator import reexec_with_fast_allocator
-
-    if argv is None:
-        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    common.rerun_with_fast_allocator(__file__, argv)
     rows, extra = bench(args)
     path = common.write_results(NAME, rows, seed=args.seeds[0], extra=extra)
     print("| mask | search | top-1 (mean ± std over seeds) |")

@@ -51,9 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+import common  # benchmarks/common.py
 
 NAME = "efficiency"
 BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -112,7 +110,7 @@ def searcher_for(method: str):
 def trained_model(args):
     """``(config, graphdef, params, description)``: the given run, or one trained here."""
     from lpn_arc.config import get_preset
-    from lpn_arc.train import load_run, train
+    from lpn_arc.training import load_run
 
     full_steps = get_preset("quickstart").steps
     full_run = common.RESULTS_DIR / "runs" / f"quickstart-{full_steps}steps-seed{args.seed}"
@@ -126,25 +124,20 @@ def trained_model(args):
     config = dataclasses.replace(config, checkpoint_every=steps)
     run_dir = common.RESULTS_DIR / "runs" / f"quickstart-{steps}steps-seed{args.seed}"
     description = {"trained": str(run_dir), "recipe": "quickstart", "steps": steps}
-    try:
-        saved, graphdef, params, _, step = load_run(run_dir)
-        if step == steps:
-            print(f"reusing the model in {run_dir}", file=sys.stderr)
-            return saved, graphdef, params, {**description, "reused": True}
-    except FileNotFoundError:
-        pass
-    print(f"training the quickstart recipe for {steps} steps -> {run_dir}", file=sys.stderr)
-    start = time.perf_counter()
-    result = train(config, run_dir, resume=True, progress=True)
-    description["train_seconds"] = round(time.perf_counter() - start, 1)
-    return config, result.graphdef, result.params, description
+    print(f"the quickstart recipe for {steps} steps in {run_dir}", file=sys.stderr)
+    config, graphdef, params, _, seconds = common.trained_run(config, run_dir)
+    if seconds is None:
+        print(f"reused the model in {run_dir}", file=sys.stderr)
+        return config, graphdef, params, {**description, "reused": True}
+    description["train_seconds"] = round(seconds, 1)
+    return config, graphdef, params, description
 
 
 def make_runner(graphdef, method: str, max_budget: int):
     """A jitted ``(params, tasks, keys, start) -> (latents at budgets, evaluations)``."""
     import jax
     import jax.numpy as jnp
-    from lpn_arc.grids import PAIR_KEYS
+    from lpn_arc.data import PAIR_KEYS
     from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
 
     import latentsearch as ls
@@ -191,7 +184,7 @@ def bench(args) -> tuple[list[dict], dict]:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from lpn_arc.train import pattern_test_tasks
+    from lpn_arc.data import pattern_test_tasks
 
     config, graphdef, params, model_info = trained_model(args)
     num_tasks = args.tasks or (16 if args.quick else 64)
@@ -316,10 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         help="rerun only these methods and replace their rows in the existing results file",
     )
     args = parser.parse_args(argv)
-    from lpn_arc.allocator import reexec_with_fast_allocator
-
-    if argv is None:
-        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    common.rerun_with_fast_allocator(__file__, argv)
     rows, extra = bench(args)
     name = f"{NAME}_quick" if args.quick else NAME  # a quick run keeps the full curve
     if args.methods:

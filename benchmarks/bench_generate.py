@@ -10,7 +10,8 @@ and every other column is zero; the target logit is then ``|LN(h)|^2 > 0`` and a
 1. ``pattern``: the PATTERN model (``ModelConfig.pattern()``: 2+2 layers, 6 heads x 16,
    MLP 1, latent 32, 10x10), a forced 10x10 output: cached ``generate`` with
    ``stop_early`` True (the default) and False, and the uncached reference
-   ``generate_uncached`` (one full decoder pass per token, 102 passes), timed interleaved;
+   ``generate_uncached`` of ``tests/arc/helpers.py`` (one full decoder pass per token,
+   102 passes), timed interleaved;
    plus a vmapped batch of 32 random (unforced) tasks, seconds per grid.
 2. ``arc_repo``: the repo-size ARC model (``ModelConfig.arc_repo()``: 4+4 layers,
    8 heads x 32, MLP 4, latent 128, 30x30, bfloat16 activations), a 30x30 input and a
@@ -34,11 +35,8 @@ import argparse
 import dataclasses
 import sys
 import time
-from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+import common  # benchmarks/common.py
 
 NAME = "generate"
 BATCH = 32
@@ -48,7 +46,7 @@ MAX_END_TO_END_SECONDS = 600.0
 
 
 def _shape_forcer(graphdef):
-    from lpn_arc.testing import shape_forcer
+    from tests.arc.helpers import shape_forcer  # test-only code (the repository root)
 
     return shape_forcer(graphdef)
 
@@ -99,8 +97,10 @@ def _timed_rows(name: str, metric: str, timings: dict, scale: float = 1.0) -> li
 def _uncached_fn(graphdef):
     from flax import nnx
 
+    from tests.arc.helpers import generate_uncached  # the reference of the tests
+
     def uncached(params, z, inputs, input_shape):
-        return nnx.merge(graphdef, params).generate_uncached(z, inputs, input_shape)
+        return generate_uncached(nnx.merge(graphdef, params), z, inputs, input_shape)
 
     return uncached
 
@@ -326,10 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed of parameters and data")
     args = parser.parse_args(argv)
-    from lpn_arc.allocator import reexec_with_fast_allocator
-
-    if argv is None:
-        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    common.rerun_with_fast_allocator(__file__, argv)
     repeats = 3 if args.quick else 7
     wall = time.perf_counter()
     rows, pattern = bench_pattern(args.seed, repeats)
@@ -360,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
             "cached/stop_early": "LPNModel.generate (default): key/value cache, loop over the "
             "predicted rows * cols cells",
             "cached/fixed": "LPNModel.generate(stop_early=False): a fixed R * C - 1 steps",
-            "uncached": "LPNModel.generate_uncached: one full teacher-forced decoder pass "
-            "(2 R C + 5 tokens) per token, rows * cols + 2 passes",
+            "uncached": "generate_uncached (tests/arc/helpers.py): one full teacher-forced "
+            "decoder pass (2 R C + 5 tokens) per token, rows * cols + 2 passes",
             "uncached/bfloat16 seconds_per_grid": "end to end, or when 'extrapolated' the "
             "median of 5 timed decode_logits passes x 902",
             "speedup": "uncached seconds_per_grid / cached seconds_per_grid (same run)",

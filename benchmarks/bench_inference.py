@@ -23,12 +23,8 @@ Writes ``results/inference.json`` (rows ``name="inference"``, ``variant=
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+import common  # benchmarks/common.py
 
 NAME = "inference"
 SEARCHES = ("mean", "grad:5", "grad:20", "grad:100")
@@ -48,9 +44,9 @@ def variants(searches):
 def bench(args) -> tuple[list[dict], dict]:
     import jax
     from bench_efficiency import trained_model
-    from lpn_arc.evaluate import evaluate_tasks
-    from lpn_arc.searchspec import parse_search
-    from lpn_arc.train import pattern_test_tasks
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import pattern_test_tasks
+    from lpn_arc.evaluation import evaluate_tasks
 
     config, graphdef, params, model = trained_model(args)
     tasks = pattern_test_tasks(config, args.tasks)
@@ -108,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.tasks = args.tasks or (32 if args.quick else 256)
     args.searches = ("mean", "grad:20") if args.quick else SEARCHES
-    from lpn_arc.allocator import reexec_with_fast_allocator
-
-    if argv is None:
-        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    common.rerun_with_fast_allocator(__file__, argv)
     rows, extra = bench(args)
     name = NAME if args.holdout == "last" else f"{NAME}_holdout_all"
     name = f"{name}_quick" if args.quick else name

@@ -29,11 +29,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+import common  # benchmarks/common.py
 
 NAME = "lpn"
 BATCH = 32
@@ -54,20 +51,18 @@ def _config():
 
 def bench_train_step(config, repeats: int, searches=TRAIN_SEARCHES, warmup: int = 1) -> list[dict]:
     import jax
-    from lpn_arc.train import init_params, make_optimizer, make_train_step, training_batch
+    from lpn_arc.data import training_batch
+    from lpn_arc.training import init_training, make_train_step
 
-    graphdef, params = init_params(config)
+    graphdef, params, optimizer, opt_state = init_training(config)
     batch = training_batch(config, 0)
     key = jax.random.key(0)
     fns, memory = {}, {}
     for search in searches:
-        variant = dataclasses.replace(config, train_search=search)
-        optimizer = make_optimizer(variant)
-        opt_state = optimizer.init(params)
-        step = make_train_step(graphdef, variant, optimizer)
+        step = make_train_step(graphdef, config, optimizer, search=search)
         compiled = step.lower(params, opt_state, batch, key).compile()
         memory[search] = common.compiled_memory(compiled)["total_bytes"]
-        fns[search] = lambda c=compiled, s=opt_state: c(params, s, batch, key)
+        fns[search] = lambda c=compiled: c(params, opt_state, batch, key)
     # One variant after the other: interleaved with the unrolled step (gigabytes allocated
     # and freed per call), the cheap steps pay its page faults and their times double.
     timings = {}
@@ -107,18 +102,16 @@ def bench_train_step(config, repeats: int, searches=TRAIN_SEARCHES, warmup: int 
 def bench_memory_vs_k(config) -> list[dict]:
     """XLA's memory estimate of the training step against the number of search steps."""
     import jax
-    from lpn_arc.train import init_params, make_optimizer, make_train_step, training_batch
+    from lpn_arc.data import training_batch
+    from lpn_arc.training import init_training, make_train_step
 
-    graphdef, params = init_params(config)
+    graphdef, params, optimizer, opt_state = init_training(config)
     batch = training_batch(config, 0)
     key = jax.random.key(0)
     rows, memory = [], {}
     for flow in MEMORY_FLOWS:
         for k in MEMORY_KS:
-            variant = dataclasses.replace(config, train_search=f"grad:{k}:{flow}")
-            optimizer = make_optimizer(variant)
-            opt_state = optimizer.init(params)
-            step = make_train_step(graphdef, variant, optimizer)
+            step = make_train_step(graphdef, config, optimizer, search=f"grad:{k}:{flow}")
             compiled = step.lower(params, opt_state, batch, key).compile()
             memory[flow, k] = common.compiled_memory(compiled)["total_bytes"]
             rows.append(
@@ -147,11 +140,11 @@ def bench_memory_vs_k(config) -> list[dict]:
 def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> list[dict]:
     import jax
     import jax.numpy as jnp
-    from lpn_arc.evaluate import evaluate_tasks
-    from lpn_arc.grids import PAIR_KEYS
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import PAIR_KEYS, pattern_test_tasks
+    from lpn_arc.evaluation import evaluate_tasks
     from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
-    from lpn_arc.searchspec import parse_search
-    from lpn_arc.train import init_params, pattern_test_tasks
+    from lpn_arc.training import init_params
 
     import latentsearch as ls
 
@@ -244,10 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these parts (full run); the results go to lpn_<parts>.json",
     )
     args = parser.parse_args(argv)
-    from lpn_arc.allocator import reexec_with_fast_allocator
-
-    if argv is None:
-        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    common.rerun_with_fast_allocator(__file__, argv)
     config = _config()
     if args.quick:
         # compiled ahead of time, so the first call is timed too (no warm-up call)

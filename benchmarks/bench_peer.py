@@ -42,9 +42,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+import common  # benchmarks/common.py
 
 NAME = "peer"
 MEASUREMENTS = ("train_mean", "train_grad1", "search_grad100", "evaluate_grad100")
@@ -54,7 +52,7 @@ WORKER = Path(__file__).resolve().parent / "peer_worker.py"
 def write_tasks(path: Path, num: int, seed: int) -> None:
     """``num`` PATTERN tasks (10x10, 4x4 patterns, 4 pairs) as an ``.npz`` both sides read."""
     import numpy as np
-    from lpn_arc.pattern import generate_pattern_tasks
+    from lpn_arc.data import generate_pattern_tasks
 
     tasks, _ = generate_pattern_tasks(
         np.random.default_rng(seed), num, num_pairs=4, grid_size=10, pattern_size=4

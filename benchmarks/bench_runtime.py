@@ -33,10 +33,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
+import common  # benchmarks/common.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
 
 NAME = "runtime"
 WORKER = Path(__file__).resolve().parent / "peer_worker.py"

@@ -24,17 +24,14 @@ import argparse
 import functools
 import sys
 import time
-from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
+import common  # benchmarks/common.py
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 import latentsearch as ls
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
 
 NAME = "search"
 METHOD_BATCHES = (1, 32, 128)
@@ -256,9 +253,9 @@ def _method_searchers():
 def bench_methods(seed: int, repeats: int, batches=METHOD_BATCHES) -> list[dict]:
     """Evaluations per second and compile seconds of each searcher on the pattern decoder."""
     from lpn_arc.config import get_preset
-    from lpn_arc.grids import PAIR_KEYS
+    from lpn_arc.data import PAIR_KEYS, pattern_test_tasks
     from lpn_arc.model import log_likelihood_fn
-    from lpn_arc.train import init_params, pattern_test_tasks
+    from lpn_arc.training import init_params
 
     config = get_preset("quickstart")
     graphdef, params = init_params(config)
@@ -440,10 +437,7 @@ def main(argv=None):
         help="where to write search.json",
     )
     args = parser.parse_args(argv)
-    from lpn_arc.allocator import reexec_with_fast_allocator
-
-    if argv is None:  # tcmalloc where installed, like lpn-arc; the allocator is recorded
-        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    common.rerun_with_fast_allocator(__file__, argv)
     repeats = 3 if args.quick else 5
     key = jax.random.key(args.seed)
     k_throughput, k_lpn = jax.random.split(key)

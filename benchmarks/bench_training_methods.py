@@ -24,12 +24,9 @@ import argparse
 import dataclasses
 import statistics
 import sys
-import time
 from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
+import common  # benchmarks/common.py
 
 NAME = "training_methods"
 METHODS = ("mean", "grad:1", "grad:1:unrolled")
@@ -70,17 +67,10 @@ def run_name(args, method: str, seed: int) -> str:
 
 
 def train_or_reuse(config, run_dir: Path, minutes: float):
-    from lpn_arc.train import load_run, train
-
-    try:
-        _, graphdef, params, _, step = load_run(run_dir)
-        if step >= config.steps:
-            return graphdef, params, step, None
-    except FileNotFoundError:
-        pass
-    start = time.perf_counter()
-    result = train(config, run_dir, resume=True, progress=True, max_seconds=60 * minutes)
-    return result.graphdef, result.params, result.step, time.perf_counter() - start
+    _, graphdef, params, step, seconds = common.trained_run(
+        config, run_dir, max_seconds=60 * minutes
+    )
+    return graphdef, params, step, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,14 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--searches", nargs="+", default=list(SEARCHES), help="test searches")
     parser.add_argument("--tasks", type=int, default=256, help="held-out tasks")
     args = parser.parse_args(argv)
-    from lpn_arc.allocator import reexec_with_fast_allocator
-
-    if argv is None:
-        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    common.rerun_with_fast_allocator(__file__, argv)
     import jax
-    from lpn_arc.evaluate import evaluate_tasks
-    from lpn_arc.searchspec import parse_search
-    from lpn_arc.train import pattern_test_tasks
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import pattern_test_tasks
+    from lpn_arc.evaluation import evaluate_tasks
 
     rows, runs = [], []
     accuracy: dict[str, dict[str, list[float]]] = {}

@@ -16,8 +16,11 @@ Every benchmark writes ``benchmarks/results/<name>.json`` with one schema::
 A timed row has ``value == median`` of ``repeats`` runs; a deterministic or derived value
 (a memory estimate, a ratio) has ``repeats == 1`` and ``min == median == max == value``.
 
-Importing this module also puts the repository root on ``sys.path``, so the benchmarks run
-as plain scripts (``python benchmarks/bench_x.py``) without installing ``latentsearch``.
+The benchmarks import the installed ``latentsearch`` and ``lpn_arc`` (``make bench`` installs
+both into ``.venv``) and run as plain scripts (``python benchmarks/bench_x.py``; Python puts
+``benchmarks/`` on ``sys.path`` for ``import common``). Importing this module appends the
+repository root to ``sys.path``, after the installed packages, for the test-only helpers
+that ``bench_generate.py`` borrows (``tests/arc/helpers.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ REPO_ROOT = BENCHMARKS_DIR.parent
 RESULTS_DIR = BENCHMARKS_DIR / "results"
 
 if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+    sys.path.append(str(REPO_ROOT))  # last: the installed packages come first
 
 ROW_KEYS = ("name", "variant", "metric", "value", "unit", "repeats", "min", "median", "max")
 """The keys of every result row, in order."""
@@ -54,8 +57,10 @@ __all__ = [
     "machine_info",
     "print_table",
     "record",
+    "rerun_with_fast_allocator",
     "time_fn",
     "time_interleaved",
+    "trained_run",
     "write_results",
 ]
 
@@ -74,12 +79,43 @@ def cpu_model() -> str:
 
 
 def allocator() -> str:
-    """``"tcmalloc"`` or ``"jemalloc"`` if ``LD_PRELOAD`` names one, else ``"glibc"``."""
-    preload = os.environ.get("LD_PRELOAD", "").lower()
-    for name in ("tcmalloc", "jemalloc"):
-        if name in preload:
-            return name
-    return "glibc"
+    """``"tcmalloc"`` or ``"jemalloc"`` if ``LD_PRELOAD`` names one, else ``"glibc"``
+    (:func:`lpn_arc.allocator.allocator`)."""
+    from lpn_arc.allocator import allocator as process_allocator
+
+    return process_allocator()
+
+
+def trained_run(
+    config: Any, run_dir: Path, *, max_seconds: float | None = None
+) -> tuple[Any, Any, Any, int, float | None]:
+    """``(config, graphdef, params, step, train_seconds)`` of the lpn-arc run in ``run_dir``:
+    reused when it has reached ``config.steps`` (its saved configuration; ``train_seconds``
+    None), else trained there, resumed from its latest checkpoint
+    (:func:`lpn_arc.training.train`)."""
+    from lpn_arc.training import load_run, train
+
+    try:
+        saved, graphdef, params, _, step = load_run(run_dir)
+        if step >= config.steps:
+            return saved, graphdef, params, step, None
+    except FileNotFoundError:
+        pass
+    start = time.perf_counter()
+    result = train(config, run_dir, resume=True, progress=True, max_seconds=max_seconds)
+    seconds = time.perf_counter() - start
+    return config, result.graphdef, result.params, result.step, seconds
+
+
+def rerun_with_fast_allocator(script: str, argv: Sequence[str] | None) -> None:
+    """Runs ``script`` again with tcmalloc (or jemalloc) preloaded, as ``lpn-arc`` does
+    (:func:`lpn_arc.allocator.reexec_with_fast_allocator`), when it was started from the
+    command line (``argv`` None, as ``main()`` gets it there); returns when it already runs
+    with one, none is installed or ``LPN_ARC_ALLOCATOR`` is set (``glibc`` keeps glibc)."""
+    if argv is None:
+        from lpn_arc.allocator import reexec_with_fast_allocator
+
+        reexec_with_fast_allocator([sys.executable, str(Path(script).resolve()), *sys.argv[1:]])
 
 
 def _usable_cores() -> int:

@@ -71,13 +71,10 @@ def ours_program(measurement, tasks, decoder_mask="official"):
 
     import jax
     import jax.numpy as jnp
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
-    from lpn_arc.config import get_preset
-    from lpn_arc.evaluate import _batch_fn
+    from lpn_arc.config import get_preset, parse_search
+    from lpn_arc.evaluation.inference import batch_fn
     from lpn_arc.model import encode_fn, log_likelihood_fn, precompute_fn
-    from lpn_arc.searchspec import parse_search
-    from lpn_arc.train import init_params, make_optimizer, make_train_step
+    from lpn_arc.training import init_training, make_train_step
 
     import latentsearch as ls
 
@@ -86,12 +83,10 @@ def ours_program(measurement, tasks, decoder_mask="official"):
     config = dataclasses.replace(get_preset("pattern"), batch_size=num, train_search=search)
     model = dataclasses.replace(config.model, decoder_mask=decoder_mask)
     config = dataclasses.replace(config, model=model)
-    graphdef, params = init_params(config)
+    graphdef, params, optimizer, opt_state = init_training(config)
     key = jax.random.key(0)
     arrays = {k: jnp.asarray(v, jnp.int32) for k, v in tasks.items()}
     if measurement.startswith("train"):
-        optimizer = make_optimizer(config)
-        opt_state = optimizer.init(params)
         step = make_train_step(graphdef, config, optimizer)
         return step, (params, opt_state, arrays, key), "step", num
 
@@ -118,7 +113,7 @@ def ours_program(measurement, tasks, decoder_mask="official"):
 
         return jax.jit(jax.vmap(one)), (spec_pairs, keys), "task", num
 
-    batch = _batch_fn(graphdef, spec, 2, "mean")
+    batch = batch_fn(graphdef, spec, 2, "mean")
     mask = jnp.ones(spec_pairs["inputs"].shape[:2], bool)
     query = arrays["inputs"][:, -1], arrays["input_shapes"][:, -1]
     return batch, (params, spec_pairs, mask, *query, keys), "task", num

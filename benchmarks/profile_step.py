@@ -30,10 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # benchmarks/common.py; also puts the repository root on sys.path
+import common  # benchmarks/common.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "applications" / "arc"))
 
 NAME = "profile"
 MEASUREMENTS = ("train_mean", "train_grad1", "search_grad100")
@@ -201,10 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=12, help="rows printed per program")
     args = parser.parse_args(argv)
     from bench_peer import write_tasks
-    from lpn_arc.allocator import reexec_with_fast_allocator
 
-    if argv is None:
-        reexec_with_fast_allocator([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    common.rerun_with_fast_allocator(__file__, argv)
     import numpy as np
 
     rows, programs = [], {}

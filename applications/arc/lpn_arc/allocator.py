@@ -13,12 +13,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["allocator", "find_fast_allocator", "reexec_with_fast_allocator"]
+__all__ = [
+    "FAST_ALLOCATORS",
+    "allocator",
+    "find_allocator",
+    "find_fast_allocator",
+    "reexec_with_fast_allocator",
+]
 
 _ALLOCATORS = {
     "tcmalloc": ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4"),
     "jemalloc": ("libjemalloc.so.2",),
 }
+FAST_ALLOCATORS = tuple(_ALLOCATORS)
+"""The allocators :func:`reexec_with_fast_allocator` can preload, preferred first."""
 _LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
 _ENV = "LPN_ARC_ALLOCATOR"
 
@@ -32,14 +40,28 @@ def allocator() -> str:
     return "glibc"
 
 
+def find_allocator(name: str) -> str | None:
+    """The path of the installed library of ``name`` (one of :data:`FAST_ALLOCATORS`), or None.
+
+    Raises:
+        ValueError: if ``name`` is not one of :data:`FAST_ALLOCATORS`.
+    """
+    if name not in _ALLOCATORS:
+        raise ValueError(f"unknown allocator {name!r}; expected one of {FAST_ALLOCATORS}")
+    for directory in _LIB_DIRS:
+        for lib in _ALLOCATORS[name]:
+            path = Path(directory) / lib
+            if path.exists():
+                return str(path)
+    return None
+
+
 def find_fast_allocator() -> str | None:
     """The path of an installed tcmalloc (preferred) or jemalloc library, or None."""
-    for names in _ALLOCATORS.values():
-        for directory in _LIB_DIRS:
-            for lib in names:
-                path = Path(directory) / lib
-                if path.exists():
-                    return str(path)
+    for name in FAST_ALLOCATORS:
+        path = find_allocator(name)
+        if path is not None:
+            return path
     return None
 
 

@@ -17,7 +17,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator, ScalarFormatter
 
-from lpn_arc.evaluate import EvalOutput, prediction_metrics
+from lpn_arc.config import SearchSpec, parse_search
+from lpn_arc.data import GridPair, Pair
+from lpn_arc.evaluation import EvalOutput, prediction_metrics
 
 __all__ = [
     "ARC_COLOURS",
@@ -58,25 +60,27 @@ def _save(figure: Figure, path: str | Path) -> Path:
     return path
 
 
-def search_steps(text: str) -> int | None:
-    """Number of gradient steps of a search specification, or None if not a gradient search.
+def search_steps(search: str | SearchSpec) -> int | None:
+    """Number of gradient steps of a search, or None if it is not a gradient search.
 
     Args:
-        text: a search specification such as ``"mean"``, ``"grad:100"`` or ``"sample:250"``.
+        search: a :class:`lpn_arc.config.SearchSpec`, or its text (``"mean"``,
+            ``"grad:100"``, ``"sample:250"``...), parsed by :func:`lpn_arc.config.parse_search`.
 
     Returns:
-        ``0`` for ``mean``, ``K`` for ``grad:K`` (and ``grad:K:<flow>``), None otherwise.
+        ``0`` for ``mean``, ``K`` for ``grad:K`` (and ``grad:K:<flow>``), None for other
+        searches and for a text that is not a search specification (a row's free label).
 
     Example:
         >>> search_steps("mean"), search_steps("grad:10:unrolled"), search_steps("sample:5")
         (0, 10, None)
     """
-    parts = str(text).strip().split(":")
-    if parts == ["mean"]:
-        return 0
-    if parts[0] == "grad" and len(parts) >= 2 and parts[1].isdigit():
-        return int(parts[1])
-    return None
+    if isinstance(search, SearchSpec):
+        return search.gradient_steps
+    try:
+        return parse_search(str(search)).gradient_steps
+    except ValueError:
+        return None
 
 
 def plot_accuracy_vs_steps(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -144,7 +148,7 @@ def _draw_grid(ax: Any, grid: np.ndarray, shape: np.ndarray, title: str, colour:
 
 
 def plot_tasks(
-    tasks: dict[str, Any],
+    tasks: Pair,
     output: EvalOutput,
     path: str | Path,
     num_tasks: int = 4,
@@ -157,8 +161,8 @@ def plot_tasks(
     and drawn with the ARC palette. Attempt titles say whether the attempt is correct.
 
     Args:
-        tasks: the pair-format dict given to :func:`lpn_arc.evaluate.evaluate_tasks`.
-        output: its :class:`lpn_arc.evaluate.EvalOutput`.
+        tasks: the pair-format dict given to :func:`lpn_arc.evaluation.evaluate_tasks`.
+        output: its :class:`lpn_arc.evaluation.EvalOutput`.
         path: output image file.
         num_tasks: number of tasks (rows) to draw, at most the number evaluated.
         indices: which tasks to draw (default: the first ``num_tasks``), e.g. from
@@ -189,50 +193,51 @@ def plot_tasks(
         chosen = np.asarray(indices, dtype=np.int64).reshape(-1)
         if chosen.size == 0 or np.any((chosen < 0) | (chosen >= total)):
             raise ValueError(f"indices must be non-empty and lie in [0, {total}), got {indices}")
-    shown = len(chosen)
+    ok_1, ok_2 = _verdicts(output, outputs[:, -1], output_shapes[:, -1])
+    num_cols = 2 * (num_pairs - 1) + 4
+    figure = _new_figure(1.6 * num_cols, 1.8 * len(chosen))
+    axes = np.asarray(figure.subplots(len(chosen), num_cols, squeeze=False))
+    for i, t in enumerate(chosen):
+        grids = [(inputs[t, j], input_shapes[t, j], outputs[t, j], output_shapes[t, j])
+                 for j in range(num_pairs)]  # fmt: skip
+        attempts = [
+            (output.attempt_1[t], output.attempt_shapes[t, 0], ok_1[t]),
+            (output.attempt_2[t], output.attempt_shapes[t, 1], ok_2[t]),
+        ]
+        _draw_task_row(axes[i], grids, attempts)
+        axes[i][0].set_ylabel(f"task {t}", fontsize=8)
+    return _save(figure, path)
+
+
+def _verdicts(
+    output: EvalOutput, truth: np.ndarray, truth_shapes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether attempt 1 and (judged on its own) attempt 2 are right, per task."""
     correct = prediction_metrics(
-        output.attempt_1,
-        output.attempt_2,
-        output.attempt_shapes,
-        outputs[:, -1],
-        output_shapes[:, -1],
+        output.attempt_1, output.attempt_2, output.attempt_shapes, truth, truth_shapes
     )
     # Attempt 2 judged on its own: swap the attempts and read top-1.
     swapped = prediction_metrics(
-        output.attempt_2,
-        output.attempt_1,
-        output.attempt_shapes[:, ::-1],
-        outputs[:, -1],
-        output_shapes[:, -1],
+        output.attempt_2, output.attempt_1, output.attempt_shapes[:, ::-1], truth, truth_shapes
     )
-    ok_2 = swapped["top1"]
+    return correct["top1"], swapped["top1"]
 
-    num_cols = 2 * (num_pairs - 1) + 4
-    figure = _new_figure(1.6 * num_cols, 1.8 * shown)
-    axes = np.asarray(figure.subplots(shown, num_cols, squeeze=False))
-    for i, t in enumerate(chosen):
-        row = axes[i]
-        for j in range(num_pairs - 1):
-            _draw_grid(row[2 * j], inputs[t, j], input_shapes[t, j], f"pair {j + 1} in", "black")
-            _draw_grid(
-                row[2 * j + 1], outputs[t, j], output_shapes[t, j], f"pair {j + 1} out", "black"
-            )
-        base = 2 * (num_pairs - 1)
-        _draw_grid(row[base], inputs[t, -1], input_shapes[t, -1], "query in", "black")
-        _draw_grid(row[base + 1], outputs[t, -1], output_shapes[t, -1], "truth", "black")
-        for a, (grid, ok) in enumerate(
-            ((output.attempt_1[t], correct["top1"][t]), (output.attempt_2[t], ok_2[t]))
-        ):
-            verdict = "correct" if ok else "wrong"
-            _draw_grid(
-                row[base + 2 + a],
-                grid,
-                output.attempt_shapes[t, a],
-                f"attempt {a + 1}: {verdict}",
-                "green" if ok else "red",
-            )
-        row[0].set_ylabel(f"task {t}", fontsize=8)
-    return _save(figure, path)
+
+def _draw_task_row(row: Any, pairs: list[tuple], attempts: list[tuple]) -> None:
+    """One task: each specification pair's input and output, the query input and truth
+    (the last of ``pairs``), then each ``(grid, shape, correct)`` attempt."""
+    *spec, query = pairs
+    for j, (inp, inp_shape, out, out_shape) in enumerate(spec):
+        _draw_grid(row[2 * j], inp, inp_shape, f"pair {j + 1} in", "black")
+        _draw_grid(row[2 * j + 1], out, out_shape, f"pair {j + 1} out", "black")
+    base = 2 * len(spec)
+    _draw_grid(row[base], query[0], query[1], "query in", "black")
+    _draw_grid(row[base + 1], query[2], query[3], "truth", "black")
+    for a, (grid, shape, ok) in enumerate(attempts):
+        verdict = "correct" if ok else "wrong"
+        _draw_grid(
+            row[base + 2 + a], grid, shape, f"attempt {a + 1}: {verdict}", "green" if ok else "red"
+        )
 
 
 def interesting_tasks(baseline: EvalOutput, searched: EvalOutput, num_tasks: int = 4) -> list[int]:
@@ -309,7 +314,7 @@ def plot_search_traces(traces: np.ndarray, path: str | Path) -> Path:
 
 
 def plot_arc_solution(
-    spec: Sequence[tuple[Any, Any]],
+    spec: Sequence[GridPair],
     test_input: Any,
     attempts: Sequence[Any],
     path: str | Path,

@@ -1,0 +1,386 @@
+"""What each ``lpn-arc`` command does (the command line itself is :mod:`lpn_arc.cli`).
+
+Every ``run_*`` function takes the parsed arguments and returns the exit status. The
+packages they use are imported inside them, so ``lpn-arc --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lpn_arc.allocator import allocator
+
+__all__ = [
+    "QUICKSTART_SEARCHES",
+    "load_arc",
+    "run_eval",
+    "run_quickstart",
+    "run_solve",
+    "run_train",
+]
+
+
+def _evaluate_all(
+    graphdef,
+    params,
+    tasks,
+    searches,
+    *,
+    lr,
+    scale,
+    batch_size,
+    progress,
+    optimizer="clip-adam",
+    start="mean",
+    attempt2="distinct",
+    holdout="last",
+):
+    """Each search of ``searches`` on the stacked ``tasks``: ``(metrics rows, outputs)``."""
+    import jax
+
+    from lpn_arc.config import parse_search
+    from lpn_arc.evaluation import evaluate_tasks
+
+    rows, outputs = [], {}
+    for text in searches:
+        spec = parse_search(text, lr=lr, scale=scale, optimizer=optimizer)
+        out = evaluate_tasks(
+            graphdef,
+            params,
+            tasks,
+            spec,
+            jax.random.key(0),
+            batch_size=batch_size,
+            start=start,
+            attempt2=attempt2,
+            holdout=holdout,
+            progress=progress,
+        )
+        rows.append(out.metrics)
+        outputs[text] = out
+    return rows, outputs
+
+
+def _data_summary(data) -> str:
+    """``arc1-train (train pairs) + re-arc FOLDER`` or ``pattern``."""
+    if data.is_pattern:
+        return "pattern"
+    pairs = "train+test pairs" if data.include_test_pairs else "train pairs only"
+    parts = [f"{', '.join(data.sources)} ({pairs})"] if data.sources else []
+    return " + ".join(parts + ([f"re-arc {data.rearc}"] if data.rearc else []))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``lpn-arc train``: a preset with overrides, trained (or printed with ``--dry-run``)."""
+    import jax
+
+    from lpn_arc.config import apply_overrides, config_to_dict, get_preset
+    from lpn_arc.model import count_params
+    from lpn_arc.training import init_params, train
+
+    if args.distributed:
+        jax.distributed.initialize()
+
+    config = apply_overrides(get_preset(args.preset), args)
+    _, shapes = jax.eval_shape(lambda: init_params(config))
+    if args.dry_run:
+        print(json.dumps(config_to_dict(config), indent=2))
+        print(f"parameters: {count_params(shapes):,}")
+        return 0
+    m, d = config.model, config.data
+    print(
+        f"preset {args.preset}: {count_params(shapes):,} parameters (enc {m.encoder_layers} / "
+        f"dec {m.decoder_layers} layers, {m.num_heads}x{m.head_dim}, latent {m.latent_dim}, "
+        f"{m.max_rows}x{m.max_cols}, {m.dtype}); data {_data_summary(d)}; batch "
+        f"{config.batch_size} on {jax.device_count()} device(s); allocator {allocator()}"
+    )
+    result = train(
+        config,
+        args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        check_memory=not args.no_memory_check,
+    )
+    if result.interrupted:
+        print(
+            f"lpn-arc train: interrupted at step {result.step}; checkpoint written to "
+            f"{args.out}; continue with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"trained to step {result.step} in {result.seconds:.1f} s; checkpoints in {args.out}")
+    return 0
+
+
+def load_arc(source: str, solutions: str | None = None, limit: int | None = None) -> list[Any]:
+    """:func:`lpn_arc.data.load_tasks`, plus ``DATASET/TASK_ID`` (``arc1-eval/00576224``)."""
+    from lpn_arc.data import DATASETS, load_tasks
+
+    if "/" in source and source.split("/", 1)[0] in DATASETS:  # DATASET/TASK_ID
+        dataset, task_id = source.split("/", 1)
+        tasks = [t for t in load_tasks(dataset) if t.task_id == task_id]
+        if not tasks:
+            raise ValueError(f"task {task_id!r} is not in {dataset}")
+        return tasks
+    return load_tasks(source, solutions=solutions, limit=limit)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """``lpn-arc eval``: a checkpoint on held-out PATTERN tasks, or on ARC tasks (``--data``)."""
+    from lpn_arc.data import pattern_test_tasks
+    from lpn_arc.evaluation import format_table
+    from lpn_arc.training import load_run, run_info
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    config, graphdef, params, _, step = load_run(args.checkpoint)
+    searches = args.search or ["mean"]
+    if args.data is not None:
+        return _eval_arc(args, config, graphdef, params, step, searches)
+    tasks = pattern_test_tasks(config, args.tasks, args.density)
+    rows, _ = _evaluate_all(
+        graphdef,
+        params,
+        tasks,
+        searches,
+        lr=args.lr,
+        scale=args.scale,
+        batch_size=args.batch_size or 32,
+        progress=True,
+        **_inference_options(args),
+        holdout=args.holdout,
+    )
+    print(
+        f"checkpoint {args.checkpoint} (step {step}), {len(tasks['inputs'])} test tasks "
+        f"(holdout {args.holdout}), start {args.start}, optimizer {args.optimizer}, "
+        f"allocator {allocator()}"
+    )
+    print(format_table(rows, _columns(args)))
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "step": step,
+        "inference": {**_inference_options(args), "holdout": args.holdout, "lr": args.lr},
+        "rows": rows,
+    }
+    print(json.dumps(report))
+    report["environment"] = {**run_info(config), "eval_seed": 0}
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "results.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+ARC_COLUMNS = ("search", "tasks", "top1", "pass2", "pixel", "shape", "evaluations", "seconds")
+PATTERN_COLUMNS = ("search", "top1", "pass2", "pixel", "shape", "evaluations")
+
+
+def _inference_options(args) -> dict:
+    """The inference choices of eval: start latent, optimiser and attempt-2 rule."""
+    return {"start": args.start, "optimizer": args.optimizer, "attempt2": args.attempt2}
+
+
+def _columns(args, columns=PATTERN_COLUMNS) -> tuple[str, ...]:
+    """The table's columns, with the official rule's pass@2 after pass2 when asked."""
+    if args.attempt2 != "both":
+        return columns
+    at = columns.index("pass2") + 1
+    return (*columns[:at], "pass2_official", *columns[at:])
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ValueError(f"{option} must be positive integers separated by commas, got {text!r}")
+    return values
+
+
+def _eval_arc(args, config, graphdef, params, step, searches) -> int:
+    """``lpn-arc eval --data``: every test input of ARC tasks, a submission per search."""
+    import jax
+
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import check_no_test_leak
+    from lpn_arc.evaluation import evaluate_arc, format_table, validate_submission
+    from lpn_arc.training import run_info
+
+    tasks = load_arc(args.data, args.solutions, args.limit)
+    check_no_test_leak(args.checkpoint, config, tasks)
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"checkpoint {args.checkpoint} (step {step}); {len(tasks)} tasks from {args.data}, "
+        f"{sum(t.num_test for t in tasks)} test inputs; allocator {allocator()}"
+    )
+    rows, queries = [], {}
+    for text in searches:
+        result = evaluate_arc(
+            graphdef,
+            params,
+            tasks,
+            parse_search(text, lr=args.lr, scale=args.scale, optimizer=args.optimizer),
+            jax.random.key(0),
+            batch_size=args.batch_size or 4,
+            candidates=args.candidates,
+            pair_buckets=_int_list(args.pair_buckets, "--pair-buckets"),
+            size_buckets=_int_list(args.size_buckets, "--size-buckets"),
+            start=args.start,
+            attempt2=args.attempt2,
+            progress=True,
+        )
+        validate_submission(result.submission, tasks)
+        folder = out if len(searches) == 1 else out / text.replace(":", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "submission.json").write_text(json.dumps(result.submission))
+        rows.append(result.metrics)
+        queries[text] = result.queries
+        print(f"wrote {folder / 'submission.json'}")
+    print(format_table(rows, _columns(args, ARC_COLUMNS)))
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "step": step,
+        "data": args.data,
+        "inference": {**_inference_options(args), "lr": args.lr},
+        "allocator": allocator(),
+        "rows": rows,
+        "queries": queries,
+        "environment": {**run_info(config), "eval_seed": 0},
+    }
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {out / 'results.json'}")
+    return 0
+
+
+def _format_grid(grid) -> str:
+    return "\n".join("  " + " ".join(str(v) for v in row) for row in grid)
+
+
+def run_solve(args: argparse.Namespace) -> int:
+    """``lpn-arc solve``: one ARC task, printed and rendered (a PNG per test input)."""
+    import jax
+    import numpy as np
+
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import check_no_test_leak
+    from lpn_arc.evaluation import evaluate_arc
+    from lpn_arc.plots import plot_arc_solution
+    from lpn_arc.training import load_run
+
+    tasks = load_arc(args.task)
+    if len(tasks) != 1:
+        raise ValueError(f"{args.task} holds {len(tasks)} tasks; solve takes one task")
+    task = tasks[0]
+    config, graphdef, params, _, step = load_run(args.checkpoint)
+    check_no_test_leak(args.checkpoint, config, [task])
+    spec = parse_search(args.search, lr=args.lr, scale=args.scale, optimizer=args.optimizer)
+    result = evaluate_arc(
+        graphdef, params, [task], spec, jax.random.key(0), batch_size=1, start=args.start
+    )
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "solve"
+    print(
+        f"task {task.task_id}: {len(task.train)} spec pairs, search {spec.text}, "
+        f"checkpoint step {step}"
+    )
+    for i, (x, y) in enumerate(task.train):
+        print(f"spec {i} input:\n{_format_grid(x)}\nspec {i} output:\n{_format_grid(y)}")
+    for q, record in enumerate(result.queries):
+        truth = None if task.test_outputs is None else task.test_outputs[q]
+        print(f"test {q} input:\n{_format_grid(task.test_inputs[q])}")
+        for name in ("attempt_1", "attempt_2"):
+            print(f"test {q} {name.replace('_', ' ')}:\n{_format_grid(record[name])}")
+        if truth is not None:
+            print(f"test {q} truth:\n{_format_grid(truth)}")
+            print(
+                f"test {q}: top-1 {'right' if record['top1'] else 'wrong'}, pass@2 "
+                f"{'right' if record['pass2'] else 'wrong'}"
+            )
+        path = plot_arc_solution(
+            task.train,
+            task.test_inputs[q],
+            [np.asarray(record["attempt_1"]), np.asarray(record["attempt_2"])],
+            out / f"{task.task_id}_test{q}.png",
+            truth=truth,
+            title=f"{task.task_id} test {q} ({spec.text})",
+        )
+        print(f"wrote {path}")
+    return 0
+
+
+QUICKSTART_SEARCHES = ("mean", "grad:1", "grad:5", "grad:20", "grad:100", "sample:250")
+
+
+def run_quickstart(args: argparse.Namespace) -> int:
+    """``lpn-arc quickstart``: train the quickstart recipe, compare searches, plot them."""
+    import shutil
+
+    from lpn_arc.config import apply_overrides, get_preset
+    from lpn_arc.data import pattern_test_tasks
+    from lpn_arc.evaluation import format_table
+    from lpn_arc.model import count_params
+    from lpn_arc.plots import (
+        interesting_tasks,
+        plot_accuracy_vs_steps,
+        plot_search_traces,
+        plot_tasks,
+    )
+    from lpn_arc.training import run_info, train
+
+    config = apply_overrides(get_preset("quickstart"), args)
+    out = Path(args.out)
+    if (out / "checkpoints").exists():
+        shutil.rmtree(out / "checkpoints")
+    d, m = config.data, config.model
+    print(
+        f"quickstart: PATTERN {d.grid_size}x{d.grid_size} grids, {d.pattern_size}x"
+        f"{d.pattern_size} patterns; model {m.encoder_layers}+{m.decoder_layers} layers, "
+        f"{m.num_heads}x{m.head_dim}, latent {m.latent_dim}; batch {config.batch_size}, AdamW "
+        f"{config.lr:g} ({config.lr_schedule}), training search {config.train_search}; "
+        f"up to {config.steps} steps / {args.minutes:g} min; allocator {allocator()}"
+    )
+    result = train(config, out, progress=not args.no_progress, max_seconds=60 * args.minutes)
+    if result.interrupted:
+        print(
+            f"lpn-arc quickstart: interrupted at step {result.step}; checkpoint written to {out}",
+            file=sys.stderr,
+        )
+        return 130
+    tasks = pattern_test_tasks(config, args.tasks)
+    rows, outputs = _evaluate_all(
+        result.graphdef,
+        result.params,
+        tasks,
+        QUICKSTART_SEARCHES,
+        lr=0.1,
+        scale=0.5,
+        batch_size=32,
+        progress=not args.no_progress,
+    )
+    print(
+        f"\n{len(tasks['inputs'])} held-out tasks, trained {result.step} steps in "
+        f"{result.seconds:.0f} s"
+    )
+    print(format_table(rows))
+    report = {
+        "params": count_params(result.params),
+        "train_seconds": result.seconds,
+        "train_steps": result.step,
+        "allocator": allocator(),
+        "rows": [
+            {k: r[k] for k in ("search", "top1", "pass2", "pixel", "shape", "evaluations")}
+            for r in rows
+        ],
+        "environment": {**run_info(config), "eval_seed": 0},
+    }
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    plot_accuracy_vs_steps(rows, out / "accuracy_vs_steps.png")
+    shown = interesting_tasks(outputs["mean"], outputs["grad:100"])
+    plot_tasks(tasks, outputs["grad:100"], out / "tasks.png", indices=shown)
+    plot_search_traces(outputs["grad:100"].traces, out / "search_traces.png")
+    print(f"wrote {out / 'results.json'}, accuracy_vs_steps.png, tasks.png, search_traces.png")
+    return 0

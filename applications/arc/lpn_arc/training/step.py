@@ -1,0 +1,234 @@
+"""The training step: the loss of a task (``latentsearch.lpn_loss``), AdamW with warm-up and
+clipping, micro-batch accumulation, and the batch sharded over a ``"data"`` mesh."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import latentsearch as ls
+from lpn_arc.config import TrainConfig
+from lpn_arc.data import Pair
+from lpn_arc.model import LPNModel, encode_fn, log_likelihood_fn, precompute_fn, split_model
+
+__all__ = [
+    "TrainingSetup",
+    "data_mesh",
+    "init_params",
+    "init_training",
+    "make_optimizer",
+    "make_train_step",
+    "shard_batch",
+    "task_loss_fn",
+]
+
+
+def init_params(config: TrainConfig) -> tuple[Any, Any]:
+    """Builds the model from ``config.seed``; returns ``(graphdef, params)``."""
+    model = LPNModel(config.model, rngs=nnx.Rngs(config.seed))
+    return split_model(model)
+
+
+class TrainingSetup(NamedTuple):
+    """What the first step of a run needs: the model graph, its parameters (from the seed),
+    the optimiser and the optimiser's initial state."""
+
+    graphdef: Any
+    params: Any
+    optimizer: optax.GradientTransformation
+    opt_state: Any
+
+
+def init_training(config: TrainConfig) -> TrainingSetup:
+    """The model (:func:`init_params`) and optimiser (:func:`make_optimizer`) of a new run.
+
+    Example:
+        >>> from lpn_arc.config import get_preset
+        >>> from lpn_arc.model import count_params
+        >>> setup = init_training(get_preset("pattern"))
+        >>> count_params(setup.params)  # paper Table 13
+        243360
+    """
+    graphdef, params = init_params(config)
+    optimizer = make_optimizer(config)
+    return TrainingSetup(graphdef, params, optimizer, optimizer.init(params))
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Clip by global norm, then AdamW with a linear warm-up from ``lr / 100``."""
+    warmup = max(config.warmup_steps, 1)
+    if config.lr_schedule == "cosine":
+        decay = optax.cosine_decay_schedule(config.lr, max(config.steps - warmup, 1), alpha=0.1)
+    else:
+        decay = optax.constant_schedule(config.lr)
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(config.lr / 100, config.lr, warmup), decay], [warmup]
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.adamw(schedule, weight_decay=config.weight_decay),
+    )
+
+
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A one-axis (``"data"``) mesh over ``devices`` (default: all devices of all hosts)."""
+    devices = jax.devices() if devices is None else list(devices)
+    return Mesh(np.asarray(devices), ("data",))
+
+
+def shard_batch(mesh: Mesh, local_batch: Pair) -> Pair:
+    """Places this process's share of a batch on the mesh, sharded along the task axis.
+
+    With one process this is a plain sharded ``device_put``; with several (after
+    ``jax.distributed.initialize()``) each contributes its rows to one global array.
+    """
+    sharding = NamedSharding(mesh, PartitionSpec("data"))
+    return {
+        name: jax.make_array_from_process_local_data(sharding, value)
+        for name, value in local_batch.items()
+    }
+
+
+_DROPOUT_STREAM = 0xD0  # a task's dropout key is fold_in(its key, _DROPOUT_STREAM)
+
+
+def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
+    """The training loss of one task, ``(params, task, key, dropout_key) -> (loss, metrics)``.
+
+    ``latentsearch.lpn_loss`` (paper Algorithm 2) with the configuration's search. With
+    ``config.model.dropout > 0`` the encoder and the scoring of each held-out pair apply
+    dropout, each pair with its own key from ``dropout_key``, while the search inside the
+    loss runs without dropout (as the official code); with dropout 0, ``dropout_key`` is
+    unused.
+
+    Args:
+        graphdef: the model graph.
+        config: the configuration (search, its learning rate, prior KL weight, dropout).
+        search: the training search (default ``config.train_search``).
+    """
+    spec = config.search_spec(search)
+    encode = encode_fn(graphdef)
+    log_likelihood = log_likelihood_fn(graphdef)
+    precompute = precompute_fn(graphdef)
+
+    def strip(pair):
+        """The pair without its dropout key."""
+        return {name: value for name, value in pair.items() if name != "dropout_key"}
+
+    def dropout(pair, stream):
+        """The pair's dropout key folded with ``stream``, or None without dropout."""
+        if "dropout_key" not in pair:
+            return None
+        return jax.random.fold_in(jax.random.wrap_key_data(pair["dropout_key"]), stream)
+
+    def encode_pair(params, pair):
+        return encode(params, strip(pair), dropout(pair, 0))
+
+    def search_log_likelihood(params, z, pair):
+        return log_likelihood(params, z, strip(pair))
+
+    def held_out_log_likelihood(params, z, pair):
+        return log_likelihood(params, z, strip(pair), dropout(pair, 2))
+
+    def precompute_pair(params, pair):  # the input-only mask's input cache, once per pair
+        return {**pair, **precompute(params, strip(pair))}
+
+    def loss(params, task, key, dropout_key):
+        pairs = dict(task)
+        if config.model.dropout > 0:
+            num_pairs = jnp.shape(task["inputs"])[0]
+            pairs["dropout_key"] = jax.random.key_data(jax.random.split(dropout_key, num_pairs))
+        return ls.lpn_loss(
+            params,
+            encode_pair,
+            search_log_likelihood,
+            pairs,
+            key,
+            searcher=spec.searcher,
+            num_steps=spec.num_steps,
+            gradient_flow=spec.gradient_flow,
+            prior_kl=config.prior_kl,
+            held_out_log_likelihood=held_out_log_likelihood,
+            precompute=precompute_pair,  # the identity with the official mask
+        )
+
+    return loss
+
+
+def make_train_step(
+    graphdef: Any,
+    config: TrainConfig,
+    optimizer: optax.GradientTransformation,
+    *,
+    search: str | None = None,
+    mesh: Mesh | None = None,
+):
+    """The jitted step ``(params, opt_state, batch, key) -> (params, opt_state, metrics)``.
+
+    Task ``i`` of the batch gets the key ``split(key, batch_size)[i]`` whatever the number
+    of micro-batches (``config.grad_accum``) or devices, so those change the result only by
+    floating-point summation order.
+
+    Args:
+        graphdef: the model graph.
+        config: the configuration (loss weights, batch size, accumulation).
+        optimizer: from :func:`make_optimizer`.
+        search: the training search (default ``config.train_search``).
+        mesh: a ``"data"`` mesh (see :func:`data_mesh`): the batch is sharded over it and
+            parameters and optimiser state are replicated; None = default placement.
+    """
+    accum = config.grad_accum
+    loss_with_dropout = task_loss_fn(graphdef, config, search)
+
+    def task_loss(params, task, key):
+        return loss_with_dropout(params, task, key, jax.random.fold_in(key, _DROPOUT_STREAM))
+
+    def batch_loss(params, batch, keys):
+        losses, metrics = jax.vmap(task_loss, in_axes=(None, 0, 0))(params, batch, keys)
+        return jnp.mean(losses), jax.tree_util.tree_map(jnp.mean, metrics)
+
+    grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
+
+    def loss_and_grads(params, batch, key):
+        keys = jax.random.split(key, config.batch_size)
+        if accum == 1:
+            return grad_fn(params, batch, keys)
+
+        # Micro-batch m holds tasks m, m + accum, m + 2 accum, ...: a strided split keeps
+        # each device's contiguous block of the sharded task axis on that device.
+        def micro(x):
+            return jnp.swapaxes(x.reshape(x.shape[0] // accum, accum, *x.shape[1:]), 0, 1)
+
+        def body(total, xs):
+            out = grad_fn(params, *xs)
+            return jax.tree_util.tree_map(jnp.add, total, out), None
+
+        xs = (jax.tree_util.tree_map(micro, batch), micro(keys))
+        first = jax.tree_util.tree_map(lambda x: x[0], xs)
+        rest = jax.tree_util.tree_map(lambda x: x[1:], xs)
+        total, _ = jax.lax.scan(body, grad_fn(params, *first), rest)
+        return jax.tree_util.tree_map(lambda x: x / accum, total)
+
+    def step(params, opt_state, batch, key):
+        (loss, metrics), grads = loss_and_grads(params, batch, key)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+        return params, opt_state, metrics
+
+    if mesh is None:
+        return jax.jit(step)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    return jax.jit(
+        step,
+        in_shardings=(replicated, replicated, batch_sharding, replicated),
+        out_shardings=(replicated, replicated, replicated),
+    )

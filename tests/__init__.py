@@ -1,0 +1,1 @@
+"""The tests: tests/latentsearch/ (the library) and tests/arc/ (the lpn-arc application)."""

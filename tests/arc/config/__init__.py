@@ -1,0 +1,1 @@
+"""Tests of lpn_arc.config."""

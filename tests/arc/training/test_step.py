@@ -1,0 +1,100 @@
+"""The train step: dropout in training only, gradient accumulation, data-parallel sharding."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+from lpn_arc.data import training_batch
+from lpn_arc.training import init_params
+
+from tests.arc.helpers import one_train_step, scale_config, tiny_config
+
+
+def test_dropout_applies_in_training_only():
+    from lpn_arc.training import task_loss_fn
+
+    def losses(rate):
+        config = tiny_config(train_search="mean")
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=rate))
+        graphdef, params = init_params(config)
+        task = {k: v[0] for k, v in training_batch(config, 0).items()}
+        loss = jax.jit(task_loss_fn(graphdef, config))
+        key = jax.random.key(0)
+        return [float(loss(params, task, key, jax.random.key(s))[0]) for s in (1, 2, 1)]
+
+    with_dropout, without = losses(0.3), losses(0.0)
+    assert with_dropout[0] != with_dropout[1]  # two dropout keys, two losses
+    assert with_dropout[0] == with_dropout[2]  # the same key, the same loss
+    assert without[0] == without[1] == without[2]  # rate 0: the key is unused
+    assert with_dropout[0] != without[0]
+
+
+ROOT = Path(__file__).resolve().parents[3]  # the repository
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    whole = one_train_step(scale_config(train_search="grad:1"))
+    config = scale_config(train_search="grad:1", grad_accum=4)
+    accumulated = one_train_step(config)
+    for a, b in zip(jax.tree.leaves(whole[0]), jax.tree.leaves(accumulated[0]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for name in ("loss", "grad_norm"):
+        np.testing.assert_allclose(whole[2][name], accumulated[2][name], rtol=1e-5)
+    # the step really runs micro-batches: the first, then a scan over the other 3
+    assert "length=3" in one_train_step(config, jaxpr=True)
+    assert "length=3" not in one_train_step(scale_config(train_search="grad:1"), jaxpr=True)
+
+
+SHARDED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    sys.path[:0] = [{root!r}, {app!r}]
+    import jax, numpy as np
+    from tests.arc.helpers import one_train_step, scale_config
+    from lpn_arc.data import training_batch
+    from lpn_arc.training import data_mesh, shard_batch
+
+    assert jax.device_count() == 4, jax.devices()
+    out = {{}}
+    for search, accum in (("mean", 1), ("grad:1", 2)):
+        config = scale_config(train_search=search, grad_accum=accum)
+        single = one_train_step(config, mesh=data_mesh(jax.devices()[:1]))
+        sharded = one_train_step(config, mesh=data_mesh())
+        diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                 for a, b in zip(jax.tree.leaves(single[0]), jax.tree.leaves(sharded[0]))]
+        out[f"{{search}}/{{accum}}"] = {{
+            "max_param_diff": max(diffs),
+            "loss": [float(single[2]["loss"]), float(sharded[2]["loss"])],
+            "param_devices": len(jax.tree.leaves(sharded[0])[0].sharding.device_set),
+        }}
+    batch = shard_batch(data_mesh(), training_batch(scale_config(), 0))
+    out["batch_devices"] = len(batch["inputs"].sharding.device_set)
+    shards = batch["inputs"].addressable_shards
+    out["batch_shard_rows"] = sorted({{s.data.shape[0] for s in shards}})
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+def test_sharded_step_on_four_cpu_devices_equals_the_one_device_step(tmp_path):
+    script = tmp_path / "sharded.py"
+    script.write_text(SHARDED_SCRIPT.format(root=str(ROOT), app=str(ROOT / "applications" / "arc")))
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+    result = json.loads(line[len("RESULT") :])
+    assert result["batch_devices"] == 4 and result["batch_shard_rows"] == [2]
+    for name in ("mean/1", "grad:1/2"):
+        entry = result[name]
+        assert entry["param_devices"] == 4  # parameters replicated on every device
+        assert entry["max_param_diff"] < 1e-5, (name, entry)
+        np.testing.assert_allclose(*entry["loss"], rtol=1e-5)
