@@ -51,16 +51,15 @@ class LatentLayout(NamedTuple):
             if not jnp.issubdtype(z0.dtype, jnp.floating):
                 raise TypeError(f"z0 must be a floating-point array; got dtype {z0.dtype}")
             return cls(None, (), ())
-        leaves, treedef = jax.tree_util.tree_flatten(z0)
-        if not leaves:
+        with_paths, treedef = jax.tree_util.tree_flatten_with_path(z0)
+        if not with_paths:
             raise ValueError("z0 is an empty pytree; a latent needs at least one float array")
-        leaves = [jnp.asarray(leaf) for leaf in leaves]
-        for path, leaf in jax.tree_util.tree_flatten_with_path(z0)[0]:
-            if not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating):
+        leaves = [jnp.asarray(leaf) for _, leaf in with_paths]
+        for (path, _), leaf in zip(with_paths, leaves, strict=True):
+            if not jnp.issubdtype(leaf.dtype, jnp.floating):
                 name = jax.tree_util.keystr(path)
                 raise TypeError(
-                    f"every leaf of z0 must be floating-point; z0{name} has dtype "
-                    f"{jnp.asarray(leaf).dtype}"
+                    f"every leaf of z0 must be floating-point; z0{name} has dtype {leaf.dtype}"
                 )
         if stacked:
             counts = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
