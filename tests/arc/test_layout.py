@@ -2,8 +2,9 @@
 
 Every import of an ``lpn_arc`` module (also the ones inside functions) is read from the
 source: a package may import only the packages before it (config -> data -> model ->
-training | evaluation -> plots -> commands -> cli), and another package only through its
-``__init__`` (``from lpn_arc.config import ModelConfig``, never ``lpn_arc.config.model``).
+training | evaluation -> plots | explorer -> commands -> cli), and another package only
+through its ``__init__`` (``from lpn_arc.config import ModelConfig``, never
+``lpn_arc.config.model``).
 """
 
 import ast
@@ -22,6 +23,7 @@ LAYERS = {
     "training": 4,
     "evaluation": 4,  # training and evaluation never import each other
     "plots": 5,
+    "explorer": 5,  # reads config, data and model; the command loads the checkpoint
     "commands": 6,
     "cli": 7,
     "__main__": 8,

@@ -1,4 +1,4 @@
-"""The ``lpn-arc`` command: ``train``, ``eval``, ``solve`` and ``quickstart``.
+"""The ``lpn-arc`` command: ``train``, ``eval``, ``solve``, ``quickstart`` and ``explore``.
 
 This module builds the command line (one parser per command) and runs a command with the
 error handling every command shares (:func:`main`); what each command does is in
@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lpn-arc",
         description="Latent Program Networks on ARC-AGI and the PATTERN task: train, "
-        "evaluate (with an ARC Prize submission), solve one task, quickstart.",
+        "evaluate (with an ARC Prize submission), solve one task, quickstart, explore latent "
+        "space in the browser.",
         epilog="Exit status: 0 on success; 1 on an error in the data, options, checkpoints "
         "or memory, printed as one line (--debug shows the traceback); 2 on a usage error; "
         "130 when interrupted (train and quickstart write a checkpoint first).",
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_eval_parser(sub, common)
     _add_solve_parser(sub, common)
     _add_quickstart_parser(sub, common)
+    _add_explore_parser(sub, common)
     return parser
 
 
@@ -188,6 +190,46 @@ def _add_quickstart_parser(
     add_override_arguments(qs)
 
 
+def _add_explore_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    ex = sub.add_parser(
+        "explore",
+        parents=[common],
+        help="an interactive latent-space explorer in the browser (local web app)",
+        description="Serve a local web page to explore a model's latent space: pick a "
+        "held-out task (or load an ARC task file, or edit the grids by clicking cells), see "
+        "the pairs' latents and their aggregate in a 2-D PCA view, run gradient, random, ES "
+        "or hybrid search step by step, click the view to decode any latent and show the "
+        "log-likelihood landscape. Runs offline; stop it with Ctrl-C.",
+    )
+    ex.add_argument(
+        "--checkpoint",
+        default="pretrained:pattern-6x6-grad1",
+        help="a run folder written by train, or pretrained:NAME for a model shipped with "
+        "lpn-arc (default pretrained:pattern-6x6-grad1)",
+    )
+    ex.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it "
+        "to the network)",
+    )
+    ex.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    ex.add_argument(
+        "--tasks",
+        type=int,
+        default=32,
+        help="held-out tasks offered in the page, also the set the 2-D view is fitted on "
+        "(default 32)",
+    )
+    ex.add_argument(
+        "--data",
+        default=None,
+        help="ARC checkpoints: the tasks to offer (arc1-eval, a task file or a folder; "
+        "default arc1-eval); PATTERN checkpoints use their held-out tasks",
+    )
+    ex.add_argument("--open", action="store_true", help="open the page in the web browser")
+
+
 def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """``--start`` and ``--optimizer``, shared by eval and solve."""
     parser.add_argument(
@@ -248,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             "eval": commands.run_eval,
             "solve": commands.run_solve,
             "quickstart": commands.run_quickstart,
+            "explore": commands.run_explore,
         }
         with warnings.catch_warnings():
             if not args.debug:

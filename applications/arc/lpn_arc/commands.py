@@ -7,6 +7,7 @@ packages they use are imported inside them, so ``lpn-arc --help`` stays quick.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ from lpn_arc.allocator import allocator
 __all__ = [
     "QUICKSTART_SEARCHES",
     "load_arc",
+    "load_checkpoint",
     "run_eval",
+    "run_explore",
     "run_quickstart",
     "run_solve",
     "run_train",
@@ -383,4 +386,99 @@ def run_quickstart(args: argparse.Namespace) -> int:
     plot_tasks(tasks, outputs["grad:100"], out / "tasks.png", indices=shown)
     plot_search_traces(outputs["grad:100"].traces, out / "search_traces.png")
     print(f"wrote {out / 'results.json'}, accuracy_vs_steps.png, tasks.png, search_traces.png")
+    return 0
+
+
+PRETRAINED_PREFIX = "pretrained:"
+
+
+def load_checkpoint(checkpoint: str) -> tuple[Any, Any, Any, int]:
+    """``(config, graphdef, params, step)`` of a run folder or of ``pretrained:NAME``.
+
+    Raises:
+        ValueError: for an unknown pretrained model, or an installation without them.
+        FileNotFoundError, CheckpointError: for a folder that holds no readable run.
+    """
+    from lpn_arc.training import load_run
+
+    if not checkpoint.startswith(PRETRAINED_PREFIX):
+        config, graphdef, params, _, step = load_run(checkpoint)
+        return config, graphdef, params, step
+    name = checkpoint[len(PRETRAINED_PREFIX) :]
+    try:  # by name: the pretrained models are an optional part of the package
+        load_pretrained = importlib.import_module("lpn_arc.pretrained").load_pretrained
+    except ImportError as err:
+        raise ValueError(
+            f"{checkpoint}: this installation of lpn-arc has no pretrained models ({err}); "
+            "give a run folder written by lpn-arc train"
+        ) from None
+    try:
+        return load_pretrained(name)
+    except KeyError as err:
+        raise ValueError(f"{checkpoint}: unknown pretrained model {err}") from None
+    except ValueError as err:
+        raise ValueError(f"{checkpoint}: {err}") from None
+
+
+def _explore_tasks(args, config) -> list[dict]:
+    """The tasks the explorer offers: the held-out PATTERN tasks, or ARC tasks that fit."""
+    from lpn_arc.explorer import TaskError, pattern_tasks, task_arrays
+
+    if args.tasks < 1:
+        raise ValueError(f"--tasks must be >= 1, got {args.tasks}")
+    if config.data.is_pattern and args.data is None:
+        return pattern_tasks(config, args.tasks)
+    rows, cols = config.model.max_rows, config.model.max_cols
+    offered = []
+    for task in load_arc(args.data or "arc1-eval"):
+        item = {
+            "train": [{"input": x.tolist(), "output": y.tolist()} for x, y in task.train],
+            "test": [{"input": task.test_inputs[0].tolist()}],
+        }
+        if task.test_outputs is not None:
+            item["test"][0]["output"] = task.test_outputs[0].tolist()
+        try:
+            task_arrays(item, rows, cols)
+        except TaskError:
+            continue  # larger than the model's grids, or too many pairs
+        offered.append(item)
+        if len(offered) == args.tasks:
+            break
+    if not offered:
+        raise ValueError(
+            f"no task of {args.data or 'arc1-eval'} fits the model's {rows}x{cols} grids"
+        )
+    return offered
+
+
+def run_explore(args: argparse.Namespace) -> int:
+    """``lpn-arc explore``: the latent-space explorer, served until Ctrl-C."""
+    import time
+    import webbrowser
+
+    try:
+        from lpn_arc.explorer import Explorer, serve
+    except ImportError as err:
+        raise ValueError(
+            f"lpn-arc explore needs its web server ({err.name} is missing): "
+            "pip install 'lpn-arc[explore]'"
+        ) from None
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 0..65535, got {args.port}")
+    started = time.perf_counter()
+    config, graphdef, params, step = load_checkpoint(args.checkpoint)
+    tasks = _explore_tasks(args, config)
+    explorer = Explorer(config, graphdef, params, tasks, name=args.checkpoint, step=step)
+    url = f"http://{'localhost' if args.host in ('127.0.0.1', '::1') else args.host}:{args.port}/"
+
+    def ready():
+        print(
+            f"explorer of {args.checkpoint} (step {step}, {len(tasks)} tasks) ready in "
+            f"{time.perf_counter() - started:.1f} s at {url} (Ctrl-C stops it)",
+            flush=True,
+        )
+        if args.open:
+            webbrowser.open(url)
+
+    serve(explorer, args.host, args.port, on_ready=ready)
     return 0

@@ -1,0 +1,88 @@
+"""``lpn-arc explore``: its options, the checkpoint it loads, and one-line errors."""
+
+import json
+
+import pytest
+from lpn_arc import cli, commands
+from lpn_arc.training import train
+
+from tests.arc.helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("explore") / "run"
+    train(tiny_config(steps=2), folder, progress=False)
+    return folder
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["explore", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--checkpoint", "--port", "--host", "--tasks", "--data", "--open"):
+        assert option in out
+    assert "pretrained:pattern-6x6-grad1" in out and "127.0.0.1" in out
+
+
+def test_it_serves_the_run_on_localhost_by_default(run_dir, monkeypatch):
+    served = {}
+
+    def fake_serve(explorer, host, port, on_ready=None):
+        served.update(explorer=explorer, host=host, port=port)
+
+    monkeypatch.setattr("lpn_arc.explorer.serve", fake_serve)
+    assert cli.main(["explore", "--checkpoint", str(run_dir), "--tasks", "3"]) == 0
+    explorer = served["explorer"]
+    assert (served["host"], served["port"]) == ("127.0.0.1", 7860)
+    assert len(explorer.tasks) == 3 and explorer.step == 2 and explorer.name == str(run_dir)
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_a_missing_run_or_an_unknown_pretrained_model_is_one_line(tmp_path, capsys):
+    assert cli.main(["explore", "--checkpoint", str(tmp_path / "nothing")]) == 1
+    assert _error(capsys).startswith("lpn-arc explore: error: no checkpoints in")
+    assert cli.main(["explore", "--checkpoint", "pretrained:no-such-model"]) == 1
+    assert "pretrained:no-such-model" in _error(capsys)
+
+
+def test_tasks_that_do_not_fit_the_checkpoint_are_refused_with_a_message(run_dir, tmp_path, capsys):
+    big = tmp_path / "big.json"
+    grid = [[1] * 8] * 8
+    big.write_text(
+        json.dumps({"train": [{"input": grid, "output": grid}], "test": [{"input": grid}]})
+    )
+    argv = ["explore", "--checkpoint", str(run_dir), "--data", str(big)]
+    assert cli.main(argv) == 1
+    assert _error(capsys).endswith(f"no task of {big} fits the model's 4x4 grids")
+    assert cli.main(["explore", "--checkpoint", str(run_dir), "--tasks", "0"]) == 1
+    assert "--tasks must be >= 1" in _error(capsys)
+
+
+def test_pretrained_names_go_to_the_pretrained_module(monkeypatch):
+    import importlib
+
+    calls = []
+
+    class FakeModule:
+        @staticmethod
+        def load_pretrained(name):
+            calls.append(name)
+            if name != "known":
+                raise KeyError(name)
+            return "config", "graphdef", "params", 7
+
+    real = importlib.import_module
+    monkeypatch.setattr(
+        importlib, "import_module", lambda n: FakeModule if n == "lpn_arc.pretrained" else real(n)
+    )
+    assert commands.load_checkpoint("pretrained:known") == ("config", "graphdef", "params", 7)
+    with pytest.raises(ValueError, match="pretrained:other: unknown pretrained model 'other'"):
+        commands.load_checkpoint("pretrained:other")
+    assert calls == ["known", "other"]
