@@ -10,18 +10,18 @@ DOCS_STAMP := $(VENV)/.installed-docs
 SPHINX_OPTS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo example fast-allocator bench-allocators bench-peer test test-slow lint format bench bench-quick dist docs clean
+.PHONY: demo explore example browser fast-allocator bench-allocators bench-peer test test-slow lint format bench bench-quick dist docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(DEV_STAMP): $(BIN)/python pyproject.toml applications/arc/pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev]" -e applications/arc
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e "applications/arc[explore,browser-test]"
 	touch $@
 
 $(DEMO_STAMP): $(BIN)/python pyproject.toml applications/arc/pyproject.toml
-	$(BIN)/python -m pip install --quiet -e . -e applications/arc
+	$(BIN)/python -m pip install --quiet -e . -e "applications/arc[explore]"
 	touch $@
 
 $(DOCS_STAMP): $(BIN)/python pyproject.toml applications/arc/pyproject.toml
@@ -41,12 +41,26 @@ fast-allocator:
 demo: $(DEMO_STAMP) fast-allocator
 	$(BIN)/lpn-arc quickstart
 
+## explore: the latent-space explorer of the shipped pattern model (http://localhost:7860)
+explore: $(DEMO_STAMP) fast-allocator
+	$(BIN)/lpn-arc explore
+
+# Debian's Chromium and its driver, for the explorer's browser test (tests/arc/explorer);
+# installed where apt-get can (root), else that test is skipped with the reason.
+browser:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && \
+	      apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1)) || \
+	    echo "note: chromium not installed; the explorer's browser test will be skipped"; }
+
 ## example: the library's own toy example (sine programs, pure JAX)
 example: $(DEMO_STAMP)
 	$(BIN)/python examples/toy_lpn.py
 
 ## test: lint, format check, the test suite and the doctests
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

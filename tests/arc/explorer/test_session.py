@@ -148,3 +148,13 @@ def test_settings_that_the_searcher_does_not_read_share_its_compilation():
     a = SearchSettings(kind="grad", steps=5, seed=1, samples=3).searcher()
     assert a is SearchSettings(kind="grad", steps=50, seed=2, samples=9).searcher()
     assert a is not SearchSettings(kind="grad", lr=0.2).searcher()
+
+
+def test_the_start_state_is_placed_like_the_states_the_steps_return(explorer):
+    # gradient ascent's start state does not depend on the (committed) parameters: left
+    # uncommitted, it made the second step compile the step again
+    prepared = explorer.prepare(explorer.tasks[3])
+    run = SearchRun(explorer, prepared, SearchSettings(kind="grad", steps=4))
+    assert all(leaf.committed for leaf in jax.tree.leaves(run._state))
+    run.advance(1)
+    assert all(leaf.committed for leaf in jax.tree.leaves(run._state))

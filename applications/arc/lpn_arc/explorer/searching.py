@@ -182,7 +182,10 @@ class SearchRun:
         self._key = jax.random.key(settings.seed)
         with explorer.lock:
             z0 = jnp.asarray(prepared.anchor, jnp.float32)[None]
-            self._state, points, scores = self._begin(z0, self._key, prepared.args)
+            state, points, scores = self._begin(z0, self._key, prepared.args)
+            # committed to the device like the states the steps return, so that the second
+            # step does not compile the step again for another placement
+            self._state = jax.device_put(state, jax.local_devices()[0])
             self.first = self._frame(np.asarray(points), np.asarray(scores))
         if self.first["best"] is None:  # the first step scores the start (gradient ascent)
             self.best_score = explorer.score(prepared, prepared.anchor)

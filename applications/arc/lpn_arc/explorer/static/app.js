@@ -152,7 +152,7 @@ function fitBounds(points) {
   for (const [u, v] of points) {
     u0 = Math.min(u0, u); u1 = Math.max(u1, u); v0 = Math.min(v0, v); v1 = Math.max(v1, v);
   }
-  const side = Math.max(u1 - u0, v1 - v0, 1e-3) * 1.2;
+  const side = Math.max(u1 - u0, v1 - v0, 0.2) * 1.25;
   const cu = (u0 + u1) / 2, cv = (v0 + v1) / 2;
   return [cu - side / 2, cu + side / 2, cv - side / 2, cv + side / 2];
 }
@@ -254,11 +254,12 @@ async function renderLandscape() {
   const bar = $("colorbar");
   const gradient = HEAT_STOPS.join(",");
   bar.innerHTML = "";
-  bar.append(`${low.toFixed(1)}`);
+  const digits = Math.max(1, Math.min(4, 1 - Math.floor(Math.log10(Math.max(high - low, 1e-4)))));
+  bar.append(`${low.toFixed(digits)}`);
   const strip = document.createElement("div");
   strip.className = "bar";
   strip.style.background = `linear-gradient(to right, ${gradient})`;
-  bar.append(strip, `${high.toFixed(1)} log-likelihood`);
+  bar.append(strip, `${high.toFixed(digits)} log-likelihood`);
   bar.hidden = false;
   $("timing").textContent = `landscape ${resolution}×${resolution}: ${(performance.now() - started).toFixed(0)} ms`;
 }
@@ -495,14 +496,17 @@ async function start() {
   $("plane").addEventListener("click", probe);
   $("show-landscape").addEventListener("change", () => renderLandscape().catch(showError));
   $("resolution").addEventListener("change", () => renderLandscape().catch(showError));
-  $("fit-view").addEventListener("click", () => {
+  const refit = (withCloud) => {
     if (!state.encoded) return;
-    const points = state.info.cloud.concat(state.encoded.pairs, [state.encoded.anchor],
-      state.frames.map((f) => f.point), state.probe ? [state.probe] : []);
+    const points = state.encoded.pairs.concat([state.encoded.anchor],
+      state.frames.map((f) => f.point), state.frames.map((f) => f.best_point),
+      state.probe ? [state.probe] : [], withCloud ? state.info.cloud : []);
     state.bounds = fitBounds(points);
     renderPlane();
     renderLandscape().catch(showError);
-  });
+  };
+  $("zoom-task").addEventListener("click", () => refit(false));
+  $("whole-view").addEventListener("click", () => refit(true));
   await pickTask(0);
   document.body.dataset.state = "ready";
 }
