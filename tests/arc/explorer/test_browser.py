@@ -98,6 +98,11 @@ def test_pick_a_task_run_20_gradient_steps_and_watch_them(browser, explorer, tmp
         _wait(browser, lambda d: len(d.find_elements("css selector", "#heat rect")) == 24 * 24)
         browser.find_element("id", "plane").click()
         _wait(browser, lambda d: d.find_elements("css selector", "#probe .grid"))
+        Select(browser.find_element("id", "through")).select_by_value("best")  # move the plane
+        _wait(browser, lambda d: not d.find_elements("css selector", "#probe .grid"))
+        browser.find_element("id", "plane").click()
+        _wait(browser, lambda d: d.find_elements("css selector", "#probe .grid"))
+        assert browser.find_element("id", "error").get_attribute("hidden") is not None
         shot = tmp_path / "explorer.png"
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 

@@ -62,6 +62,12 @@ def test_encode_search_decode_and_landscape_through_the_api(url, explorer):
     status, probe = _post(url, "api/decode", {"task": task, "point": encoded["anchor"]})
     assert status == 200 and probe["score"] == pytest.approx(encoded["score"], rel=1e-4)
     assert probe["decoded"] == encoded["decoded"]
+    best = {"task": task, "point": last["frames"][-1]["best_point"], "run": first["id"]}
+    status, at_best = _post(url, "api/decode", best)  # the plane through the best latent
+    assert status == 200 and at_best["score"] == pytest.approx(last["frames"][-1]["best"], rel=1e-4)
+    assert at_best["decoded"] == last["decoded"]
+    other = {**best, "task": explorer.tasks[1]}
+    assert "another task" in _post(url, "api/decode", other)[1]["error"]
     status, heat = _post(
         url, "api/landscape", {"task": task, "bounds": [-1, 1, -1, 1], "resolution": 4}
     )

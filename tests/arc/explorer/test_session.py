@@ -20,6 +20,10 @@ def test_the_view_is_a_pca_of_the_tasks_and_lifting_inverts_the_projection(explo
     # the plane goes through the task's aggregate latent
     anchor_uv = explorer.project(prepared.anchor)
     np.testing.assert_allclose(explorer.lift(prepared, anchor_uv), prepared.anchor, atol=1e-5)
+    # or through any latent, which then sits at its own projection
+    z = prepared.anchor + np.linspace(-1, 1, d).astype(np.float32)
+    np.testing.assert_allclose(explorer.lift(prepared, explorer.project(z), z), z, atol=1e-5)
+    np.testing.assert_allclose(explorer.project(explorer.lift(prepared, uv, z)), uv, atol=1e-5)
 
 
 def test_fit_pca_finds_the_direction_of_largest_spread():

@@ -10,13 +10,15 @@ a JSON API; every answer is computed by :class:`lpn_arc.explorer.session.Explore
 ``POST /api/upload``                   ``{text}``: an ARC task file, checked
 ``POST /api/search``                   ``{task, settings}``: starts a search, first frame
 ``POST /api/search/{id}/step``         ``{steps}``: runs steps, a frame per step
-``POST /api/decode``                   ``{task, point}``: the latent at a point of the view
-``POST /api/landscape``                ``{task, bounds, resolution}``: the heat map
+``POST /api/decode``                   ``{task, point[, run]}``: the latent at a point
+``POST /api/landscape``                ``{task, bounds, resolution[, run]}``: the heat map
 ====================================  =================================================
 
 A request the explorer cannot serve (a bad task file, a grid too large for the model, bad
 settings) is answered with status 400 and ``{"error": message}``, which the page shows; an
 unexpected failure with 500 and a one-line message (the traceback goes to the server log).
+The plane of ``decode`` and ``landscape`` goes through the task's aggregate latent, or,
+given ``run``, through the best latent that search has found.
 """
 
 from __future__ import annotations
@@ -140,9 +142,18 @@ def _routes(explorer: Explorer) -> list[Route]:
             raise ValueError(f"steps must be in 1..500, got {count}")
         return run.report(run.advance(count))
 
+    def through(data, prepared):
+        """The plane's anchor: the task's aggregate, or the best latent of search ``run``."""
+        if data.get("run") is None:
+            return None
+        run = runs.get(str(data["run"]))
+        if run.prepared.key != prepared.key:
+            raise ValueError("that search was run on another task; run it again")
+        return run.best_z
+
     def decode(data):
         prepared = explorer.prepare(data.get("task"))
-        z = explorer.lift(prepared, _point(data))
+        z = explorer.lift(prepared, _point(data), through(data, prepared))
         return {"decoded": explorer.decode(prepared, z), "score": explorer.score(prepared, z)}
 
     def landscape(data):
@@ -151,7 +162,8 @@ def _routes(explorer: Explorer) -> list[Route]:
         if not isinstance(bounds, list) or len(bounds) != 4:
             raise ValueError("bounds must be [u_min, u_max, v_min, v_max]")
         bounds = [_number({"b": b}, "b") for b in bounds]
-        return explorer.landscape(prepared, bounds, _number(data, "resolution", int))
+        resolution = _number(data, "resolution", int)
+        return explorer.landscape(prepared, bounds, resolution, through(data, prepared))
 
     api = [
         ("info", info, "GET"),

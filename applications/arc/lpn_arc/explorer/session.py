@@ -76,12 +76,14 @@ class Prepared:
         args: the objective's arguments ``(params, precomputed pairs, mask)`` on device.
         pair_latents: ``(N, D)`` the encoder means of the ``N`` real specification pairs.
         anchor: ``(D,)`` their aggregate (mean), the search's start.
+        key: a digest of the task's content.
     """
 
     arrays: TaskArrays
     args: tuple
     pair_latents: np.ndarray
     anchor: np.ndarray
+    key: str = ""
 
 
 def _task_key(task: Any) -> str:
@@ -160,6 +162,7 @@ class Explorer:
                 (self.params, scored, jnp.asarray(arrays.mask)),
                 np.asarray(means)[:count],
                 np.asarray(anchor),
+                key,
             )
             self._cache[key] = prepared
             while len(self._cache) > 64 + len(self.tasks):
@@ -170,10 +173,12 @@ class Explorer:
         """``(..., D)`` latents to their ``(..., 2)`` coordinates in the view."""
         return (np.asarray(latents, np.float32) - self.centre) @ self.axes.T
 
-    def lift(self, prepared: Prepared, uv: np.ndarray) -> np.ndarray:
-        """``(..., 2)`` view coordinates to latents of the plane through the task's anchor."""
-        offset = np.asarray(uv, np.float32) - self.project(prepared.anchor)
-        return prepared.anchor + offset @ self.axes
+    def lift(self, prepared: Prepared, uv: np.ndarray, through: np.ndarray | None = None):
+        """``(..., 2)`` view coordinates to latents of the plane through ``through`` (by
+        default the task's anchor) along the two principal directions."""
+        through = prepared.anchor if through is None else np.asarray(through, np.float32)
+        offset = np.asarray(uv, np.float32) - self.project(through)
+        return through + offset @ self.axes
 
     def score(self, prepared: Prepared, z: np.ndarray) -> float:
         """The specification log-likelihood at ``z``."""
@@ -192,9 +197,10 @@ class Explorer:
         correct = None if arrays.truth is None else grid == arrays.truth
         return {"grid": grid, "correct": correct}
 
-    def landscape(self, prepared: Prepared, bounds, resolution: int) -> dict[str, Any]:
+    def landscape(self, prepared: Prepared, bounds, resolution: int, through=None) -> dict:
         """The specification log-likelihood on a ``resolution x resolution`` grid of the
-        view's plane inside ``bounds = (u_min, u_max, v_min, v_max)`` (cell centres)."""
+        view's plane (through ``through``, see :meth:`lift`) inside ``bounds = (u_min,
+        u_max, v_min, v_max)`` (cell centres)."""
         u0, u1, v0, v1 = (float(b) for b in bounds)
         if not (u1 > u0 and v1 > v0 and all(np.isfinite([u0, u1, v0, v1]))):
             raise ValueError(f"bounds must be finite with min < max, got {bounds}")
@@ -203,7 +209,8 @@ class Explorer:
         us = u0 + (np.arange(resolution) + 0.5) * (u1 - u0) / resolution
         vs = v0 + (np.arange(resolution) + 0.5) * (v1 - v0) / resolution
         grid_u, grid_v = np.meshgrid(us, vs)  # rows: v, columns: u
-        latents = self.lift(prepared, np.stack([grid_u, grid_v], axis=-1).reshape(-1, 2))
+        uv = np.stack([grid_u, grid_v], axis=-1).reshape(-1, 2)
+        latents = self.lift(prepared, uv, through)
         with self.lock:
             values = self._landscape(jnp.asarray(latents), *prepared.args)
         values = np.asarray(values, np.float64).reshape(resolution, resolution)

@@ -234,7 +234,7 @@ async function renderLandscape() {
   const generation = state.generation;
   const resolution = Number($("resolution").value);
   const started = performance.now();
-  const data = await api("POST", "/api/landscape", { task: state.task, bounds: state.bounds, resolution });
+  const data = await api("POST", "/api/landscape", { task: state.task, bounds: state.bounds, resolution, run: planeRun() });
   if (generation !== state.generation) return;
   const values = data.values.flat().filter((v) => v !== null).sort((a, b) => a - b);
   const high = values[values.length - 1];
@@ -264,6 +264,11 @@ async function renderLandscape() {
   $("timing").textContent = `landscape ${resolution}×${resolution}: ${(performance.now() - started).toFixed(0)} ms`;
 }
 
+// The search whose best latent the plane goes through, or null for the task's aggregate.
+function planeRun() {
+  return $("through").value === "best" && state.runId !== null && state.frames.length ? state.runId : null;
+}
+
 async function probe(event) {
   if (!state.task || !state.bounds) return;
   const svg = $("plane");
@@ -274,7 +279,7 @@ async function probe(event) {
   renderSearchMarks();
   const generation = state.generation;
   try {
-    const data = await api("POST", "/api/decode", { task: state.task, point: state.probe });
+    const data = await api("POST", "/api/decode", { task: state.task, point: state.probe, run: planeRun() });
     if (generation !== state.generation) return;
     const box2 = $("probe");
     box2.replaceChildren();
@@ -385,6 +390,7 @@ async function runSearch() {
     setRunning(false);
     document.body.dataset.searched = String(state.frames.length);
   }
+  if (planeRun() !== null && generation === state.generation) await renderLandscape().catch(showError);
 }
 
 function update(answer, firstMs, latencies) {
@@ -408,6 +414,7 @@ async function setTask(task, refit = true) {
   state.generation += 1;
   state.task = task;
   state.frames = [];
+  state.runId = null;
   state.probe = null;
   state.stop = true;
   renderTask();
@@ -440,6 +447,7 @@ function taskEdited() {
   editTimer = setTimeout(() => {
     state.generation += 1;
     state.frames = [];
+    state.runId = null;
     state.stop = true;
     renderTrace();
     encodeTask(false);
@@ -495,6 +503,12 @@ async function start() {
   $("stop").addEventListener("click", () => { state.stop = true; });
   $("plane").addEventListener("click", probe);
   $("show-landscape").addEventListener("change", () => renderLandscape().catch(showError));
+  $("through").addEventListener("change", () => {
+    state.probe = null;
+    $("probe").replaceChildren();
+    renderSearchMarks();
+    renderLandscape().catch(showError);
+  });
   $("resolution").addEventListener("change", () => renderLandscape().catch(showError));
   const refit = (withCloud) => {
     if (!state.encoded) return;
