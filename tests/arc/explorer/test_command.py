@@ -52,6 +52,21 @@ def test_a_missing_run_or_an_unknown_pretrained_model_is_one_line(tmp_path, caps
     assert "pretrained:no-such-model" in _error(capsys)
 
 
+def test_arc_tasks_from_a_file_are_offered_when_they_fit(run_dir, tmp_path, monkeypatch):
+    task = {
+        "train": [{"input": [[1, 0]], "output": [[2, 2]]}, {"input": [[0, 1]], "output": [[3]]}],
+        "test": [{"input": [[1, 1]], "output": [[4]]}],
+    }
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps(task))
+    served = {}
+    monkeypatch.setattr(
+        "lpn_arc.explorer.serve", lambda explorer, *a, **k: served.update(e=explorer)
+    )
+    assert cli.main(["explore", "--checkpoint", str(run_dir), "--data", str(small)]) == 0
+    assert served["e"].tasks == [task]
+
+
 def test_tasks_that_do_not_fit_the_checkpoint_are_refused_with_a_message(run_dir, tmp_path, capsys):
     big = tmp_path / "big.json"
     grid = [[1] * 8] * 8
