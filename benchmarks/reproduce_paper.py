@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=900, help="training steps per run")
     parser.add_argument("--minutes", type=float, default=30.0, help="time cap per run")
     parser.add_argument("--tasks", type=int, default=128, help="held-out tasks (Table 1)")
-    parser.add_argument("--ood-tasks", type=int, default=96, help="held-out tasks per density")
+    parser.add_argument("--ood-tasks", type=int, default=64, help="held-out tasks per density")
     parser.add_argument(
         "--methods",
         nargs="+",
