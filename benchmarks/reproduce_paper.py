@@ -126,6 +126,18 @@ class Run:
             self.cache["train_seconds"] = self.cache.get("train_seconds", 0.0) + seconds
             self._save()
 
+    def record(self, method: str, seed: int, scores: dict[str, float]) -> dict:
+        """What the results file keeps of this run."""
+        return {
+            "method": method,
+            "seed": seed,
+            "steps": self.step,
+            "train_seconds": self.cache.get("train_seconds"),
+            "eval_seconds": sum(self.cache.get("eval_seconds", {}).values()),
+            "run_dir": str(self.run_dir.relative_to(common.RESULTS_DIR)),
+            "top1": scores,
+        }
+
     def _save(self) -> None:
         self.cache_path.write_text(json.dumps(self.cache, indent=2) + "\n")
 
@@ -185,18 +197,10 @@ def run_table1(args) -> dict:
             scores = {s: run.top1(s, 1.0, args.tasks) for s in TABLE1_SEARCHES}
             for search, value in scores.items():
                 per_seed.setdefault(method, {}).setdefault(search, []).append(value)
-            runs.append(
-                {
-                    "method": method,
-                    "seed": seed,
-                    "steps": run.step,
-                    "train_seconds": run.cache.get("train_seconds"),
-                    "eval_seconds": sum(run.cache.get("eval_seconds", {}).values()),
-                    "run_dir": str(run_dir.relative_to(common.RESULTS_DIR)),
-                    "top1": scores,
-                }
-            )
+            runs.append(run.record(method, seed, scores))
             print(f"  top-1 {scores}", file=sys.stderr, flush=True)
+            if args.export and seed == args.seeds[0]:
+                export_model(args, "table1", method, runs[-1], run)
     rows = [
         _row("table1", f"train={method}/infer={search}", values, args.seeds)
         for method, by_search in per_seed.items()
@@ -222,18 +226,10 @@ def run_ood(args) -> dict:
                     value = run.top1(search, density, args.ood_tasks)
                     scores[f"density={density:g}/{search}"] = value
                     per_seed.setdefault(method, {}).setdefault((density, search), []).append(value)
-            runs.append(
-                {
-                    "method": method,
-                    "seed": seed,
-                    "steps": run.step,
-                    "train_seconds": run.cache.get("train_seconds"),
-                    "eval_seconds": sum(run.cache.get("eval_seconds", {}).values()),
-                    "run_dir": str(run_dir.relative_to(common.RESULTS_DIR)),
-                    "top1": scores,
-                }
-            )
+            runs.append(run.record(method, seed, scores))
             print(f"  top-1 {scores}", file=sys.stderr, flush=True)
+            if args.export and seed == args.seeds[0]:
+                export_model(args, "ood", method, runs[-1], run)
     rows = [
         _row(
             "table6", f"train={method}/test_density={density:g}/infer={search}", values, args.seeds
@@ -242,6 +238,91 @@ def run_ood(args) -> dict:
         for (density, search), values in by_key.items()
     ]
     return {"rows": rows, "runs": runs}
+
+
+def model_name(part: str, method: str) -> str:
+    """The shipped name of a study's model: ``pattern-6x6-grad1``, ``pattern-6x6-d0.5-mean``."""
+    flat = {
+        "mean": "mean",
+        "grad:1": "grad1",
+        "grad:1:unrolled": "grad1-unrolled",
+        "sample:5": "sample5",
+    }[method]
+    return f"pattern-6x6-{flat}" if part == "table1" else f"pattern-6x6-d0.5-{flat}"
+
+
+def train_command(args, part: str, method: str, seed: int) -> str:
+    """The ``lpn-arc train`` command that trains the same model as this study's run."""
+    command = (
+        f"lpn-arc train --preset quickstart --train-search {method} --seed {seed} "
+        f"--steps {args.steps} --checkpoint-every {max(args.steps // 3, 1)}"
+    )
+    if part == "ood":
+        command += f" --density {OOD_TRAIN_DENSITY:g} --test-densities 0.5,0.75,1"
+    return command + f" --test-tasks {args.tasks if part == 'table1' else args.ood_tasks}"
+
+
+def export_model(args, part: str, method: str, run_info: dict, run: Run) -> None:
+    """Writes ``run`` as a shipped model of ``lpn_arc`` (``lpn-arc models``) with its card."""
+    import jax
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import pattern_test_tasks
+    from lpn_arc.evaluation import evaluate_tasks
+    from lpn_arc.pretrained import export_pretrained
+
+    density = 1.0 if part == "table1" else OOD_TRAIN_DENSITY
+    tasks = pattern_test_tasks(run.config, 16, density)
+    check = evaluate_tasks(
+        run.graphdef, run.params, tasks, parse_search("mean"), jax.random.key(0), holdout="last"
+    )
+    best = run_info["top1"]["grad:100" if part == "table1" else "density=0.5/grad:100"]
+    label = {
+        "mean": "the encoder mean (Grad 0)",
+        "grad:1": "Grad 1",
+        "grad:1:unrolled": "Grad 1 unrolled (no stop-gradient)",
+        "sample:5": "Sample 5",
+    }[method]
+    card = {
+        "summary": (
+            f"PATTERN 6x6, 2x2 patterns, density {density:g}; {args.steps} steps of "
+            f"{label} training (seed {run_info['seed']}); Grad 100 top-1 "
+            f"{100 * best:.1f}% on held-out tasks"
+        ),
+        "training": {
+            "command": train_command(args, part, method, run_info["seed"]),
+            "study": f"make reproduce (benchmarks/reproduce_paper.py, part {part})",
+            "seconds": run_info["train_seconds"],
+            "hardware": common.cpu_model(),
+        },
+        "data": {
+            "training": (
+                f"PATTERN tasks generated online (lpn_arc.data.generate_pattern_tasks: "
+                f"6x6 grids, 2x2 patterns, density {density:g}, 4 pairs) from the "
+                f"run's seed; no ARC data"
+            ),
+            "held_out": (
+                "pattern_test_tasks(config): generated from data.test_seed, a seed "
+                "disjoint from the training draws"
+            ),
+        },
+        "results": {
+            "metric": "top-1 exact match",
+            "holdout": "all",
+            "tasks": args.tasks if part == "table1" else args.ood_tasks,
+            "lr": 0.1,
+            "scale": 0.5,
+            "top1": run_info["top1"],
+        },
+        "check": {
+            "search": "mean",
+            "tasks": 16,
+            "density": density,
+            "holdout": "last",
+            "top1": check.metrics["top1"],
+        },
+    }
+    folder = export_pretrained(run.run_dir, model_name(part, method), card)
+    print(f"exported {folder}", file=sys.stderr, flush=True)
 
 
 def _cell(mean: float, std: float) -> str:
@@ -421,6 +502,12 @@ def main(argv: list[str] | None = None) -> int:
         default=list(OOD_METHODS),
         choices=list(OOD_METHODS),
         help="OOD training searches",
+    )
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="write the first seed's models into lpn_arc's shipped pretrained "
+        "models (lpn-arc models), with their cards",
     )
     args = parser.parse_args(argv)
     common.rerun_with_fast_allocator(__file__, argv)

@@ -2,7 +2,7 @@
 
 Every import of an ``lpn_arc`` module (also the ones inside functions) is read from the
 source: a package may import only the packages before it (config -> data -> model ->
-training | evaluation -> plots -> commands -> cli), and another package only through its
+training | evaluation -> plots | pretrained -> commands -> cli), and another package only through its
 ``__init__`` (``from lpn_arc.config import ModelConfig``, never ``lpn_arc.config.model``).
 """
 
@@ -22,6 +22,7 @@ LAYERS = {
     "training": 4,
     "evaluation": 4,  # training and evaluation never import each other
     "plots": 5,
+    "pretrained": 5,  # plots and pretrained never import each other
     "commands": 6,
     "cli": 7,
     "__main__": 8,
