@@ -2,8 +2,9 @@
 
 Every import of an ``lpn_arc`` module (also the ones inside functions) is read from the
 source: a package may import only the packages before it (config -> data -> model ->
-training | evaluation -> plots | pretrained -> commands -> cli), and another package only through its
-``__init__`` (``from lpn_arc.config import ModelConfig``, never ``lpn_arc.config.model``).
+training | evaluation -> plots | pretrained -> commands -> cli), and another package only
+through its ``__init__`` (``from lpn_arc.config import ModelConfig``, never
+``lpn_arc.config.model``).
 """
 
 import ast
