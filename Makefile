@@ -10,7 +10,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 SPHINX_OPTS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo explore example browser fast-allocator bench-allocators bench-peer test test-slow lint format bench bench-quick dist docs clean
+.PHONY: demo explore example browser fast-allocator bench-allocators bench-peer reproduce test test-slow lint format bench bench-quick dist docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,12 @@ bench-quick: $(DEV_STAMP) fast-allocator
 
 bench: $(DEV_STAMP) fast-allocator bench-allocators
 	$(BIN)/python benchmarks/run_all.py
+
+## reproduce: the paper's Table 1 and OOD trend at CPU scale (about 2 hours here; resumable)
+##   make reproduce REPRODUCE_ARGS="--seeds 0 1 2"   (adds a seed; finished runs are reused)
+REPRODUCE_ARGS ?=
+reproduce: $(DEV_STAMP) fast-allocator
+	nice $(BIN)/python benchmarks/reproduce_paper.py $(REPRODUCE_ARGS)
 
 ## bench-peer: ours vs the official LPN code, side by side (benchmarks/README.md: set-up)
 ##   make bench-peer OFFICIAL=/path/to/lpn OFFICIAL_PYTHON=/path/to/venv/bin/python

@@ -128,9 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     args = parser.parse_args(argv)
     common.rerun_with_fast_allocator(__file__, argv)
-    from lpn_arc.commands import load_checkpoint
     from lpn_arc.explorer import BackgroundServer, Explorer, pattern_tasks
     from lpn_arc.explorer.searching import warm_up
+    from lpn_arc.pretrained import load_checkpoint
 
     steps, repeats = (5, 3) if args.quick else (args.steps, 10)
     start = time.perf_counter()

@@ -46,6 +46,8 @@ if str(REPO_ROOT) not in sys.path:
 
 ROW_KEYS = ("name", "variant", "metric", "value", "unit", "repeats", "min", "median", "max")
 """The keys of every result row, in order."""
+SEED_KEYS = ("std", "seeds", "per_seed")
+"""Optional keys after :data:`ROW_KEYS` of a row whose ``value`` is a mean over seeds."""
 
 __all__ = [
     "RESULTS_DIR",
@@ -269,8 +271,9 @@ def compiled_memory(compiled: Any) -> dict[str, int]:
 def _check_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = list(rows)
     for row in rows:
-        if tuple(row) != ROW_KEYS:
-            raise ValueError(f"row keys must be {ROW_KEYS}; got {tuple(row)}")
+        keys = tuple(row)
+        if keys != ROW_KEYS and keys != ROW_KEYS + SEED_KEYS:
+            raise ValueError(f"row keys must be {ROW_KEYS} (+ {SEED_KEYS}); got {keys}")
     return rows
 
 

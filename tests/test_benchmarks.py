@@ -79,3 +79,43 @@ def test_docs_render_the_same_summary_as_rst_tables(bench, tmp_path):
     assert "   * - grad:100 search per task (target 0.5)" in rst
     assert "     - 2.38 s" in rst
     assert not any(set(line.strip()) <= set("-|:") and line.strip() for line in rst)
+
+
+@pytest.fixture(scope="module")
+def reproduce(bench):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("reproduce_paper")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_a_mean_over_seeds_row_keeps_std_and_each_seed(bench, reproduce, tmp_path):
+    common, _ = bench
+    row = reproduce._row("table1", "train=grad:1/infer=grad:100", [0.5, 1.0, 0.75], [0, 1, 2])
+    assert row["value"] == pytest.approx(0.75) and row["std"] == pytest.approx(0.25)
+    assert (row["min"], row["median"], row["max"], row["repeats"]) == (0.5, 0.75, 1.0, 3)
+    assert row["seeds"] == [0, 1, 2] and row["per_seed"] == [0.5, 1.0, 0.75]
+    path = common.write_results("table1", [row], seed=0, results_dir=tmp_path)
+    assert json.loads(path.read_text())["rows"] == [row]
+    partial = {k: v for k, v in row.items() if k != "per_seed"}
+    with pytest.raises(ValueError, match="row keys"):
+        common.write_results("table1", [partial], seed=0, results_dir=tmp_path)
+
+
+def test_the_reproduced_table_stands_beside_the_papers(reproduce):
+    rows = [
+        reproduce._row("table1", f"train={m}/infer={s}", [0.25, 0.75], [0, 1])
+        for m in ("mean", "grad:1")
+        for s in reproduce.TABLE1_SEARCHES
+    ]
+    table = reproduce.table1_markdown(rows, ["mean", "grad:1"], reproduce.TABLE1_SEARCHES)
+    lines = table.splitlines()
+    assert lines[2].startswith("| mean | ours | 50.0 ± 35.4 |")
+    assert lines[3] == (
+        "| mean | paper | 3.2 ± 2.7 | 3.6 ± 3.0 | 18.8 ± 14.4 | 52.5 ± 25.0 | 67.5 ± 20.0 "
+        "| 3.2 ± 2.7 |"
+    )
+    grad1_sample250 = lines[5].removesuffix(" |").split(" | ")[-1]
+    assert grad1_sample250 == "10.2 ± 5.3"
+    assert reproduce.model_name("ood", "grad:1") == "pattern-6x6-d0.5-grad1"

@@ -2,8 +2,8 @@
 
 Every import of an ``lpn_arc`` module (also the ones inside functions) is read from the
 source: a package may import only the packages before it (config -> data -> model ->
-training | evaluation -> plots | explorer -> commands -> cli), and another package only
-through its ``__init__`` (``from lpn_arc.config import ModelConfig``, never
+training | evaluation -> plots | pretrained | explorer -> commands -> cli), and another
+package only through its ``__init__`` (``from lpn_arc.config import ModelConfig``, never
 ``lpn_arc.config.model``).
 """
 
@@ -23,6 +23,7 @@ LAYERS = {
     "training": 4,
     "evaluation": 4,  # training and evaluation never import each other
     "plots": 5,
+    "pretrained": 5,  # plots and pretrained never import each other
     "explorer": 5,  # reads config, data and model; the command loads the checkpoint
     "commands": 6,
     "cli": 7,

@@ -11,6 +11,8 @@ The packages, in the order data flows through them (each imports only those befo
 * :mod:`lpn_arc.training`: the train step and loop, checkpoints, metrics files;
 * :mod:`lpn_arc.evaluation`: inference through ``latentsearch.infer``, metrics, the ARC
   submission and reports;
+* :mod:`lpn_arc.pretrained`: the pretrained models shipped with the package, loaded
+  offline by name (``pretrained:NAME``);
 * :mod:`lpn_arc.plots`, :mod:`lpn_arc.commands` and :mod:`lpn_arc.cli` (the ``lpn-arc``
   command) use them all; :mod:`lpn_arc.allocator` and :mod:`lpn_arc.xla_flags` set up the
   process (malloc, XLA flags) and import nothing of ``lpn_arc``.

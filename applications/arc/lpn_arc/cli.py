@@ -1,4 +1,5 @@
-"""The ``lpn-arc`` command: ``train``, ``eval``, ``solve``, ``quickstart`` and ``explore``.
+"""The ``lpn-arc`` command: ``train``, ``eval``, ``solve``, ``models``, ``quickstart`` and
+``explore``.
 
 This module builds the command line (one parser per command) and runs a command with the
 error handling every command shares (:func:`main`); what each command does is in
@@ -19,12 +20,17 @@ from lpn_arc.config import PRESETS, add_override_arguments
 __all__ = ["allocator", "main"]
 
 
+CHECKPOINT_HELP = (
+    "run folder written by train, or pretrained:NAME for a shipped model (lpn-arc models)"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lpn-arc",
         description="Latent Program Networks on ARC-AGI and the PATTERN task: train, "
-        "evaluate (with an ARC Prize submission), solve one task, quickstart, explore latent "
-        "space in the browser.",
+        "evaluate (with an ARC Prize submission), solve one task, list the shipped "
+        "pretrained models, quickstart, explore latent space in the browser.",
         epilog="Exit status: 0 on success; 1 on an error in the data, options, checkpoints "
         "or memory, printed as one line (--debug shows the traceback); 2 on a usage error; "
         "130 when interrupted (train and quickstart write a checkpoint first).",
@@ -38,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_train_parser(sub, common)
     _add_eval_parser(sub, common)
     _add_solve_parser(sub, common)
+    _add_models_parser(sub, common)
     _add_quickstart_parser(sub, common)
     _add_explore_parser(sub, common)
     return parser
@@ -93,7 +100,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         "(spec = all train pairs) and write DIR/submission.json and DIR/results.json; "
         "without it, held-out generated PATTERN tasks of the run's configuration.",
     )
-    ev.add_argument("--checkpoint", required=True, help="run folder written by train")
+    ev.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     ev.add_argument(
         "--data",
         default=None,
@@ -158,14 +165,30 @@ def _add_solve_parser(sub: argparse._SubParsersAction, common: argparse.Argument
         "them (and the truth when known) and render a PNG per test input.",
     )
     solve.add_argument(
-        "task", help="a task JSON file, or DATASET/TASK_ID such as arc1-eval/00576224"
+        "task",
+        help="a task JSON file, DATASET/TASK_ID such as arc1-eval/00576224, or pattern:K "
+        "(held-out PATTERN task K of a pattern checkpoint)",
     )
-    solve.add_argument("--checkpoint", required=True, help="run folder written by train")
+    solve.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     solve.add_argument("--search", default="grad:100", help="the search (default grad:100)")
     solve.add_argument("--lr", type=float, default=0.1, help="Adam lr of gradient search")
     solve.add_argument("--scale", type=float, default=0.5, help="std of sample candidates")
     _add_inference_arguments(solve)
     solve.add_argument("--out", default=None, help="folder of the PNGs (default: beside the run)")
+
+
+def _add_models_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    models = sub.add_parser(
+        "models",
+        parents=[common],
+        help="list the pretrained models shipped with lpn-arc (offline)",
+        description="List the pretrained models shipped inside the package, one line each; "
+        "use one with --checkpoint pretrained:NAME.",
+    )
+    models.add_argument(
+        "--json", action="store_true", help="print each model's card (config, training "
+        "command, data, measured accuracy) as JSON",
+    )  # fmt: skip
 
 
 def _add_quickstart_parser(
@@ -205,7 +228,7 @@ def _add_explore_parser(sub: argparse._SubParsersAction, common: argparse.Argume
         "--checkpoint",
         default="pretrained:pattern-6x6-grad1",
         help="a run folder written by train, or pretrained:NAME for a model shipped with "
-        "lpn-arc (default pretrained:pattern-6x6-grad1)",
+        "lpn-arc (default pretrained:pattern-6x6-grad1; lpn-arc models lists them)",
     )
     ex.add_argument(
         "--host",
@@ -289,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             "train": commands.run_train,
             "eval": commands.run_eval,
             "solve": commands.run_solve,
+            "models": commands.run_models,
             "quickstart": commands.run_quickstart,
             "explore": commands.run_explore,
         }

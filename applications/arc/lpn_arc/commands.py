@@ -7,7 +7,6 @@ packages they use are imported inside them, so ``lpn-arc --help`` stays quick.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -18,9 +17,9 @@ from lpn_arc.allocator import allocator
 __all__ = [
     "QUICKSTART_SEARCHES",
     "load_arc",
-    "load_checkpoint",
     "run_eval",
     "run_explore",
+    "run_models",
     "run_quickstart",
     "run_solve",
     "run_train",
@@ -136,11 +135,12 @@ def run_eval(args: argparse.Namespace) -> int:
     """``lpn-arc eval``: a checkpoint on held-out PATTERN tasks, or on ARC tasks (``--data``)."""
     from lpn_arc.data import pattern_test_tasks
     from lpn_arc.evaluation import format_table
-    from lpn_arc.training import load_run, run_info
+    from lpn_arc.pretrained import load_checkpoint
+    from lpn_arc.training import run_info
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    config, graphdef, params, _, step = load_run(args.checkpoint)
+    config, graphdef, params, step = load_checkpoint(args.checkpoint)
     searches = args.search or ["mean"]
     if args.data is not None:
         return _eval_arc(args, config, graphdef, params, step, searches)
@@ -211,11 +211,12 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
     from lpn_arc.config import parse_search
     from lpn_arc.data import check_no_test_leak
     from lpn_arc.evaluation import evaluate_arc, format_table, validate_submission
+    from lpn_arc.pretrained import checkpoint_folder
     from lpn_arc.training import run_info
 
     tasks = load_arc(args.data, args.solutions, args.limit)
-    check_no_test_leak(args.checkpoint, config, tasks)
-    out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
+    check_no_test_leak(checkpoint_folder(args.checkpoint), config, tasks)
+    out = Path(args.out) if args.out else _output_folder(args.checkpoint, "eval")
     out.mkdir(parents=True, exist_ok=True)
     print(
         f"checkpoint {args.checkpoint} (step {step}); {len(tasks)} tasks from {args.data}, "
@@ -260,6 +261,39 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
     return 0
 
 
+def _output_folder(checkpoint: str, name: str) -> Path:
+    """Where a command writes by default: inside the run folder, or ``pretrained-NAME/``
+    in the current folder for a shipped model (never inside the installed package)."""
+    from lpn_arc.pretrained import PREFIX
+
+    text = str(checkpoint)
+    if text.startswith(PREFIX):
+        return Path(f"pretrained-{text[len(PREFIX) :]}") / name
+    return Path(checkpoint) / name
+
+
+def _pattern_task(config, text: str):
+    """``pattern:K``: the K-th held-out PATTERN task of ``config`` as an ``ArcTask`` (its
+    last pair is the test pair)."""
+    import numpy as np
+
+    from lpn_arc.data import ArcTask, pattern_test_tasks
+
+    index = text.removeprefix("pattern:")
+    if not index.isdigit():
+        raise ValueError(f"task {text!r}: expected pattern:K with K a task number (0, 1...)")
+    if not config.data.is_pattern:
+        raise ValueError(f"task {text!r}: this checkpoint was not trained on PATTERN tasks")
+    k = int(index)
+    tasks = pattern_test_tasks(config, k + 1)
+    grids = []
+    for i in range(tasks["inputs"].shape[1]):
+        (ri, ci), (ro, co) = tasks["input_shapes"][k, i], tasks["output_shapes"][k, i]
+        grids.append((np.asarray(tasks["inputs"][k, i, :ri, :ci], np.int8),
+                      np.asarray(tasks["outputs"][k, i, :ro, :co], np.int8)))  # fmt: skip
+    return ArcTask(f"pattern-{k}", tuple(grids[:-1]), (grids[-1][0],), (grids[-1][1],), text)
+
+
 def _format_grid(grid) -> str:
     return "\n".join("  " + " ".join(str(v) for v in row) for row in grid)
 
@@ -273,19 +307,23 @@ def run_solve(args: argparse.Namespace) -> int:
     from lpn_arc.data import check_no_test_leak
     from lpn_arc.evaluation import evaluate_arc
     from lpn_arc.plots import plot_arc_solution
-    from lpn_arc.training import load_run
+    from lpn_arc.pretrained import checkpoint_folder, load_checkpoint
 
-    tasks = load_arc(args.task)
-    if len(tasks) != 1:
-        raise ValueError(f"{args.task} holds {len(tasks)} tasks; solve takes one task")
-    task = tasks[0]
-    config, graphdef, params, _, step = load_run(args.checkpoint)
-    check_no_test_leak(args.checkpoint, config, [task])
+    if args.task.startswith("pattern:"):  # a held-out task of the checkpoint's own kind
+        config, graphdef, params, step = load_checkpoint(args.checkpoint)
+        task = _pattern_task(config, args.task)
+    else:
+        tasks = load_arc(args.task)
+        if len(tasks) != 1:
+            raise ValueError(f"{args.task} holds {len(tasks)} tasks; solve takes one task")
+        task = tasks[0]
+        config, graphdef, params, step = load_checkpoint(args.checkpoint)
+        check_no_test_leak(checkpoint_folder(args.checkpoint), config, [task])
     spec = parse_search(args.search, lr=args.lr, scale=args.scale, optimizer=args.optimizer)
     result = evaluate_arc(
         graphdef, params, [task], spec, jax.random.key(0), batch_size=1, start=args.start
     )
-    out = Path(args.out) if args.out else Path(args.checkpoint) / "solve"
+    out = Path(args.out) if args.out else _output_folder(args.checkpoint, "solve")
     print(
         f"task {task.task_id}: {len(task.train)} spec pairs, search {spec.text}, "
         f"checkpoint step {step}"
@@ -312,6 +350,25 @@ def run_solve(args: argparse.Namespace) -> int:
             title=f"{task.task_id} test {q} ({spec.text})",
         )
         print(f"wrote {path}")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """``lpn-arc models``: the shipped pretrained models, one line each (``--json``: cards)."""
+    from lpn_arc.pretrained import list_pretrained
+
+    cards = list_pretrained()
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return 0
+    if not cards:
+        print("no pretrained models are installed")
+        return 0
+    width = max(len(card["name"]) for card in cards)
+    for card in cards:
+        print(f"{card['name']:<{width}}  {card['summary']}")
+    print("use one with --checkpoint pretrained:NAME (lpn-arc eval, solve); "
+          "lpn-arc models --json prints each card")  # fmt: skip
     return 0
 
 
@@ -389,85 +446,25 @@ def run_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
-PRETRAINED_PREFIX = "pretrained:"
-
-
-def load_checkpoint(checkpoint: str) -> tuple[Any, Any, Any, int]:
-    """``(config, graphdef, params, step)`` of a run folder or of ``pretrained:NAME``.
-
-    Raises:
-        ValueError: for an unknown pretrained model, or an installation without them.
-        FileNotFoundError, CheckpointError: for a folder that holds no readable run.
-    """
-    from lpn_arc.training import load_run
-
-    if not checkpoint.startswith(PRETRAINED_PREFIX):
-        config, graphdef, params, _, step = load_run(checkpoint)
-        return config, graphdef, params, step
-    name = checkpoint[len(PRETRAINED_PREFIX) :]
-    try:  # by name: the pretrained models are an optional part of the package
-        load_pretrained = importlib.import_module("lpn_arc.pretrained").load_pretrained
-    except ImportError as err:
-        raise ValueError(
-            f"{checkpoint}: this installation of lpn-arc has no pretrained models ({err}); "
-            "give a run folder written by lpn-arc train"
-        ) from None
-    try:
-        return load_pretrained(name)
-    except KeyError as err:
-        raise ValueError(f"{checkpoint}: unknown pretrained model {err}") from None
-    except ValueError as err:
-        raise ValueError(f"{checkpoint}: {err}") from None
-
-
-def _explore_tasks(args, config) -> list[dict]:
-    """The tasks the explorer offers: the held-out PATTERN tasks, or ARC tasks that fit."""
-    from lpn_arc.explorer import TaskError, pattern_tasks, task_arrays
-
-    if args.tasks < 1:
-        raise ValueError(f"--tasks must be >= 1, got {args.tasks}")
-    if config.data.is_pattern and args.data is None:
-        return pattern_tasks(config, args.tasks)
-    rows, cols = config.model.max_rows, config.model.max_cols
-    offered = []
-    for task in load_arc(args.data or "arc1-eval"):
-        item = {
-            "train": [{"input": x.tolist(), "output": y.tolist()} for x, y in task.train],
-            "test": [{"input": task.test_inputs[0].tolist()}],
-        }
-        if task.test_outputs is not None:
-            item["test"][0]["output"] = task.test_outputs[0].tolist()
-        try:
-            task_arrays(item, rows, cols)
-        except TaskError:
-            continue  # larger than the model's grids, or too many pairs
-        offered.append(item)
-        if len(offered) == args.tasks:
-            break
-    if not offered:
-        raise ValueError(
-            f"no task of {args.data or 'arc1-eval'} fits the model's {rows}x{cols} grids"
-        )
-    return offered
-
-
 def run_explore(args: argparse.Namespace) -> int:
     """``lpn-arc explore``: the latent-space explorer, served until Ctrl-C."""
     import time
     import webbrowser
 
     try:
-        from lpn_arc.explorer import Explorer, serve
+        from lpn_arc.explorer import Explorer, offered_tasks, serve
     except ImportError as err:
         raise ValueError(
             f"lpn-arc explore needs its web server ({err.name} is missing): "
             "pip install 'lpn-arc[explore]'"
         ) from None
+    from lpn_arc.pretrained import load_checkpoint
+
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {args.port}")
     started = time.perf_counter()
     config, graphdef, params, step = load_checkpoint(args.checkpoint)
-    tasks = _explore_tasks(args, config)
+    tasks = offered_tasks(config, args.tasks, args.data)
     explorer = Explorer(config, graphdef, params, tasks, name=args.checkpoint, step=step)
     url = f"http://{'localhost' if args.host in ('127.0.0.1', '::1') else args.host}:{args.port}/"
 

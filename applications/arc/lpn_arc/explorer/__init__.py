@@ -14,7 +14,13 @@ the checkpoint is loaded by the command (:func:`lpn_arc.commands.run_explore`).
 from lpn_arc.explorer.searching import KINDS, SearchRun, SearchRuns, SearchSettings
 from lpn_arc.explorer.server import STATIC, BackgroundServer, create_app, free_port, serve
 from lpn_arc.explorer.session import Explorer, Prepared, fit_pca
-from lpn_arc.explorer.tasks import TaskError, parse_task_file, pattern_tasks, task_arrays
+from lpn_arc.explorer.tasks import (
+    TaskError,
+    offered_tasks,
+    parse_task_file,
+    pattern_tasks,
+    task_arrays,
+)
 
 __all__ = [
     "KINDS",
@@ -29,6 +35,7 @@ __all__ = [
     "create_app",
     "fit_pca",
     "free_port",
+    "offered_tasks",
     "parse_task_file",
     "pattern_tasks",
     "serve",

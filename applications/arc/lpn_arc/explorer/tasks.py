@@ -20,12 +20,20 @@ from typing import Any
 import numpy as np
 
 from lpn_arc.config import TrainConfig
-from lpn_arc.data import DataError, GridError, encode_grid, make_pairs, pattern_test_tasks
+from lpn_arc.data import (
+    DataError,
+    GridError,
+    encode_grid,
+    load_tasks,
+    make_pairs,
+    pattern_test_tasks,
+)
 
 __all__ = [
     "MAX_SPEC_PAIRS",
     "TaskArrays",
     "TaskError",
+    "offered_tasks",
     "parse_task_file",
     "pattern_tasks",
     "task_arrays",
@@ -183,3 +191,44 @@ def pattern_tasks(config: TrainConfig, count: int) -> list[dict[str, Any]]:
         ]
         tasks.append({"train": pairs[:-1], "test": pairs[-1:]})
     return tasks
+
+
+def _arc_task(task) -> dict[str, Any]:
+    """An :class:`lpn_arc.data.ArcTask` in the explorer's format (its first test pair)."""
+    query = {"input": task.test_inputs[0].tolist()}
+    if task.test_outputs is not None:
+        query["output"] = task.test_outputs[0].tolist()
+    return {
+        "train": [{"input": x.tolist(), "output": y.tolist()} for x, y in task.train],
+        "test": [query],
+    }
+
+
+def offered_tasks(config: TrainConfig, count: int, source: str | None = None) -> list[dict]:
+    """The tasks the explorer offers: the first ``count`` held-out PATTERN tasks of a
+    pattern configuration, or the first ``count`` ARC tasks of ``source`` (a dataset name,
+    a task file or a folder; default ``arc1-eval``) that fit the model's grids.
+
+    Raises:
+        ValueError: for ``count < 1``, or when no task of ``source`` fits the model.
+    """
+    if count < 1:
+        raise ValueError(f"--tasks must be >= 1, got {count}")
+    if config.data.is_pattern and source is None:
+        return pattern_tasks(config, count)
+    rows, cols = config.model.max_rows, config.model.max_cols
+    offered = []
+    for task in load_tasks(source or "arc1-eval"):
+        if task.num_test == 0:
+            continue
+        item = _arc_task(task)
+        try:
+            task_arrays(item, rows, cols)
+        except TaskError:
+            continue  # larger than the model's grids, or too many pairs
+        offered.append(item)
+        if len(offered) == count:
+            break
+    if not offered:
+        raise ValueError(f"no task of {source or 'arc1-eval'} fits the model's {rows}x{cols} grids")
+    return offered
