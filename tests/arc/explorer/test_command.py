@@ -39,6 +39,20 @@ def test_it_serves_the_run_on_localhost_by_default(run_dir, monkeypatch):
     assert len(explorer.tasks) == 3 and explorer.step == 2 and explorer.name == str(run_dir)
 
 
+def test_the_default_is_the_shipped_pretrained_model(run_dir, tmp_path, monkeypatch):
+    from lpn_arc import pretrained
+
+    name = pretrained.DEFAULT_MODEL  # a stand-in exported from the tiny run
+    pretrained.export_pretrained(run_dir, name, {"summary": "tiny"}, models_dir=tmp_path)
+    monkeypatch.setattr(pretrained, "MODELS_DIR", tmp_path)
+    served = {}
+    monkeypatch.setattr(
+        "lpn_arc.explorer.serve", lambda explorer, *a, **k: served.update(e=explorer)
+    )
+    assert cli.main(["explore", "--tasks", "2"]) == 0
+    assert served["e"].name == f"pretrained:{name}" and served["e"].step == 2
+
+
 def _error(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err, err
