@@ -186,6 +186,8 @@ class SearchRun:
             # committed to the device like the states the steps return, so that the second
             # step does not compile the step again for another placement
             self._state = jax.device_put(state, jax.local_devices()[0])
+            if self._finish is not None:  # compiled now (a few evaluations once compiled),
+                self._finish(self._state, prepared.args)  # not as a pause at the last step
             self.first = self._frame(np.asarray(points), np.asarray(scores))
         if self.first["best"] is None:  # the first step scores the start (gradient ascent)
             self.best_score = explorer.score(prepared, prepared.anchor)

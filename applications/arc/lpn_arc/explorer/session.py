@@ -34,8 +34,10 @@ from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn, precompute_
 
 __all__ = ["Explorer", "Prepared", "fit_pca"]
 
-LANDSCAPE_CHUNK = 96
-"""Latents scored at once for the heat map (bounds memory on large models)."""
+LANDSCAPE_CHUNK = 32
+"""Latents scored at once for the heat map: bounds memory on large models, and was the
+fastest of 32, 64, 96, 288 and all at once for the pattern model (0.48 s against 0.55,
+0.63 and 0.73 s at 24x24 on 2 loaded cores)."""
 
 
 class _Objective:
