@@ -7,6 +7,8 @@ import urllib.request
 import pytest
 from lpn_arc.explorer import BackgroundServer, free_port
 
+SMALL = {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}
+
 
 @pytest.fixture(scope="module")
 def url(explorer):
@@ -96,6 +98,11 @@ def test_encode_search_decode_and_landscape_through_the_api(url, explorer):
         ("api/encode", b"\xff not json", "the request is not JSON"),
         ("api/search", {"task": None, "settings": {}}, "a task is an object"),
         ("api/search/999/step", {"steps": 1}, "no search '999'"),
+        ("api/decode", {"task": SMALL, "point": [0, "x"]}, "point must be a number"),
+        ("api/decode", {"task": SMALL, "point": [0]}, "point must be a list of 2 numbers"),
+        ("api/landscape", {"task": SMALL, "bounds": [0, 1, 1, 0], "resolution": 4}, "min < max"),
+        ("api/landscape", {"task": SMALL, "bounds": [0, 1, 0, 1], "resolution": 99}, "2..64"),
+        ("api/search", {"task": SMALL, "settings": {"kind": "es", "population": 5}}, "even"),
         ("api/decode", {"task": None, "point": [0, "x"]}, "a task is an object"),
         ("api/landscape", {"task": None, "bounds": [0, 1], "resolution": 8}, "a task is an object"),
     ],

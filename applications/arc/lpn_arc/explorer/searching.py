@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -259,13 +260,16 @@ class SearchRuns:
         self.limit = limit
         self._runs: OrderedDict[str, SearchRun] = OrderedDict()
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()  # requests arrive on several threads
 
     def start(self, explorer: Explorer, prepared: Prepared, settings: SearchSettings) -> str:
         """Starts a search; returns its id."""
-        run_id = str(next(self._ids))
-        self._runs[run_id] = SearchRun(explorer, prepared, settings)
-        while len(self._runs) > self.limit:
-            self._runs.popitem(last=False)
+        run = SearchRun(explorer, prepared, settings)
+        with self._lock:
+            run_id = str(next(self._ids))
+            self._runs[run_id] = run
+            while len(self._runs) > self.limit:
+                self._runs.popitem(last=False)
         return run_id
 
     def get(self, run_id: str) -> SearchRun:
@@ -274,9 +278,10 @@ class SearchRuns:
         Raises:
             ValueError: when there is none (finished long ago, or the server restarted).
         """
-        if run_id not in self._runs:
-            raise ValueError(f"no search {run_id!r} (the server restarted?); run it again")
-        return self._runs[run_id]
+        with self._lock:
+            if run_id not in self._runs:
+                raise ValueError(f"no search {run_id!r} (the server restarted?); run it again")
+            return self._runs[run_id]
 
 
 def warm_up(explorer: Explorer, resolution: int = 24) -> None:

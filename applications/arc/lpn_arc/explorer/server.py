@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
@@ -61,26 +62,23 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _number(data: dict, name: str, kind=float):
-    value = data.get(name)
+def _number(value: Any, name: str, kind=float):
+    """``value`` as a ``float`` (or an ``int`` with ``kind=int``), or a ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
         raise ValueError(f"{name} must be {'a number' if kind is float else 'an integer'}")
     return kind(value)
 
 
-def _point(data: dict) -> tuple[float, float]:
-    point = data.get("point")
-    if not isinstance(point, list) or len(point) != 2:
-        raise ValueError("point must be [u, v]")
-    return _number({"u": point[0]}, "u"), _number({"v": point[1]}, "v")
+def _numbers(value: Any, name: str, count: int) -> list[float]:
+    if not isinstance(value, list) or len(value) != count:
+        raise ValueError(f"{name} must be a list of {count} numbers")
+    return [_number(v, name) for v in value]
 
 
 def _handler(work):
     """Runs ``work(data) -> dict`` in a worker thread; errors become JSON answers."""
 
     async def endpoint(request: Request) -> JSONResponse:
-        from starlette.concurrency import run_in_threadpool
-
         started = time.perf_counter()
         try:
             data = await _body(request) if request.method == "POST" else {}
@@ -137,7 +135,7 @@ def _routes(explorer: Explorer) -> list[Route]:
 
     def step(data):
         run = runs.get(data["_path"]["id"])
-        count = _number(data, "steps", int)
+        count = _number(data.get("steps"), "steps", int)
         if not 1 <= count <= 500:
             raise ValueError(f"steps must be in 1..500, got {count}")
         return run.report(run.advance(count))
@@ -153,16 +151,15 @@ def _routes(explorer: Explorer) -> list[Route]:
 
     def decode(data):
         prepared = explorer.prepare(data.get("task"))
-        z = explorer.lift(prepared, _point(data), through(data, prepared))
+        z = explorer.lift(
+            prepared, _numbers(data.get("point"), "point", 2), through(data, prepared)
+        )
         return {"decoded": explorer.decode(prepared, z), "score": explorer.score(prepared, z)}
 
     def landscape(data):
         prepared = explorer.prepare(data.get("task"))
-        bounds = data.get("bounds")
-        if not isinstance(bounds, list) or len(bounds) != 4:
-            raise ValueError("bounds must be [u_min, u_max, v_min, v_max]")
-        bounds = [_number({"b": b}, "b") for b in bounds]
-        resolution = _number(data, "resolution", int)
+        bounds = _numbers(data.get("bounds"), "bounds [u_min, u_max, v_min, v_max]", 4)
+        resolution = _number(data.get("resolution"), "resolution", int)
         return explorer.landscape(prepared, bounds, resolution, through(data, prepared))
 
     api = [
