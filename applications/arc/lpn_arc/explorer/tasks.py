@@ -178,6 +178,12 @@ def pattern_tasks(config: TrainConfig, count: int) -> list[dict[str, Any]]:
     The held-out set of :func:`lpn_arc.data.pattern_test_tasks` (the configuration's test
     seed): the first ``num_pairs - 1`` pairs of a task are its specification, the last its
     query, as ``lpn-arc eval`` scores them.
+
+    Example:
+        >>> from lpn_arc.config import get_preset
+        >>> task = pattern_tasks(get_preset("quickstart"), 2)[1]
+        >>> len(task["train"]), len(task["test"][0]["output"])  # 3 pairs -> 1, 6x6 grids
+        (3, 6)
     """
     arrays = pattern_test_tasks(config)
     tasks = []
@@ -211,6 +217,12 @@ def offered_tasks(config: TrainConfig, count: int, source: str | None = None) ->
 
     Raises:
         ValueError: for ``count < 1``, or when no task of ``source`` fits the model.
+
+    Example:
+        >>> from lpn_arc.config import get_preset
+        >>> config = get_preset("quickstart")
+        >>> offered_tasks(config, 4) == pattern_tasks(config, 4)
+        True
     """
     if count < 1:
         raise ValueError(f"--tasks must be >= 1, got {count}")
