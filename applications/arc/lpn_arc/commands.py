@@ -460,8 +460,8 @@ def run_explore(args: argparse.Namespace) -> int:
         ) from None
     from lpn_arc.pretrained import load_checkpoint
 
-    if not 0 <= args.port <= 65535:
-        raise ValueError(f"--port must be in 0..65535, got {args.port}")
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 1..65535, got {args.port}")
     started = time.perf_counter()
     config, graphdef, params, step = load_checkpoint(args.checkpoint)
     tasks = offered_tasks(config, args.tasks, args.data)

@@ -92,3 +92,5 @@ def test_tasks_that_do_not_fit_the_checkpoint_are_refused_with_a_message(run_dir
     assert _error(capsys).endswith(f"no task of {big} fits the model's 4x4 grids")
     assert cli.main(["explore", "--checkpoint", str(run_dir), "--tasks", "0"]) == 1
     assert "--tasks must be >= 1" in _error(capsys)
+    assert cli.main(["explore", "--checkpoint", str(run_dir), "--port", "0"]) == 1
+    assert "--port must be in 1..65535, got 0" in _error(capsys)
