@@ -42,9 +42,13 @@ def browser():
 
 
 def _wait(driver, condition, timeout=120):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    # the page redraws grids and plots by replacing elements: a condition that read one
+    # while it was replaced is tried again
+    ignored = (StaleElementReferenceException,)
+    return WebDriverWait(driver, timeout, 0.1, ignored_exceptions=ignored).until(condition)
 
 
 def _body_data(driver, name):
@@ -69,7 +73,9 @@ def test_pick_a_task_run_20_gradient_steps_and_watch_them(browser, explorer, tmp
         query = explorer.tasks[2]["test"][0]["input"]
         cells = "#query .pair > .grid:first-child .cell"  # the query input
         colours = [value for row in query for value in row]
-        _wait(browser, lambda d: _colours(d, cells) == colours)
+        _wait(
+            browser, lambda d: _colours(d, cells) == colours and _body_data(d, "state") == "ready"
+        )
         Select(browser.find_element("id", "kind")).select_by_value("grad")
         for field, value in (("steps", "20"), ("lr", "0.05")):
             browser.find_element("id", field).clear()

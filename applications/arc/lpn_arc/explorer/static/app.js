@@ -397,6 +397,7 @@ function update(answer, firstMs, latencies) {
   renderSearchMarks();
   renderTrace();
   renderDecoded($("decoded"), answer.decoded, true);
+  $("decoded-of").textContent = "(of the best latent found)";
   const last = state.frames[state.frames.length - 1];
   $("search-status").textContent = `step ${answer.steps_done} / ${readSettings().steps} · ` +
     `${last.evaluations} evaluations · best log-likelihood ${last.best === null ? "–" : last.best.toFixed(3)}` +
@@ -411,6 +412,7 @@ function update(answer, firstMs, latencies) {
 
 // ---------------------------------------------------------------- the task
 async function setTask(task, refit = true) {
+  document.body.dataset.state = "encoding";
   state.generation += 1;
   state.task = task;
   state.frames = [];
@@ -431,12 +433,17 @@ async function encodeTask(refit) {
     if (refit || !state.bounds) state.bounds = fitBounds(state.info.cloud.concat(data.pairs, [data.anchor]));
     renderPlane();
     renderDecoded($("decoded"), data.decoded, true);
+    $("decoded-of").textContent = "(of the aggregate)";
     $("search-status").textContent = `the aggregate latent: log-likelihood ${data.score.toFixed(3)}`;
     $("probe").replaceChildren();
     showError(null);
     await renderLandscape();
   } catch (err) {
     showError(err);
+  } finally {
+    if (generation === state.generation && document.body.dataset.state === "encoding") {
+      document.body.dataset.state = "ready";
+    }
   }
 }
 
