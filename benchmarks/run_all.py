@@ -13,9 +13,10 @@
 The full run (``make bench``) runs each without ``--quick`` (all six training variants,
 training-step memory against K = 1..100), and adds ``bench_inference.py`` (start latent,
 search optimiser and attempt-2 rule, ours vs the official code's), ``bench_arc.py`` (ARC scale),
-``bench_allocator.py`` (glibc vs tcmalloc vs jemalloc) and ``bench_training_methods.py``
-(mean vs Grad 1 training, hours). ``--only NAME ...`` runs a subset; ``--summary`` only
-prints the table from the JSON files already in ``benchmarks/results``.
+``bench_allocator.py`` (glibc vs tcmalloc vs jemalloc) and ``reproduce_paper.py`` (the
+paper's Table 1 and OOD trend at CPU scale, about 2 hours; also ``make reproduce``).
+``--only NAME ...`` runs a subset; ``--summary`` only prints the table from the JSON files
+already in ``benchmarks/results``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ FULL = (
     "inference",
     "arc",
     "allocator",
-    "training_methods",
+    "reproduce",
 )
 SCRIPTS = {
     "search": "bench_search.py",
@@ -48,7 +49,7 @@ SCRIPTS = {
     "inference": "bench_inference.py",
     "arc": "bench_arc.py",
     "allocator": "bench_allocator.py",
-    "training_methods": "bench_training_methods.py",
+    "reproduce": "reproduce_paper.py",
 }
 HAS_QUICK = {"search", "lpn", "generate", "efficiency", "arc"}
 
