@@ -168,6 +168,11 @@ def _summary(values: list[float]) -> tuple[float, float]:
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _mean_std(row: dict) -> tuple[float, float]:
+    """A row's mean over seeds and its standard deviation (as :func:`_row` wrote them)."""
+    return row["value"], row["std"]
+
+
 def _row(name: str, variant: str, values: list[float], seeds: list[int]) -> dict:
     """A result row: ``value`` the mean over seeds, plus ``std``, ``seeds`` and ``per_seed``."""
     mean, std = _summary(values)
@@ -342,7 +347,7 @@ def table1_markdown(rows: list[dict], methods, searches) -> str:
         ours = []
         for search in searches:
             stat = by_variant.get(f"train={method}/infer={search}")
-            ours.append(_cell(*_summary(stat["per_seed"])) if stat else "-")
+            ours.append(_cell(stat["value"], stat["std"]) if stat else "-")
         paper = [f"{m:.1f} ± {s:.1f}" for m, s in (PAPER_TABLE1[method][x] for x in searches)]
         lines.append(f"| {method} | ours | " + " | ".join(ours) + " |")
         lines.append(f"| {method} | paper | " + " | ".join(paper) + " |")
@@ -358,7 +363,7 @@ def table6_markdown(rows: list[dict], methods) -> str:
         ours = []
         for density, search in cols:
             stat = by_variant.get(f"train={method}/test_density={density:g}/infer={search}")
-            ours.append(_cell(*_summary(stat["per_seed"])) if stat else "-")
+            ours.append(_cell(stat["value"], stat["std"]) if stat else "-")
         paper = [f"{m:.1f} ± {s:.1f}" for m, s in (PAPER_TABLE6[method][d][x] for d, x in cols)]
         lines.append(f"| {method} | ours | " + " | ".join(ours) + " |")
         lines.append(f"| {method} | paper | " + " | ".join(paper) + " |")
@@ -383,7 +388,7 @@ def plot_table1(rows: list[dict], methods, path: Path) -> None:
     for i, method in enumerate(methods):
         color = f"C{i}"
         means, stds = zip(
-            *(_summary(by_variant[f"train={method}/infer={s}"]["per_seed"]) for s in searches),
+            *(_mean_std(by_variant[f"train={method}/infer={s}"]) for s in searches),
             strict=True,
         )
         axes[0].errorbar(
@@ -432,8 +437,7 @@ def plot_table6(rows: list[dict], methods, path: Path) -> None:
         for i, method in enumerate(methods):
             key = "train={}/test_density={:g}/infer={}"
             ours = [
-                _summary(by_variant[key.format(method, d, search)]["per_seed"])
-                for d in OOD_TEST_DENSITIES
+                _mean_std(by_variant[key.format(method, d, search)]) for d in OOD_TEST_DENSITIES
             ]
             ax.errorbar(
                 OOD_TEST_DENSITIES,
