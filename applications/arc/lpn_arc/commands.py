@@ -264,12 +264,10 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
 def _output_folder(checkpoint: str, name: str) -> Path:
     """Where a command writes by default: inside the run folder, or ``pretrained-NAME/``
     in the current folder for a shipped model (never inside the installed package)."""
-    from lpn_arc.pretrained import PREFIX
+    from lpn_arc.pretrained import pretrained_name
 
-    text = str(checkpoint)
-    if text.startswith(PREFIX):
-        return Path(f"pretrained-{text[len(PREFIX) :]}") / name
-    return Path(checkpoint) / name
+    shipped = pretrained_name(checkpoint)
+    return (Path(f"pretrained-{shipped}") if shipped else Path(checkpoint)) / name
 
 
 def _pattern_task(config, text: str):

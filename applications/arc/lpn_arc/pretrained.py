@@ -38,6 +38,7 @@ __all__ = [
     "load_checkpoint",
     "load_pretrained",
     "pretrained_card",
+    "pretrained_name",
 ]
 
 MODELS_DIR = Path(__file__).resolve().parent / "pretrained_models"
@@ -108,12 +109,18 @@ def load_pretrained(name: str) -> tuple[Any, Any, Any, int]:
     return config, graphdef, params, int(card["step"])
 
 
+def pretrained_name(checkpoint: str | Path) -> str | None:
+    """``NAME`` of a ``pretrained:NAME`` checkpoint option; None for a run folder."""
+    text = str(checkpoint)
+    return text[len(PREFIX) :] if text.startswith(PREFIX) else None
+
+
 def load_checkpoint(checkpoint: str | Path) -> tuple[Any, Any, Any, int]:
     """A run folder written by ``lpn-arc train``, or ``pretrained:NAME``:
     ``(config, graphdef, params, step)``."""
-    text = str(checkpoint)
-    if text.startswith(PREFIX):
-        return load_pretrained(text[len(PREFIX) :])
+    name = pretrained_name(checkpoint)
+    if name is not None:
+        return load_pretrained(name)
     from lpn_arc.training import load_run
 
     config, graphdef, params, _, step = load_run(checkpoint)
@@ -123,12 +130,11 @@ def load_checkpoint(checkpoint: str | Path) -> tuple[Any, Any, Any, int]:
 def checkpoint_folder(checkpoint: str | Path) -> Path:
     """The folder of a checkpoint option: the run folder, or the shipped model's folder
     (which holds the ``run.json`` data provenance the test-leak guard reads)."""
-    text = str(checkpoint)
-    if text.startswith(PREFIX):
-        name = text[len(PREFIX) :]
-        pretrained_card(name)  # raises ValueError naming the shipped models
-        return MODELS_DIR / name
-    return Path(checkpoint)
+    name = pretrained_name(checkpoint)
+    if name is None:
+        return Path(checkpoint)
+    pretrained_card(name)  # raises ValueError naming the shipped models
+    return MODELS_DIR / name
 
 
 def export_pretrained(
