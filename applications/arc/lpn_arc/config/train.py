@@ -123,12 +123,17 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
 
 
 def config_from_dict(payload: dict[str, Any]) -> TrainConfig:
-    """Inverse of :func:`config_to_dict` (unknown keys are an error)."""
+    """Inverse of :func:`config_to_dict` (unknown keys are an error).
+
+    A configuration saved before ``data.pattern_split`` existed trained on every PATTERN
+    program, so it reads as ``pattern_split="none"``.
+    """
     payload = dict(payload)
     try:
         model = ModelConfig(**payload.pop("model"))
         data_dict = dict(payload.pop("data"))
         data_dict["test_densities"] = tuple(data_dict.get("test_densities", (1.0,)))
+        data_dict.setdefault("pattern_split", "none")  # saved before programs were split
         data = DataConfig(**data_dict)
         return TrainConfig(model=model, data=data, **payload)
     except (KeyError, TypeError) as err:

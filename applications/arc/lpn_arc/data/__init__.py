@@ -6,7 +6,10 @@
   challenges and solutions files, re-arc pools), validated when loaded;
 * :mod:`~lpn_arc.data.augment`: rotations, flips and colour permutations with inverses;
 * :mod:`~lpn_arc.data.sampler`: :class:`TaskSampler`, augmented training tasks of ARC data;
-* :mod:`~lpn_arc.data.pattern`: the PATTERN task generator and a configuration's held-out set;
+* :mod:`~lpn_arc.data.pattern`: the PATTERN task generator, its program-disjoint train and
+  test splits and a configuration's held-out set;
+* :mod:`~lpn_arc.data.seen`: what a PATTERN run saw in training (``seen_programs``),
+  computed from the data;
 * :mod:`~lpn_arc.data.batches`: step ``s``'s training batch (:class:`TrainingData`) and
   the background thread that prepares it (:func:`prefetch`);
 * :mod:`~lpn_arc.data.arrays`: ARC tasks padded for evaluation;
@@ -35,7 +38,15 @@ from lpn_arc.data.grids import (
     encode_grid,
     make_pairs,
 )
-from lpn_arc.data.pattern import generate_pattern_tasks, pad_to_model, pattern_test_tasks
+from lpn_arc.data.pattern import (
+    SPLIT_RULE,
+    generate_pattern_tasks,
+    pad_to_model,
+    pattern_test_tasks,
+    program_split,
+    program_text,
+    task_programs,
+)
 from lpn_arc.data.provenance import (
     TestLeakError,
     check_no_test_leak,
@@ -45,12 +56,14 @@ from lpn_arc.data.provenance import (
     run_provenance,
 )
 from lpn_arc.data.sampler import TaskSampler
+from lpn_arc.data.seen import seen_programs, split_record, training_programs
 
 __all__ = [
     "DATASETS",
     "MAX_GRID_SIZE",
     "NUM_COLOURS",
     "PAIR_KEYS",
+    "SPLIT_RULE",
     "ArcTask",
     "Augmentation",
     "DataError",
@@ -75,8 +88,14 @@ __all__ = [
     "pattern_provenance",
     "pattern_test_tasks",
     "prefetch",
+    "program_split",
+    "program_text",
     "provenance",
     "run_provenance",
+    "seen_programs",
+    "split_record",
+    "task_programs",
     "tasks_to_arrays",
     "training_batch",
+    "training_programs",
 ]

@@ -147,21 +147,32 @@ class TrainingData:
         )
         return sampler, record
 
-    def batch(self, step: int) -> Pair:
-        """This process's ``(local_batch_size, N, R, C)`` share of step ``step``'s batch."""
+    def _rng(self, step: int) -> np.random.Generator:
+        """The generator of step ``step``'s batch (this process's share of it)."""
         seed = [self.config.seed, step, 7]
         if self.process_count > 1:
             seed.append(self.process_index)
-        rng = np.random.default_rng(seed)
+        return np.random.default_rng(seed)
+
+    def batch(self, step: int) -> Pair:
+        """This process's ``(local_batch_size, N, R, C)`` share of step ``step``'s batch."""
         if self.sampler is not None:
-            return self.sampler.sample(rng, self.local_batch_size)
+            return self.sampler.sample(self._rng(step), self.local_batch_size)
+        return self.pattern_batch(step)[0]
+
+    def pattern_batch(self, step: int) -> tuple[Pair, np.ndarray]:
+        """A PATTERN run's batch of ``step`` and its ``(B, P, P)`` patterns: train programs
+        only under ``pattern_split="program"``."""
         data = self.config.data
-        tasks, _ = generate_pattern_tasks(
-            rng,
+        if not data.is_pattern:
+            raise ValueError("pattern_batch needs a PATTERN configuration")
+        tasks, patterns = generate_pattern_tasks(
+            self._rng(step),
             self.local_batch_size,
             num_pairs=data.num_pairs,
             grid_size=data.grid_size,
             pattern_size=data.pattern_size,
             density=data.density,
+            split="train" if data.pattern_split == "program" else None,
         )
-        return pad_to_model(tasks, self.config)
+        return pad_to_model(tasks, self.config), patterns
