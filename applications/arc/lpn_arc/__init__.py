@@ -18,6 +18,9 @@ The packages, in the order data flows through them (each imports only those befo
   process (malloc, XLA flags) and import nothing of ``lpn_arc``.
 """
 
+from lpn_arc._version import __version__
 from lpn_arc.xla_flags import apply_xla_defaults
+
+__all__ = ["__version__"]
 
 apply_xla_defaults()  # before JAX starts its CPU backend; see lpn_arc/xla_flags.py
