@@ -48,9 +48,13 @@ ROW_KEYS = ("name", "variant", "metric", "value", "unit", "repeats", "min", "med
 """The keys of every result row, in order."""
 SEED_KEYS = ("std", "seeds", "per_seed")
 """Optional keys after :data:`ROW_KEYS` of a row whose ``value`` is a mean over seeds."""
+DATA_KEYS = ("tasks", "seen_programs")
+"""Optional keys, last, of an accuracy row: the number of tasks scored, and the fraction of
+the evaluated PATTERN programs that the model's training drew (computed from the data)."""
 
 __all__ = [
     "RESULTS_DIR",
+    "DATA_KEYS",
     "ROW_KEYS",
     "Timing",
     "allocator",
@@ -92,21 +96,46 @@ def trained_run(
     config: Any, run_dir: Path, *, max_seconds: float | None = None
 ) -> tuple[Any, Any, Any, int, float | None]:
     """``(config, graphdef, params, step, train_seconds)`` of the lpn-arc run in ``run_dir``:
-    reused when it has reached ``config.steps`` (its saved configuration; ``train_seconds``
-    None), else trained there, resumed from its latest checkpoint
-    (:func:`lpn_arc.training.train`)."""
+    reused when its saved configuration equals ``config`` and it has reached
+    ``config.steps`` (``train_seconds`` None), else trained there, resumed from its latest
+    checkpoint (:func:`lpn_arc.training.train`).
+
+    Raises:
+        ValueError: when ``run_dir`` holds a run of another configuration (naming the fields
+            that differ), which is never reused.
+    """
+    from lpn_arc.config import config_to_dict
     from lpn_arc.training import load_run, train
 
     try:
         saved, graphdef, params, _, step = load_run(run_dir)
+    except FileNotFoundError:
+        saved = None
+    if saved is not None:
+        differ = _differences(config_to_dict(saved), config_to_dict(config))
+        if differ:
+            raise ValueError(
+                f"{run_dir} holds a run of another configuration ({'; '.join(differ[:8])}); "
+                "delete it or choose another folder"
+            )
         if step >= config.steps:
             return saved, graphdef, params, step, None
-    except FileNotFoundError:
-        pass
     start = time.perf_counter()
     result = train(config, run_dir, resume=True, progress=True, max_seconds=max_seconds)
     seconds = time.perf_counter() - start
     return config, result.graphdef, result.params, result.step, seconds
+
+
+def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """``"field: saved -> wanted"`` for every field of two nested config dicts that differs."""
+    out = []
+    for key in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
 
 
 def rerun_with_fast_allocator(script: str, argv: Sequence[str] | None) -> None:
@@ -272,8 +301,13 @@ def _check_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = list(rows)
     for row in rows:
         keys = tuple(row)
-        if keys != ROW_KEYS and keys != ROW_KEYS + SEED_KEYS:
-            raise ValueError(f"row keys must be {ROW_KEYS} (+ {SEED_KEYS}); got {keys}")
+        rest = keys[len(ROW_KEYS) :]
+        rest = rest[len(SEED_KEYS) :] if rest[: len(SEED_KEYS)] == SEED_KEYS else rest
+        if keys[: len(ROW_KEYS)] != ROW_KEYS or not set(rest) <= set(DATA_KEYS):
+            raise ValueError(
+                f"row keys must be {ROW_KEYS}, then optionally {SEED_KEYS}, then any of "
+                f"{DATA_KEYS}; got {keys}"
+            )
     return rows
 
 

@@ -12,14 +12,19 @@ and cosine decay, input-only decoder mask), every training method for the same n
 steps (the paper's protocol: each row of its tables is 20k steps), each seed a separate
 run. Every model is evaluated on the same held-out tasks, every pair of a task predicted in
 turn from the others (the paper's protocol), test-time Adam at lr 0.1 and samples at scale
-0.5 as in the paper.
+0.5 as in the paper. Training draws only train programs and evaluation only test programs
+(the program-disjoint split, ``lpn_arc.data.pattern.program_split``), and every row records
+``seen_programs``, the fraction of its evaluated programs that training drew, computed by
+generating the runs' training batches again.
 
 Parts: ``table1`` writes ``results/table1.json`` and ``table1.png``; ``ood`` writes
 ``results/table6.json`` and ``table6.png``. Run folders go to ``results/runs/`` and are
-reused: a finished run is not trained again, an interrupted one resumes, and each
-evaluation is cached in the run folder (``reproduce_eval.json``), so adding a seed only costs
-that seed. ``make reproduce`` runs both parts with the defaults (seeds 0 and 1 of each; about
-2 hours here).
+reused when their saved configuration is the one asked for (another one is an error): a
+finished run is not trained again, an interrupted one resumes, and each evaluation is cached
+in the run folder (``reproduce_eval.json``) under every setting that changes its number
+(search, lr, scale, start, optimiser, held-out protocol, tasks, density, test seed, split,
+package versions), so adding a seed only costs that seed. ``make reproduce`` runs both
+parts with the defaults (seeds 0 and 1 of each; about 2 hours here).
 """
 
 from __future__ import annotations
@@ -90,13 +95,19 @@ PAPER_TABLE6 = {
 }
 
 
-def variant_config(args, method: str, seed: int, density: float, test_densities):
+EVAL_SETTINGS = {"lr": 0.1, "scale": 0.5, "start": "mean", "optimizer": "clip-adam",
+                 "attempt2": "distinct", "holdout": "all"}  # fmt: skip
+"""Test-time inference of every evaluation: the paper's Adam lr 0.1 (clipped per task),
+samples at scale 0.5, the start at the mean of the encoder means, every pair held out."""
+
+
+def variant_config(args, method: str, seed: int, density: float, test_densities, tasks: int):
     """The quickstart recipe with training search ``method``, ``seed`` and pattern density."""
     from lpn_arc.config import get_preset
 
     base = get_preset("quickstart")
     data = dataclasses.replace(
-        base.data, density=density, test_densities=tuple(test_densities), test_tasks=args.tasks
+        base.data, density=density, test_densities=tuple(test_densities), test_tasks=tasks
     )
     return dataclasses.replace(
         base,
@@ -127,12 +138,16 @@ class Run:
             self.cache["train_seconds"] = self.cache.get("train_seconds", 0.0) + seconds
             self._save()
 
-    def record(self, method: str, seed: int, scores: dict[str, float]) -> dict:
+    def record(self, method: str, seed: int, scores: dict[str, float], seen: dict) -> dict:
         """What the results file keeps of this run."""
+        from lpn_arc.data import split_record
+
         return {
             "method": method,
             "seed": seed,
             "steps": self.step,
+            **split_record(self.config),
+            "seen_programs": seen,
             "train_seconds": self.cache.get("train_seconds"),
             "eval_seconds": sum(self.cache.get("eval_seconds", {}).values()),
             "run_dir": str(self.run_dir.relative_to(common.RESULTS_DIR)),
@@ -142,6 +157,20 @@ class Run:
     def _save(self) -> None:
         self.cache_path.write_text(json.dumps(self.cache, indent=2) + "\n")
 
+    def _key(self, search: str, density: float, num_tasks: int) -> str:
+        """The cache key: every setting that changes the number."""
+        import lpn_arc
+
+        import latentsearch
+
+        data = self.config.data
+        return json.dumps(
+            {"search": search, "density": density, "tasks": num_tasks, **EVAL_SETTINGS,
+             "test_seed": data.test_seed, "pattern_split": data.pattern_split,
+             "lpn_arc": lpn_arc.__version__, "latentsearch": latentsearch.__version__},
+            sort_keys=True,
+        )  # fmt: skip
+
     def top1(self, search: str, density: float, num_tasks: int) -> float:
         """Top-1 exact match of ``search`` on ``num_tasks`` held-out tasks (cached)."""
         import jax
@@ -149,18 +178,34 @@ class Run:
         from lpn_arc.data import pattern_test_tasks
         from lpn_arc.evaluation import evaluate_tasks
 
-        key = f"{search}|density={density:g}|tasks={num_tasks}|holdout=all"
+        key = self._key(search, density, num_tasks)
         if key not in self.cache.setdefault("top1", {}):
             tasks = pattern_test_tasks(self.config, num_tasks, density)
-            spec = parse_search(search, lr=0.1, scale=0.5)
+            spec = parse_search(search, lr=EVAL_SETTINGS["lr"], scale=EVAL_SETTINGS["scale"],
+                                optimizer=EVAL_SETTINGS["optimizer"])  # fmt: skip
             start = time.perf_counter()
             out = evaluate_tasks(  # every pair held out in turn: the paper's protocol
-                self.graphdef, self.params, tasks, spec, jax.random.key(0), holdout="all"
-            )
+                self.graphdef, self.params, tasks, spec, jax.random.key(0),
+                start=EVAL_SETTINGS["start"], attempt2=EVAL_SETTINGS["attempt2"],
+                holdout=EVAL_SETTINGS["holdout"],
+            )  # fmt: skip
             self.cache["top1"][key] = out.metrics["top1"]
             self.cache.setdefault("eval_seconds", {})[key] = time.perf_counter() - start
             self._save()
         return self.cache["top1"][key]
+
+    def seen(self, density: float, num_tasks: int) -> float:
+        """The fraction of the evaluated programs that this run's training drew (cached)."""
+        from lpn_arc.data import pattern_test_tasks, seen_programs
+
+        key = json.dumps({"density": density, "tasks": num_tasks, "steps": self.step,
+                          "test_seed": self.config.data.test_seed}, sort_keys=True)  # fmt: skip
+        if key not in self.cache.setdefault("seen_programs", {}):
+            tasks = pattern_test_tasks(self.config, num_tasks, density)
+            record = seen_programs(self.config, self.step, tasks)
+            self.cache["seen_programs"][key] = record["seen_programs"]
+            self._save()
+        return self.cache["seen_programs"][key]
 
 
 def _summary(values: list[float]) -> tuple[float, float]:
@@ -173,8 +218,11 @@ def _mean_std(row: dict) -> tuple[float, float]:
     return row["value"], row["std"]
 
 
-def _row(name: str, variant: str, values: list[float], seeds: list[int]) -> dict:
-    """A result row: ``value`` the mean over seeds, plus ``std``, ``seeds`` and ``per_seed``."""
+def _row(
+    name: str, variant: str, values: list[float], seeds: list[int], tasks: int, seen: list[float]
+) -> dict:
+    """A result row: ``value`` the mean over seeds, plus ``std``, ``seeds``, ``per_seed``, the
+    number of held-out tasks and ``seen_programs`` (the largest over the seeds' runs)."""
     mean, std = _summary(values)
     row = common.record(
         name,
@@ -187,30 +235,36 @@ def _row(name: str, variant: str, values: list[float], seeds: list[int]) -> dict
         median=statistics.median(values),
         max=max(values),
     )
-    return {**row, "std": std, "seeds": list(seeds), "per_seed": list(values)}
+    return {**row, "std": std, "seeds": list(seeds), "per_seed": list(values), "tasks": tasks,
+            "seen_programs": max(seen)}  # fmt: skip
 
 
 def run_table1(args) -> dict:
     """Trains every method x seed and evaluates each model with every test search."""
     per_seed: dict[str, dict[str, list[float]]] = {}
+    seen: dict[str, list[float]] = {}
     runs = []
     for seed in args.seeds:  # seed-major: an interrupted study has whole seeds done
         for method in args.methods:
-            config = variant_config(args, method, seed, 1.0, (1.0,))
+            config = variant_config(args, method, seed, 1.0, (1.0,), args.tasks)
             run_dir = common.RESULTS_DIR / "runs" / run_name(args, "table1", method, seed, 1.0)
             print(f"table1: train={method} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
             run = Run(config, run_dir, args.minutes)
             scores = {s: run.top1(s, 1.0, args.tasks) for s in TABLE1_SEARCHES}
             for search, value in scores.items():
                 per_seed.setdefault(method, {}).setdefault(search, []).append(value)
-            runs.append(run.record(method, seed, scores))
-            print(f"  top-1 {scores}", file=sys.stderr, flush=True)
+            seen.setdefault(method, []).append(run.seen(1.0, args.tasks))
+            runs.append(run.record(method, seed, scores, {"density=1": seen[method][-1]}))
+            print(f"  top-1 {scores}, seen {seen[method][-1]}", file=sys.stderr, flush=True)
             if args.export and seed == args.seeds[0]:
                 export_model(args, "table1", method, runs[-1], run)
     rows = [
-        _row("table1", f"train={method}/infer={search}", values, args.seeds)
+        _row(
+            "table1", f"train={method}/infer={search}", values, args.seeds, args.tasks, seen[method]
+        )
         for method, by_search in per_seed.items()
         for search, values in by_search.items()
+        for s in [seen[method]]
     ]
     return {"rows": rows, "runs": runs}
 
@@ -218,22 +272,27 @@ def run_table1(args) -> dict:
 def run_ood(args) -> dict:
     """Trains at density 0.5; tests at 0.5, 0.75 and 1.0 with Grad 0 / 10 / 100."""
     per_seed: dict[str, dict[tuple[float, str], list[float]]] = {}
+    seen: dict[tuple[str, float], list[float]] = {}
     runs = []
     for seed in args.ood_seeds:
         for method in args.ood_methods:
-            config = variant_config(args, method, seed, OOD_TRAIN_DENSITY, OOD_TEST_DENSITIES)
+            config = variant_config(
+                args, method, seed, OOD_TRAIN_DENSITY, OOD_TEST_DENSITIES, args.ood_tasks
+            )
             name = run_name(args, "ood", method, seed, OOD_TRAIN_DENSITY)
             run_dir = common.RESULTS_DIR / "runs" / name
             print(f"ood: train={method} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
             run = Run(config, run_dir, args.minutes)
-            scores = {}
+            scores, run_seen = {}, {}
             for density in OOD_TEST_DENSITIES:
+                run_seen[f"density={density:g}"] = run.seen(density, args.ood_tasks)
+                seen.setdefault((method, density), []).append(run_seen[f"density={density:g}"])
                 for search in OOD_SEARCHES:
                     value = run.top1(search, density, args.ood_tasks)
                     scores[f"density={density:g}/{search}"] = value
                     per_seed.setdefault(method, {}).setdefault((density, search), []).append(value)
-            runs.append(run.record(method, seed, scores))
-            print(f"  top-1 {scores}", file=sys.stderr, flush=True)
+            runs.append(run.record(method, seed, scores, run_seen))
+            print(f"  top-1 {scores}, seen programs {run_seen}", file=sys.stderr, flush=True)
             if args.export and seed == args.ood_seeds[0]:
                 export_model(args, "ood", method, runs[-1], run)
     rows = [
@@ -242,6 +301,8 @@ def run_ood(args) -> dict:
             f"train={method}/test_density={density:g}/infer={search}",
             values,
             args.ood_seeds,
+            args.ood_tasks,
+            seen[(method, density)],
         )
         for method, by_key in per_seed.items()
         for (density, search), values in by_key.items()
@@ -305,21 +366,22 @@ def export_model(args, part: str, method: str, run_info: dict, run: Run) -> None
         },
         "data": {
             "training": (
-                f"PATTERN tasks generated online (lpn_arc.data.generate_pattern_tasks: "
-                f"6x6 grids, 2x2 patterns, density {density:g}, 4 pairs) from the "
-                f"run's seed; no ARC data"
+                f"PATTERN tasks of the train programs generated online "
+                f"(lpn_arc.data.generate_pattern_tasks: 6x6 grids, 2x2 patterns, density "
+                f"{density:g}, 4 pairs) from the run's seed; no ARC data"
             ),
             "held_out": (
-                "pattern_test_tasks(config): generated from data.test_seed, a seed "
-                "disjoint from the training draws"
+                "pattern_test_tasks(config): test programs only, generated from "
+                "data.test_seed; training never draws a test program"
             ),
+            "split": run_info["split"],
+            "split_rule": run_info["rule"],
+            "seen_programs": run_info["seen_programs"],
         },
         "results": {
             "metric": "top-1 exact match",
-            "holdout": "all",
             "tasks": args.tasks if part == "table1" else args.ood_tasks,
-            "lr": 0.1,
-            "scale": 0.5,
+            **EVAL_SETTINGS,
             "top1": run_info["top1"],
         },
         "check": {
@@ -327,6 +389,7 @@ def export_model(args, part: str, method: str, run_info: dict, run: Run) -> None
             "tasks": 16,
             "density": density,
             "holdout": "last",
+            "start": "mean",
             "top1": check.metrics["top1"],
         },
     }
