@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from lpn_arc.data import Augmentation, DataError, TaskSampler, load_tasks
+from lpn_arc.data import PAIR_KEYS, Augmentation, DataError, TaskSampler, load_tasks
 
 from tests.arc.helpers import make_task
 
@@ -43,7 +43,7 @@ def test_sampler_shapes_dtypes_and_determinism():
     batch = sampler.sample(np.random.default_rng(5), 16)
     assert batch["inputs"].shape == batch["outputs"].shape == (16, 3, 30, 30)
     assert batch["input_shapes"].shape == batch["output_shapes"].shape == (16, 3, 2)
-    assert all(value.dtype == np.int32 for value in batch.values())
+    assert all(batch[k].dtype == np.int32 for k in PAIR_KEYS) and batch["pair_mask"].dtype == bool
     _check_padding(batch)
     again = sampler.sample(np.random.default_rng(5), 16)
     assert all(np.array_equal(batch[k], again[k]) for k in batch)
@@ -78,10 +78,12 @@ def test_sampler_without_augmentation_draws_distinct_pairs_of_one_task():
 def test_sampler_pair_choice():
     pairs = [(np.full((2, 2), c), np.full((1, 3), c)) for c in range(1, 6)]
     rng = np.random.default_rng(0)
-    # fewer pairs than N: drawn with replacement, from that program only
+    # fewer pairs than N: each of them once, the other slots masked out
     short = TaskSampler(rearc={"short": pairs[:2]}, num_pairs=5, max_rows=4, augment=False)
-    firsts = short.sample(rng, 50)["inputs"][:, :, 0, 0]
-    assert set(firsts.ravel().tolist()) == {1, 2}
+    batch = short.sample(rng, 50)
+    firsts = batch["inputs"][:, :, 0, 0]
+    assert batch["pair_mask"].tolist() == [[True, True, False, False, False]] * 50
+    assert all(sorted(row[:2]) == [1, 2] for row in firsts.tolist())
     # exactly N pairs: each task is a permutation of all of them
     exact = TaskSampler(rearc={"exact": pairs}, num_pairs=5, max_rows=4, augment=False)
     firsts = exact.sample(rng, 50)["inputs"][:, :, 0, 0]
@@ -188,3 +190,19 @@ def test_sampler_is_fast():
         sampler.sample(rng, 256)
         times.append(time.perf_counter() - start)
     assert min(times) < 0.1, times
+
+
+def test_a_task_with_two_demonstrations_never_holds_a_held_out_pair_in_its_specification():
+    """Held out in turn (the loss's leave-one-out), no real pair of a sampled task has a
+    copy among the task's other real pairs, with and without augmentation."""
+    tasks = [t for t in load_tasks("arc1-train") if len(t.train) == 2][:20]
+    assert len(tasks) == 20
+    for augment in (False, True):
+        sampler = TaskSampler(tasks=tasks, num_pairs=4, augment=augment)
+        batch = sampler.sample(np.random.default_rng(1), 200)
+        assert batch["pair_mask"].sum(axis=1).tolist() == [2] * 200
+        for b in range(200):
+            real = [(_crop(batch, b, n, "inputs").tobytes(), _crop(batch, b, n, "outputs").tobytes())
+                    for n in np.flatnonzero(batch["pair_mask"][b])]  # fmt: skip
+            for i, held_out in enumerate(real):
+                assert held_out not in real[:i] + real[i + 1 :]

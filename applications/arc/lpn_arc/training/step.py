@@ -102,7 +102,9 @@ _DROPOUT_STREAM = 0xD0  # a task's dropout key is fold_in(its key, _DROPOUT_STRE
 def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
     """The training loss of one task, ``(params, task, key, dropout_key) -> (loss, metrics)``.
 
-    ``latentsearch.lpn_loss`` (paper Algorithm 2) with the configuration's search. With
+    ``latentsearch.lpn_loss`` (paper Algorithm 2) with the configuration's search; a
+    task's optional ``"pair_mask"`` (ARC tasks with fewer distinct pairs than N) leaves its
+    masked pairs out of every specification and of the loss. With
     ``config.model.dropout > 0`` the encoder and the scoring of each held-out pair apply
     dropout, each pair with its own key from ``dropout_key``, while the search inside the
     loss runs without dropout (as the official code); with dropout 0, ``dropout_key`` is
@@ -142,6 +144,7 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
 
     def loss(params, task, key, dropout_key):
         pairs = dict(task)
+        pair_mask = pairs.pop("pair_mask", None)  # ARC tasks with fewer pairs than N
         if config.model.dropout > 0:
             num_pairs = jnp.shape(task["inputs"])[0]
             pairs["dropout_key"] = jax.random.key_data(jax.random.split(dropout_key, num_pairs))
@@ -151,6 +154,7 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
             search_log_likelihood,
             pairs,
             key,
+            pair_mask=pair_mask,
             searcher=spec.searcher,
             num_steps=spec.num_steps,
             gradient_flow=spec.gradient_flow,
