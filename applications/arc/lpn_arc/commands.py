@@ -216,13 +216,14 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
     from lpn_arc.training import run_info
 
     tasks = load_arc(args.data, args.solutions, args.limit)
-    check_no_test_leak(checkpoint_folder(args.checkpoint), config, tasks)
+    seen = check_no_test_leak(checkpoint_folder(args.checkpoint), config, tasks)
     out = Path(args.out) if args.out else _output_folder(args.checkpoint, "eval")
     out.mkdir(parents=True, exist_ok=True)
     print(
         f"checkpoint {args.checkpoint} (step {step}); {len(tasks)} tasks from {args.data}, "
         f"{sum(t.num_test for t in tasks)} test inputs; allocator {allocator()}"
     )
+    print(_seen_line(seen))
     rows, queries = [], {}
     for text in searches:
         result = evaluate_arc(
@@ -251,6 +252,7 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
         "checkpoint": str(args.checkpoint),
         "step": step,
         "data": args.data,
+        "seen_in_training": seen,
         "inference": {**_inference_options(args), "lr": args.lr},
         "allocator": allocator(),
         "rows": rows,
@@ -260,6 +262,17 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'results.json'}")
     return 0
+
+
+def _seen_line(seen: dict) -> str:
+    """What training saw of the scored ARC tasks, in one line."""
+    k, n = seen["demonstrations_in_training"], seen["tasks"]
+    if k == 0:
+        return f"training saw no pair of the {n} scored task(s): a held-out result"
+    return (
+        f"training saw the demonstrations of {k} of the {n} scored task(s) (never their test "
+        "pairs): the test-time-training setting"
+    )
 
 
 def _output_folder(checkpoint: str, name: str) -> Path:
@@ -317,7 +330,7 @@ def run_solve(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.task} holds {len(tasks)} tasks; solve takes one task")
         task = tasks[0]
         config, graphdef, params, step = load_checkpoint(args.checkpoint)
-        check_no_test_leak(checkpoint_folder(args.checkpoint), config, [task])
+        print(_seen_line(check_no_test_leak(checkpoint_folder(args.checkpoint), config, [task])))
     spec = parse_search(args.search, lr=args.lr, scale=args.scale, optimizer=args.optimizer)
     result = evaluate_arc(
         graphdef, params, [task], spec, jax.random.key(0), batch_size=1, start=args.start
@@ -480,13 +493,18 @@ def run_explore(args: argparse.Namespace) -> int:
             f"lpn-arc explore needs its web server ({err.name} is missing): "
             "pip install 'lpn-arc[explore]'"
         ) from None
-    from lpn_arc.pretrained import load_checkpoint
+    from lpn_arc.pretrained import checkpoint_folder, load_checkpoint
 
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
     started = time.perf_counter()
     config, graphdef, params, step = load_checkpoint(args.checkpoint)
     tasks = offered_tasks(config, args.tasks, args.data)
+    if not config.data.is_pattern or args.data is not None:  # ARC tasks with their answers
+        from lpn_arc.data import check_no_test_leak
+
+        offered = load_arc(args.data or "arc1-eval")
+        print(_seen_line(check_no_test_leak(checkpoint_folder(args.checkpoint), config, offered)))
     explorer = Explorer(config, graphdef, params, tasks, name=args.checkpoint, step=step)
     url = f"http://{'localhost' if args.host in ('127.0.0.1', '::1') else args.host}:{args.port}/"
 

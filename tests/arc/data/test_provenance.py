@@ -138,10 +138,32 @@ def test_eval_refuses_tasks_whose_test_pairs_were_trained_on(
     assert not (tmp_path / "eval" / "results.json").exists()
     assert cli.main(["solve", str(task_folder / "bbbb0002.json"), *argv[:2]]) == 1
     assert "bbbb0002" in capsys.readouterr().err
+    assert cli.main(["explore", *argv]) == 1  # refused before anything is served
+    assert "lpn-arc explore: error:" in capsys.readouterr().err
+
+    # The same tasks under other names and in another folder: refused by content.
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    for old, new in (("aaaa0001", "zz01"), ("bbbb0002", "zz02")):
+        (renamed / f"{new}.json").write_text((task_folder / f"{old}.json").read_text())
+    assert cli.main(["eval", argv[0], argv[1], "--data", str(renamed)]) == 1
+    assert "2 of the 2 scored task(s) (zz01, zz02)" in capsys.readouterr().err
 
     clean, clean_config, _ = clean_run
     tasks = commands.load_arc(str(task_folder))
-    check_no_test_leak(clean, clean_config, tasks)  # demonstrations only: no refusal
+    seen = check_no_test_leak(clean, clean_config, tasks)  # demonstrations only: no refusal
+    assert seen == {
+        "tasks": 2,
+        "demonstrations_in_training": 2,
+        "task_ids": ["aaaa0001", "bbbb0002"],
+    }
+    assert cli.main(["eval", "--checkpoint", str(clean), "--data", str(task_folder), "--out",
+                     str(tmp_path / "clean_eval")]) == 0  # fmt: skip
+    assert "training saw the demonstrations of 2 of the 2 scored task(s)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "clean_eval" / "results.json").read_text())
+    assert report["seen_in_training"]["demonstrations_in_training"] == 2
+    digests = json.loads((clean / "run.json").read_text())["data"]["pair_digests"]
+    assert len(digests) == 3  # the 6 demonstrations are 3 distinct pairs (rolled grids)
 
     # A run recorded before provenance existed trained on test pairs: refused too.
     legacy = tmp_path / "legacy"

@@ -202,7 +202,9 @@ def test_a_task_with_two_demonstrations_never_holds_a_held_out_pair_in_its_speci
         batch = sampler.sample(np.random.default_rng(1), 200)
         assert batch["pair_mask"].sum(axis=1).tolist() == [2] * 200
         for b in range(200):
-            real = [(_crop(batch, b, n, "inputs").tobytes(), _crop(batch, b, n, "outputs").tobytes())
-                    for n in np.flatnonzero(batch["pair_mask"][b])]  # fmt: skip
+            real = [
+                (_crop(batch, b, n, "inputs").tobytes(), _crop(batch, b, n, "outputs").tobytes())
+                for n in np.flatnonzero(batch["pair_mask"][b])
+            ]
             for i, held_out in enumerate(real):
                 assert held_out not in real[:i] + real[i + 1 :]

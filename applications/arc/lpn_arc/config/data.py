@@ -68,6 +68,11 @@ class DataConfig:
             id) whose pairs are sampled beside (or instead of) ``source``'s tasks.
         task_ids: comma-separated task ids to keep from ``source``/``rearc`` (empty = all),
             e.g. one task for the decoder-validation overfit.
+        exclude: comma-separated ARC sources (as ``source``) whose tasks stay out of
+            training by content: every training task that shares a pair (demonstration or
+            test) with one of their tasks is dropped, whatever its id, e.g.
+            ``source="arc2-train", exclude="arc1-eval"`` (ARC-AGI-2 training holds 376 of
+            the 400 ARC-AGI-1 evaluation tasks).
         augment: one random dihedral transform and colour permutation per ARC task.
         include_test_pairs: also train on the ARC tasks' test pairs. Off by default, and
             refused for the splits whose test outputs are hidden in the ARC Prize setting
@@ -90,6 +95,7 @@ class DataConfig:
     source: str = "pattern"
     rearc: str = ""
     task_ids: str = ""
+    exclude: str = ""
     augment: bool = True
     include_test_pairs: bool = False
     grid_size: int = 10
@@ -112,6 +118,11 @@ class DataConfig:
         return tuple(part.strip() for part in self.source.split(",") if part.strip())
 
     @property
+    def excluded_sources(self) -> tuple[str, ...]:
+        """``exclude`` split on commas."""
+        return tuple(part.strip() for part in self.exclude.split(",") if part.strip())
+
+    @property
     def task_id_list(self) -> tuple[str, ...]:
         """``task_ids`` split on commas (empty = all tasks)."""
         return tuple(t.strip() for t in self.task_ids.split(",") if t.strip())
@@ -126,6 +137,8 @@ class DataConfig:
                 f"data sources {list(self.sources)}: generated PATTERN tasks cannot be mixed "
                 "with ARC sources"
             )
+        if self.exclude and self.is_pattern:
+            raise ValueError("exclude applies to ARC sources; PATTERN tasks are generated")
         if len(set(self.sources)) != len(self.sources):
             raise ValueError(f"data sources {list(self.sources)}: a source is given twice")
         if self.include_test_pairs:

@@ -13,6 +13,7 @@
 * :mod:`~lpn_arc.data.batches`: step ``s``'s training batch (:class:`TrainingData`) and
   the background thread that prepares it (:func:`prefetch`);
 * :mod:`~lpn_arc.data.arrays`: ARC tasks padded for evaluation;
+* :mod:`~lpn_arc.data.digests`: pair digests, which the guard compares (never names);
 * :mod:`~lpn_arc.data.provenance`: where a run's data came from, and the guard that keeps
   test outputs out of training.
 
@@ -25,6 +26,7 @@ from lpn_arc.data.arc import DATASETS, ArcTask, load_rearc, load_tasks
 from lpn_arc.data.arrays import evaluation_arrays, tasks_to_arrays
 from lpn_arc.data.augment import Augmentation, augment_task
 from lpn_arc.data.batches import TrainingData, prefetch, training_batch
+from lpn_arc.data.digests import hidden_test_pairs, pair_digest
 from lpn_arc.data.grids import (
     MAX_GRID_SIZE,
     NUM_COLOURS,
@@ -50,6 +52,9 @@ from lpn_arc.data.pattern import (
 from lpn_arc.data.provenance import (
     TestLeakError,
     check_no_test_leak,
+    check_training_pairs,
+    demonstrations_in_training,
+    exclude_tasks,
     leaked_tasks,
     pattern_provenance,
     provenance,
@@ -76,15 +81,20 @@ __all__ = [
     "TrainingData",
     "augment_task",
     "check_no_test_leak",
+    "check_training_pairs",
+    "demonstrations_in_training",
+    "exclude_tasks",
     "decode_grid",
     "encode_grid",
     "evaluation_arrays",
     "generate_pattern_tasks",
+    "hidden_test_pairs",
     "leaked_tasks",
     "load_rearc",
     "load_tasks",
     "make_pairs",
     "pad_to_model",
+    "pair_digest",
     "pattern_provenance",
     "pattern_test_tasks",
     "prefetch",

@@ -13,7 +13,12 @@ from lpn_arc.config import TrainConfig
 from lpn_arc.data.arc import load_rearc, load_tasks
 from lpn_arc.data.grids import Pair, check_int
 from lpn_arc.data.pattern import generate_pattern_tasks, pad_to_model
-from lpn_arc.data.provenance import pattern_provenance, provenance
+from lpn_arc.data.provenance import (
+    check_training_pairs,
+    exclude_tasks,
+    pattern_provenance,
+    provenance,
+)
 from lpn_arc.data.sampler import TaskSampler
 
 __all__ = ["TrainingData", "prefetch", "training_batch"]
@@ -118,7 +123,12 @@ class TrainingData:
 
     @staticmethod
     def _arc_sampler(config: TrainConfig):
-        """The ARC task sampler and its provenance record (see :mod:`lpn_arc.data.provenance`)."""
+        """The ARC task sampler and its provenance record (see :mod:`lpn_arc.data.provenance`).
+
+        Raises:
+            TestLeakError: when a pair training would sample is a test pair of a hidden
+                evaluation set, under any name.
+        """
         data = config.data
         ids = set(data.task_id_list)
         by_source = {}
@@ -130,6 +140,14 @@ class TrainingData:
         if missing and data.sources and not data.rearc:  # with re-arc, ids may name pools
             raise ValueError(f"task ids {missing} are not in {', '.join(data.sources)}")
         rearc = load_rearc(data.rearc, task_ids=data.task_id_list or None) if data.rearc else None
+        excluded = {}
+        if data.exclude:
+            by_source, rearc, excluded = exclude_tasks(by_source, rearc, data.excluded_sources)
+        check_training_pairs(
+            by_source,
+            include_test_pairs=data.include_test_pairs,
+            rearc=None if rearc is None else (data.rearc, rearc),
+        )
         sampler = TaskSampler(
             tasks=[t for tasks in by_source.values() for t in tasks],
             rearc=rearc,
@@ -145,7 +163,7 @@ class TrainingData:
             rearc=None if rearc is None else (data.rearc, rearc),
             augment=data.augment,
         )
-        return sampler, record
+        return sampler, record | ({"excluded": excluded} if data.exclude else {})
 
     def _rng(self, step: int) -> np.random.Generator:
         """The generator of step ``step``'s batch (this process's share of it)."""

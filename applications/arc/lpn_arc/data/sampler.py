@@ -29,9 +29,9 @@ class TaskSampler:
     ``include_test_pairs``) and the re-arc pair pools. A sampled task holds ``min(N,
     count)`` distinct pairs of its program, the rest masked out (``pair_mask``): 293 of the
     400 ARC-AGI-1 training tasks have only 2 or 3 demonstrations, and a copy of the
-    held-out pair in its own specification would teach the model to copy. All grids are padded once into
-    ``int8`` arrays (``2 * max_rows * max_cols`` bytes per pair: about 0.7 GB for 400k re-arc
-    pairs).
+    held-out pair in its own specification would teach the model to copy. All grids are
+    padded once into ``int8`` arrays (``2 * max_rows * max_cols`` bytes per pair: about
+    0.7 GB for 400k re-arc pairs).
 
     Args:
         tasks: ARC tasks.
