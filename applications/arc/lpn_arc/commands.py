@@ -134,7 +134,7 @@ def load_arc(source: str, solutions: str | None = None, limit: int | None = None
 
 def run_eval(args: argparse.Namespace) -> int:
     """``lpn-arc eval``: a checkpoint on held-out PATTERN tasks, or on ARC tasks (``--data``)."""
-    from lpn_arc.data import pattern_test_tasks
+    from lpn_arc.data import pattern_test_tasks, seen_programs
     from lpn_arc.evaluation import format_table
     from lpn_arc.pretrained import load_checkpoint
     from lpn_arc.training import run_info
@@ -158,15 +158,18 @@ def run_eval(args: argparse.Namespace) -> int:
         **_inference_options(args),
         holdout=args.holdout,
     )
+    seen = seen_programs(config, step, tasks)
     print(
         f"checkpoint {args.checkpoint} (step {step}), {len(tasks['inputs'])} test tasks "
         f"(holdout {args.holdout}), start {args.start}, optimizer {args.optimizer}, "
         f"allocator {allocator()}"
     )
+    print(_programs_line(seen))
     print(format_table(rows, _columns(args)))
     report = {
         "checkpoint": str(args.checkpoint),
         "step": step,
+        "seen_in_training": seen,
         "inference": {**_inference_options(args), "holdout": args.holdout, "lr": args.lr},
         "rows": rows,
     }
@@ -262,6 +265,16 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'results.json'}")
     return 0
+
+
+def _programs_line(seen: dict) -> str:
+    """What a PATTERN run's training drew of the evaluated programs, in one line."""
+    share = seen["seen_programs"]
+    kind = "held-out programs" if share == 0 else "NOT a generalisation result: seen programs"
+    return (
+        f"{seen['evaluated_programs']} evaluated programs, {100 * share:.1f}% drawn in training "
+        f"(split {seen['split']}): {kind}"
+    )
 
 
 def _seen_line(seen: dict) -> str:
@@ -392,7 +405,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     import shutil
 
     from lpn_arc.config import apply_overrides, get_preset
-    from lpn_arc.data import pattern_test_tasks
+    from lpn_arc.data import pattern_test_tasks, seen_programs
     from lpn_arc.evaluation import format_table
     from lpn_arc.model import count_params
     from lpn_arc.plots import (
@@ -433,13 +446,16 @@ def run_quickstart(args: argparse.Namespace) -> int:
         batch_size=32,
         progress=not args.no_progress,
     )
+    seen = seen_programs(config, result.step, tasks)
     print(
         f"\n{len(tasks['inputs'])} held-out tasks, trained {result.step} steps in "
         f"{result.seconds:.0f} s"
     )
+    print(_programs_line(seen))
     print(format_table(rows))
     report = {
         "params": count_params(result.params),
+        "seen_in_training": seen,
         "train_seconds": result.seconds,
         "train_steps": result.step,
         "allocator": allocator(),

@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -138,3 +139,15 @@ def test_a_split_that_the_density_cannot_reach_is_a_clear_error():
 def _block(output, size):
     rows, cols = np.nonzero(output)
     return output[rows.min() : rows.min() + size, cols.min() : cols.min() + size]
+
+
+def test_eval_reports_what_training_drew_of_the_evaluated_programs(tmp_path, capsys):
+    from lpn_arc import cli
+
+    argv = ["eval", "--checkpoint", "pretrained:pattern-6x6-grad1", "--tasks", "16"]
+    assert cli.main([*argv, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "results.json").read_text())
+    seen = report["seen_in_training"]
+    assert seen["evaluated_programs"] == 16 and seen["split"] in ("program", "none")
+    assert f"16 evaluated programs, {100 * seen['seen_programs']:.1f}% drawn in training" in out
