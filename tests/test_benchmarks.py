@@ -65,16 +65,15 @@ def test_summary_merges_partial_full_runs_without_overriding_the_quick_run(bench
 
 
 def test_docs_render_the_same_summary_as_rst_tables(bench, tmp_path):
-    pytest.importorskip("sphinx")
     common, _ = bench
     _write(common, tmp_path, "lpn", [common.record("search", "grad:100", "seconds_per_task",
                                                    2.38, "s", 2)])  # fmt: skip
     sys.path.insert(0, str(ROOT / "docs" / "_ext"))
     try:
-        import benchresults
+        import benchtables  # the renderer of the docs' directive, without Sphinx
     finally:
         sys.path.remove(str(ROOT / "docs" / "_ext"))
-    rst = benchresults._summary_lines(tmp_path, BENCHMARKS)
+    rst = benchtables.summary_lines(tmp_path, BENCHMARKS)
     assert rst[:3] == [".. list-table::", "   :header-rows: 1", ""]
     assert "   * - grad:100 search per task (target 0.5)" in rst
     assert "     - 2.38 s" in rst
@@ -92,8 +91,11 @@ def reproduce(bench):
 
 def test_a_mean_over_seeds_row_keeps_std_and_each_seed(bench, reproduce, tmp_path):
     common, _ = bench
-    row = reproduce._row("table1", "train=grad:1/infer=grad:100", [0.5, 1.0, 0.75], [0, 1, 2])
+    row = reproduce._row(
+        "table1", "train=grad:1/infer=grad:100", [0.5, 1.0, 0.75], [0, 1, 2], 128, [0.0, 0.0, 0.0]
+    )
     assert row["value"] == pytest.approx(0.75) and row["std"] == pytest.approx(0.25)
+    assert row["tasks"] == 128 and row["seen_programs"] == 0.0
     assert (row["min"], row["median"], row["max"], row["repeats"]) == (0.5, 0.75, 1.0, 3)
     assert row["seeds"] == [0, 1, 2] and row["per_seed"] == [0.5, 1.0, 0.75]
     path = common.write_results("table1", [row], seed=0, results_dir=tmp_path)
@@ -105,7 +107,7 @@ def test_a_mean_over_seeds_row_keeps_std_and_each_seed(bench, reproduce, tmp_pat
 
 def test_the_reproduced_table_stands_beside_the_papers(reproduce):
     rows = [
-        reproduce._row("table1", f"train={m}/infer={s}", [0.25, 0.75], [0, 1])
+        reproduce._row("table1", f"train={m}/infer={s}", [0.25, 0.75], [0, 1], 64, [0.0, 0.0])
         for m in ("mean", "grad:1")
         for s in reproduce.TABLE1_SEARCHES
     ]

@@ -171,10 +171,19 @@ def test_random_json_challenges_and_rearc_files_fail_with_a_data_error(folder, v
     _write(rearc / "t1.json", value)
     for load, source in ((load_tasks, challenges), (load_rearc, rearc)):
         try:
-            load(source)
+            loaded = load(source)
         except DataError as err:
             assert str(rearc if load is load_rearc else challenges) in str(err)
             assert "t1" in str(err), err
+            continue
+        if load is load_tasks:  # a well-formed task: loaded exactly as written
+            (task,) = loaded
+            assert task.task_id == "t1"
+            _check_task(task, value)
+        else:  # a well-formed pool: every pair, exactly as written
+            assert list(loaded) == ["t1"] and len(loaded["t1"]) == len(value)
+            for (inp, out), entry in zip(loaded["t1"], value, strict=True):
+                assert _same_grid(inp, entry["input"]) and _same_grid(out, entry["output"])
 
 
 @SETTINGS

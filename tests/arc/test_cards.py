@@ -1,0 +1,29 @@
+"""Every shipped model's card is honest: its command rebuilds its configuration, and it
+states the split, what training saw of the evaluated programs and the inference settings."""
+
+import json
+import shlex
+
+import pytest
+from lpn_arc import cli
+from lpn_arc.pretrained import list_pretrained
+
+CARDS = list_pretrained()
+
+
+@pytest.mark.parametrize("card", CARDS, ids=[card["name"] for card in CARDS])
+def test_the_card_command_rebuilds_the_card_config(card, capsys):
+    argv = shlex.split(card["training"]["command"])
+    assert argv[:2] == ["lpn-arc", "train"]
+    assert cli.main([*argv[2:], "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out.split("\nparameters:")[0])
+    assert printed == card["config"]
+
+
+@pytest.mark.parametrize("card", CARDS, ids=[card["name"] for card in CARDS])
+def test_the_card_states_the_split_what_was_seen_and_how_it_was_scored(card):
+    data, results = card["data"], card["results"]
+    assert data["split"] == "program" and "sha256" in data["split_rule"]
+    assert data["seen_programs"] and set(data["seen_programs"].values()) == {0.0}
+    for key in ("lr", "scale", "start", "optimizer", "holdout", "tasks"):
+        assert key in results, key
