@@ -118,8 +118,9 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     ev.add_argument(
         "--size-buckets",
         default="10,20,30",
-        help="ARC: padded grid sides of the spec pairs, one compilation each (default 10,20,30)",
+        help="ARC: the ladder of padded rows and columns (default 10,20,30)",
     )
+    _add_buckets_argument(ev)
     ev.add_argument(
         "--candidates",
         type=int,
@@ -175,6 +176,7 @@ def _add_solve_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     solve.add_argument("--lr", type=float, default=0.1, help="Adam lr of gradient search")
     solve.add_argument("--scale", type=float, default=0.5, help="std of sample candidates")
     _add_inference_arguments(solve)
+    _add_buckets_argument(solve)
     solve.add_argument("--out", default=None, help="folder of the PNGs (default: beside the run)")
 
 
@@ -285,6 +287,17 @@ def _add_data_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     for option, kind in (("grid-size", int), ("pattern-size", int), ("density", float),
                          ("num-pairs", int)):  # fmt: skip
         pattern.add_argument(f"--{option}", type=kind, default=None, help="default: the preset's")
+
+
+def _add_buckets_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--buckets",
+        choices=("on", "off"),
+        default="on",
+        help="ARC: pad each task to the smallest rows and columns of the --size-buckets "
+        "ladder that hold its grids (on, default: the same results, less work), or every "
+        "grid to the model's size (off)",
+    )
 
 
 def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:

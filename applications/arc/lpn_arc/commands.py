@@ -239,6 +239,7 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
             candidates=args.candidates,
             pair_buckets=_int_list(args.pair_buckets, "--pair-buckets"),
             size_buckets=_int_list(args.size_buckets, "--size-buckets"),
+            buckets=args.buckets == "on",
             start=args.start,
             attempt2=args.attempt2,
             progress=True,
@@ -346,8 +347,9 @@ def run_solve(args: argparse.Namespace) -> int:
         print(_seen_line(check_no_test_leak(checkpoint_folder(args.checkpoint), config, [task])))
     spec = parse_search(args.search, lr=args.lr, scale=args.scale, optimizer=args.optimizer)
     result = evaluate_arc(
-        graphdef, params, [task], spec, jax.random.key(0), batch_size=1, start=args.start
-    )
+        graphdef, params, [task], spec, jax.random.key(0), batch_size=1, start=args.start,
+        buckets=args.buckets == "on",
+    )  # fmt: skip
     out = Path(args.out) if args.out else _output_folder(args.checkpoint, "solve")
     print(
         f"task {task.task_id}: {len(task.train)} spec pairs, search {spec.text}, "

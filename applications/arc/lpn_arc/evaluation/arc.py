@@ -1,9 +1,16 @@
 """Evaluation on ARC tasks: every test input, the task's train pairs as the specification.
 
-Specifications of any number of pairs and any grid size are padded (with a mask) to a few
-pair-count and size buckets, so tasks share a few compilations; test inputs are decoded at
-the model's full size. :func:`evaluate_arc` returns per-task metrics and an ARC Prize
-submission (checked by :func:`lpn_arc.evaluation.validate_submission`).
+**Size buckets.** A task is padded to the smallest rows and the smallest columns of a fixed
+ladder (default 10, 20, 30; rows and columns separately) that hold all its grids: its
+demonstrations and its test inputs. Its specification is scored and its output generated
+in that size (the same values as at the model's full size, less work: a 10 x 10 bucket is a
+205-token decoder sequence instead of 1,805 at 30 x 30), and its number of pairs is padded
+(with a mask) to a few pair buckets, so tasks share at most ``pair buckets x ladder^2``
+compilations. An unknown test output may be larger than its bucket (3 of the 419 test
+inputs of ARC-AGI-1 evaluation): when the model predicts a shape the bucket cannot hold,
+that test input is solved again at the model's full size, so the results equal those of
+full padding. :func:`evaluate_arc` returns per-task metrics and an ARC Prize submission
+(checked by :func:`lpn_arc.evaluation.validate_submission`).
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ def evaluate_arc(
     candidates: int = 4,
     pair_buckets: Sequence[int] = (3, 5, 10),
     size_buckets: Sequence[int] = (10, 20, 30),
+    buckets: bool = True,
     max_pairs: int | None = None,
     start: str = "mean",
     attempt2: str = "distinct",
@@ -70,11 +78,9 @@ def evaluate_arc(
     The specification of a test input is all of its task's train pairs, padded with a mask
     (:func:`lpn_arc.data.evaluation_arrays`) to the smallest of ``pair_buckets`` that holds
     them, so any number of pairs compiles at most once per bucket (padded pairs cost
-    compute: one bucket of 10 would make a 2-pair task 5 times dearer). Likewise the
-    specification grids are scored padded to the smallest of ``size_buckets`` that holds
-    all of a task's train grids (a 10 x 10 bucket is a 205-token decoder sequence instead
-    of 1805 at 30 x 30; masked padding changes no value). Test inputs are decoded at the
-    model's full size, since the output's size is not known in advance.
+    compute: one bucket of 10 would make a 2-pair task 5 times dearer). With ``buckets``
+    the task's grids are padded to its size bucket (see the module docstring): the
+    results are those of full padding, for less work.
 
     Attempt 1 decodes the best latent the search found; attempt 2 (``attempt2``) the
     best-ranked of the ``candidates`` best distinct latents whose output differs from
@@ -91,7 +97,9 @@ def evaluate_arc(
         candidates: distinct latents decoded per test input (>= 2).
         pair_buckets: padded specification sizes (a task with more train pairs than the
             largest bucket is padded to the largest count among ``tasks``).
-        size_buckets: padded grid sides of the specification (capped at the model's).
+        size_buckets: the ladder of padded rows and columns (each capped at the model's).
+        buckets: pad each task to its size bucket (default); False pads every grid to the
+            model's ``max_rows x max_cols``.
         max_pairs: one padded specification size for every task (overrides the buckets).
         start: ``"mean"`` (mean of the encoder means) or ``"sample"`` (mean of sampled
             per-pair latents, the official code); see :func:`evaluate_tasks`.
@@ -113,31 +121,35 @@ def evaluate_arc(
         raise ValueError("no ARC test inputs to evaluate")
     start_time = time.perf_counter()
     config = nnx.merge(graphdef, params).config
-    groups = _bucket_groups(tasks, config, pair_buckets, size_buckets, max_pairs)
+    ladder = _ladder(size_buckets) if buckets else ()
+    groups = _bucket_groups(tasks, config, pair_buckets, ladder, max_pairs)
     # Query ids in task order (they pick the search keys), then one run per bucket.
     first_query = np.cumsum([0] + [task.num_test for task in tasks])
-    parts = []
-    for (size, side), members in sorted(groups.items()):
-        ids = np.concatenate(
-            [np.arange(first_query[t], first_query[t + 1]) for t in members]
-        ).astype(np.int32)
-        arrays, queries = _bucket_queries([tasks[t] for t in members], config, size, side)
+    full = (config.max_rows, config.max_cols)
+
+    def run(members, size, bucket):
+        ids = np.concatenate([np.arange(first_query[t], first_query[t + 1]) for t in members])
+        ids = ids.astype(np.int32)
+        arrays, queries = _bucket_queries([tasks[t] for t in members], config, size, bucket)
         results = run_queries(
-            graphdef,
-            params,
-            queries,
-            spec,
-            key,
-            batch_size=batch_size,
-            candidates=candidates,
-            start=start,
-            progress=progress,
-            ids=ids,
-        )
-        truth = {
-            name: arrays[name] for name in ("query_outputs", "query_output_shapes", "has_truth")
-        }
-        parts.append((ids, {**results, **truth}))
+            graphdef, params, queries, spec, key, batch_size=batch_size,
+            candidates=candidates, start=start, progress=progress, ids=ids,
+        )  # fmt: skip
+        results = {**results, "grids": _pad_grids(results["grids"], full)}
+        truth = {n: arrays[n] for n in ("query_outputs", "query_output_shapes", "has_truth")}
+        return ids, {**results, **truth}
+
+    parts = []
+    for (size, *bucket), members in sorted(groups.items()):
+        ids, results = run(members, size, tuple(bucket))
+        owners = np.repeat(members, [tasks[t].num_test for t in members])
+        overflow = np.any(results["shapes"] > np.asarray(bucket), axis=(1, 2))
+        redo = sorted(set(owners[overflow].tolist()))
+        if redo:  # an output larger than the bucket: those tasks again, at the full size
+            keep = ~np.isin(owners, redo)
+            parts.append((ids[keep], {n: v[keep] for n, v in results.items()}))
+            ids, results = run(redo, size, full)
+        parts.append((ids, results))
     order = np.argsort(np.concatenate([ids for ids, _ in parts]))
     results = {
         name: np.concatenate([part[name] for _, part in parts])[order] for name in parts[0][1]
@@ -146,42 +158,70 @@ def evaluate_arc(
     return _arc_output(tasks, results, spec.text, attempt2, seconds)
 
 
+def _ladder(size_buckets: Sequence[int]) -> tuple[int, ...]:
+    if not size_buckets or any(
+        isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in size_buckets
+    ):
+        raise ValueError(f"size_buckets must be positive ints, got {size_buckets!r}")
+    return tuple(sorted(set(size_buckets)))
+
+
+def _pad_grids(grids: np.ndarray, full: tuple[int, int]) -> np.ndarray:
+    """``(..., R', C')`` grids zero-padded to the model's ``(R, C)``."""
+    rows, cols = grids.shape[-2:]
+    pad = [(0, 0)] * (grids.ndim - 2) + [(0, full[0] - rows), (0, full[1] - cols)]
+    return np.pad(grids, pad)
+
+
+def bucket_of(task: ArcTask, ladder: Sequence[int], config: ModelConfig) -> tuple[int, int]:
+    """The smallest ``(rows, cols)`` of ``ladder`` (each capped at the model's) that hold
+    every demonstration grid and test input of ``task``; the model's size without a ladder.
+
+    Example:
+        >>> from lpn_arc.config import ModelConfig
+        >>> from lpn_arc.data import load_tasks
+        >>> task = load_tasks("arc1-eval", limit=1)[0]  # 00576224: 2x2 inputs, 6x6 outputs
+        >>> bucket_of(task, (10, 20, 30), ModelConfig.arc_repo())
+        (10, 10)
+    """
+    grids = [g for pair in task.train for g in pair] + list(task.test_inputs)
+    out = []
+    for axis, limit in ((0, config.max_rows), (1, config.max_cols)):
+        extent = max(g.shape[axis] for g in grids)
+        fits = [min(b, limit) for b in ladder if min(b, limit) >= extent]
+        out.append(min(fits) if fits else limit)
+    return out[0], out[1]
+
+
 def _bucket_groups(
     tasks: Sequence[ArcTask],
     config: ModelConfig,
     pair_buckets: Sequence[int],
-    size_buckets: Sequence[int],
+    ladder: Sequence[int],
     max_pairs: int | None,
-) -> dict[tuple[int, int], list[int]]:
-    """``{(padded pair count, padded grid side): [task index, ...]}``: the smallest bucket
-    of each kind that holds a task's train pairs and grids."""
-    for name, values in (("pair_buckets", pair_buckets), ("size_buckets", size_buckets)):
-        if not values or any(
-            isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in values
-        ):
-            raise ValueError(f"{name} must be positive ints, got {values!r}")
-    sides = sorted(
-        {min(int(b), config.max_rows, config.max_cols) for b in size_buckets}
-        | {max(config.max_rows, config.max_cols)}
-    )
+) -> dict[tuple[int, int, int], list[int]]:
+    """``{(padded pair count, rows, cols): [task index, ...]}``: the smallest pair bucket
+    that holds a task's train pairs, and its size bucket (:func:`bucket_of`)."""
+    if not pair_buckets or any(
+        isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in pair_buckets
+    ):
+        raise ValueError(f"pair_buckets must be positive ints, got {pair_buckets!r}")
     largest = max(len(task.train) for task in tasks)
-    groups: dict[tuple[int, int], list[int]] = {}
+    groups: dict[tuple[int, int, int], list[int]] = {}
     for t, task in enumerate(tasks):
         # max_pairs pads every task alike (evaluation_arrays reports one with more pairs)
         size = max_pairs or next((b for b in sorted(pair_buckets) if b >= len(task.train)), largest)
-        extent = max(max(g.shape) for pair in task.train for g in pair)
-        side = next((b for b in sides if b >= extent), sides[-1])
-        groups.setdefault((size, side), []).append(t)
+        groups.setdefault((size, *bucket_of(task, ladder, config)), []).append(t)
     return groups
 
 
 def _bucket_queries(
-    group: Sequence[ArcTask], config: ModelConfig, size: int, side: int
+    group: Sequence[ArcTask], config: ModelConfig, size: int, bucket: tuple[int, int]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The evaluation arrays of a bucket's tasks and its queries: the specification scored
-    at the bucket's size (the same values, less work), the test input at the model's."""
+    """The evaluation arrays of a bucket's tasks and its queries, cut to the bucket's
+    ``(rows, cols)``: the same values as at the model's size, less work."""
     arrays, _ = evaluation_arrays(group, config.max_rows, config.max_cols, max_pairs=size)
-    rows, cols = min(side, config.max_rows), min(side, config.max_cols)
+    rows, cols = bucket
     queries = {
         "spec_pairs": {
             "inputs": arrays["spec_inputs"][..., :rows, :cols],
@@ -190,7 +230,7 @@ def _bucket_queries(
             "output_shapes": arrays["spec_output_shapes"],
         },
         "spec_mask": arrays["spec_mask"],
-        "query_inputs": arrays["query_inputs"],  # generated at the model's full size
+        "query_inputs": arrays["query_inputs"][..., :rows, :cols],
         "query_input_shapes": arrays["query_input_shapes"],
     }
     return arrays, queries

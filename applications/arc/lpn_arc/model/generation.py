@@ -1,6 +1,8 @@
 """Greedy decoding with a key/value cache: one token of work per new output cell.
 
-One pass over the ``R * C + 3`` input-side tokens (the prefix: input shape tokens, input
+The output is generated in the padded size of the input (the model's ``R x C``, or a
+smaller size bucket ``R' x C'`` that holds the input: the same values, less work). One
+pass over the ``R' * C' + 3`` input-side tokens (the prefix: input shape tokens, input
 cells, the latent token) fills the cache; then every new token (output rows, output cols,
 each output cell) runs alone through the blocks: its key and value are written into a
 preallocated cache slot in place and its query attends over the fixed-size cache under a
@@ -33,7 +35,7 @@ def greedy_generate(
     Args:
         decoder: the :class:`~lpn_arc.model.decoder.Decoder`.
         z: latent ``(d,)``.
-        inputs: padded input grid ``(R, C)``.
+        inputs: padded input grid ``(R', C')``: the model's ``R x C`` or a smaller bucket.
         input_shape: ``[rows, cols]`` of the input.
         stop_early: loop over the predicted ``rows * cols`` cells only (default), or
             over a fixed ``R * C - 1`` steps. Under ``vmap`` the loop runs as many steps
@@ -43,28 +45,34 @@ def greedy_generate(
             result is the same either way.
 
     Returns:
-        ``(grid, shape)``: the ``int32`` ``(R, C)`` output, zero outside the predicted
-        shape, and the predicted ``int32`` ``[rows, cols]``.
+        ``(grid, shape)``: the ``int32`` ``(R', C')`` output, zero outside the predicted
+        shape, and the predicted ``int32`` ``[rows, cols]``. In a bucket smaller than the
+        model's, a predicted shape larger than the bucket is returned as it was predicted
+        (its grid, cut to the bucket, is then not the model's answer): such an output is
+        decoded again at the model's size (:func:`lpn_arc.evaluation.evaluate_arc`).
     """
+    rows_n, cols_n = jnp.shape(inputs)
     hidden, cache, key_valid, num_prefix = _prefill(decoder, z, inputs, input_shape)
     rows = jnp.argmax(decoder.head_logits(decoder.rows_head, hidden)).astype(jnp.int32) + 1
+    fed_rows = jnp.minimum(rows, rows_n)  # within the bucket (an overflow is decoded again)
 
     origin = (jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
     hidden, cache, key_valid = _step(
-        decoder, decoder.row_token(rows), cache, key_valid, num_prefix, origin
+        decoder, decoder.row_token(fed_rows), cache, key_valid, num_prefix, origin
     )
     cols = jnp.argmax(decoder.head_logits(decoder.cols_head, hidden)).astype(jnp.int32) + 1
+    fed_cols = jnp.minimum(cols, cols_n)
     hidden, cache, key_valid = _step(
-        decoder, decoder.col_token(cols), cache, key_valid, num_prefix + 1, origin
+        decoder, decoder.col_token(fed_cols), cache, key_valid, num_prefix + 1, origin
     )
     colour = jnp.argmax(decoder.head_logits(decoder.grid_head, hidden)).astype(jnp.int32)
     colours = _cells(
-        decoder, colour, rows, cols, (cache, key_valid), num_prefix, stop_early=stop_early
-    )
-    rows_n, cols_n = decoder.cfg.max_rows, decoder.cfg.max_cols
+        decoder, colour, (fed_rows, fed_cols), (rows_n, cols_n), (cache, key_valid),
+        num_prefix, stop_early=stop_early,
+    )  # fmt: skip
     r, c = cell_positions(rows_n, cols_n)
-    inside = (r < rows) & (c < cols)
-    grid = jnp.where(inside, colours[jnp.where(inside, r * cols + c, 0)], 0)
+    inside = (r < fed_rows) & (c < fed_cols)
+    grid = jnp.where(inside, colours[jnp.where(inside, r * fed_cols + c, 0)], 0)
     return grid, jnp.stack([rows, cols])
 
 
@@ -74,9 +82,10 @@ def _prefill(
     """Runs the prefix: ``(latent token's last state, cache, key validity, prefix length)``.
 
     Input tokens see valid input tokens and (official mask) the latent token; the latent
-    token sees all of them. The cache has a slot for every token of the full sequence.
+    token sees all of them. The cache has a slot for every token of the sequence, whose
+    output part is the input's padded size.
     """
-    total = decoder.sequence_length
+    total = 2 * jnp.size(inputs) + 5
     prefix, prefix_valid, prefix_positions = decoder.prefix_tokens(
         z, inputs, jnp.asarray(input_shape, jnp.int32)
     )
@@ -120,20 +129,22 @@ def _step(
 def _cells(
     decoder: Decoder,
     first_colour: jax.Array,
-    rows: jax.Array,
-    cols: jax.Array,
+    shape: tuple[jax.Array, jax.Array],
+    padded: tuple[int, int],
     state: tuple[KVCache, jax.Array],
     num_prefix: int,
     *,
     stop_early: bool,
 ) -> jax.Array:
-    """The colours of the predicted output's cells in raster order, ``(R * C,)``.
+    """The colours of the output's ``shape = (rows, cols)`` cells in raster order,
+    ``(R' * C',)`` for the ``padded = (R', C')`` size.
 
     Step ``j`` feeds valid cell ``j`` (raster order inside the predicted shape) and predicts
     valid cell ``j + 1``. Steps with ``j + 1 >= rows * cols`` are inert: their key stays
     masked and their prediction is discarded.
     """
-    rows_n, cols_n = decoder.cfg.max_rows, decoder.cfg.max_cols
+    rows, cols = shape
+    rows_n, cols_n = padded
     num_out = rows * cols
 
     def body(j: jax.Array, carry: tuple) -> tuple:

@@ -167,7 +167,15 @@ class LPNModel(nnx.Module):
         """Raises ValueError unless the arguments of :meth:`generate` are one pair's."""
         cfg = self.config
         check_shape("z", z, (cfg.latent_dim,))
-        check_shape("inputs", inputs, (cfg.max_rows, cfg.max_cols))
+        if (
+            jnp.ndim(inputs) != 2
+            or not 1 <= jnp.shape(inputs)[0] <= cfg.max_rows
+            or not 1 <= jnp.shape(inputs)[1] <= cfg.max_cols
+        ):
+            raise ValueError(
+                f"inputs must be a grid of at most ({cfg.max_rows}, {cfg.max_cols}) padded "
+                f"cells; got shape {jnp.shape(inputs)}"
+            )
         check_shape("input_shape", input_shape, (2,))
 
     def generate(
@@ -182,7 +190,8 @@ class LPNModel(nnx.Module):
 
         Args:
             z: latent ``(d,)``.
-            inputs: padded input grid ``(R, C)``.
+            inputs: padded input grid ``(R', C')``: the model's ``R x C``, or a smaller
+                size bucket, in which the output is generated too.
             input_shape: ``[rows, cols]`` of the input.
             stop_early: stop after the predicted number of cells (default; under ``vmap``
                 after the largest predicted output of the batch) instead of running a fixed
@@ -190,8 +199,10 @@ class LPNModel(nnx.Module):
                 :func:`lpn_arc.model.generation.greedy_generate`.
 
         Returns:
-            ``(grid, shape)``: ``int32`` ``(R, C)`` grid, zero outside the predicted shape,
-            and the predicted ``int32`` ``[rows, cols]``.
+            ``(grid, shape)``: ``int32`` ``(R', C')`` grid, zero outside the predicted
+            shape, and the predicted ``int32`` ``[rows, cols]`` (larger than the bucket when
+            the output does not fit it; see
+            :func:`lpn_arc.model.generation.greedy_generate`).
 
         Raises:
             ValueError: on wrong shapes.
