@@ -208,3 +208,41 @@ def test_a_task_with_two_demonstrations_never_holds_a_held_out_pair_in_its_speci
             ]
             for i, held_out in enumerate(real):
                 assert held_out not in real[:i] + real[i + 1 :]
+
+
+def test_a_bucketed_batch_is_padded_to_the_smallest_ladder_size_that_holds_it():
+    tasks = load_tasks("arc1-train", limit=60)
+    sampler = TaskSampler(tasks=tasks, num_pairs=3, ladder=(10, 20, 30))
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(300):
+        batch = sampler.sample(rng, 8)
+        rows, cols = batch["inputs"].shape[-2:]
+        extent = np.concatenate([batch["input_shapes"], batch["output_shapes"]], 1).max((0, 1))
+        assert rows == min(b for b in (10, 20, 30) if b >= extent[0])
+        assert cols == min(b for b in (10, 20, 30) if b >= extent[1])
+        seen.add((rows, cols))
+        _check_padding(batch)
+    assert len(seen) >= 3  # batches of several buckets
+
+
+def test_bucketed_batches_keep_every_program_equally_likely():
+    """Programs of three sizes (two of each): a bucket is drawn in proportion to its
+    programs, so each program is still drawn with probability 1/6."""
+    rng = np.random.default_rng(4)
+    sizes = (3, 3, 12, 12, 25, 25)
+    tasks = [
+        make_task(
+            f"p{t}", [(np.full((s, s), t + 1), rng.integers(0, 10, (s, 2))) for _ in range(3)]
+        )
+        for t, s in enumerate(sizes)
+    ]
+    sampler = TaskSampler(tasks=tasks, num_pairs=2, augment=False, ladder=(10, 20, 30))
+    counts = np.zeros(len(tasks))
+    for _ in range(1500):
+        batch = sampler.sample(rng, 2)
+        for first in batch["inputs"][:, 0, 0, 0]:
+            counts[first - 1] += 1
+        rows = batch["inputs"].shape[-2]
+        assert rows == {1: 10, 2: 10, 3: 20, 4: 20, 5: 30, 6: 30}[batch["inputs"][0, 0, 0, 0]]
+    np.testing.assert_allclose(counts / counts.sum(), 1 / 6, atol=0.02)

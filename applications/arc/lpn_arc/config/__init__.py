@@ -17,6 +17,8 @@ read their settings from here.
 from lpn_arc.config.data import (
     DATA_SOURCES_HELP,
     HIDDEN_TEST_SPLITS,
+    PATTERN_SPLITS,
+    SIZE_LADDER,
     DataConfig,
     hides_test_outputs,
 )
@@ -40,8 +42,10 @@ __all__ = [
     "HIDDEN_TEST_SPLITS",
     "KINDS",
     "OPTIMIZERS",
+    "PATTERN_SPLITS",
     "POSITIONS",
     "PRESETS",
+    "SIZE_LADDER",
     "DataConfig",
     "ModelConfig",
     "SearchSpec",

@@ -15,6 +15,7 @@ __all__ = [
     "DATA_SOURCES_HELP",
     "HIDDEN_TEST_SPLITS",
     "PATTERN_SPLITS",
+    "SIZE_LADDER",
     "DataConfig",
     "hides_test_outputs",
 ]
@@ -24,6 +25,10 @@ DATA_SOURCES_HELP = (
     "a task JSON file, a folder of them or an ARC Prize challenges file"
 )
 
+
+SIZE_LADDER = (10, 20, 30)
+"""The size buckets of ARC grids: rows and columns are each padded to the smallest that
+holds them (training batches, ``lpn-arc eval`` and ``solve``)."""
 
 PATTERN_SPLITS = ("program", "none")
 """How PATTERN programs divide between training and evaluation (``DataConfig.pattern_split``)."""
@@ -74,6 +79,10 @@ class DataConfig:
             ``source="arc2-train", exclude="arc1-eval"`` (ARC-AGI-2 training holds 376 of
             the 400 ARC-AGI-1 evaluation tasks).
         augment: one random dihedral transform and colour permutation per ARC task.
+        buckets: ARC batches drawn from programs of similar size and padded to the
+            smallest rows and columns of :data:`SIZE_LADDER` that hold them (the same loss,
+            less work; one compilation per bucket); False pads every batch to the model's
+            ``max_rows x max_cols``.
         include_test_pairs: also train on the ARC tasks' test pairs. Off by default, and
             refused for the splits whose test outputs are hidden in the ARC Prize setting
             (``arc1-eval``, ``arc2-eval``): training sees demonstration pairs only.
@@ -97,6 +106,7 @@ class DataConfig:
     task_ids: str = ""
     exclude: str = ""
     augment: bool = True
+    buckets: bool = True
     include_test_pairs: bool = False
     grid_size: int = 10
     pattern_size: int = 4

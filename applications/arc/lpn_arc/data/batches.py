@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from lpn_arc.config import TrainConfig
+from lpn_arc.config import SIZE_LADDER, TrainConfig
 from lpn_arc.data.arc import load_rearc, load_tasks
 from lpn_arc.data.grids import Pair, check_int
 from lpn_arc.data.pattern import generate_pattern_tasks, pad_to_model
@@ -156,6 +156,7 @@ class TrainingData:
             max_cols=config.model.max_cols,
             augment=data.augment,
             include_test_pairs=data.include_test_pairs,
+            ladder=SIZE_LADDER if data.buckets else None,
         )
         record = provenance(
             by_source,

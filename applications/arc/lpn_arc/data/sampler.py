@@ -22,6 +22,12 @@ from lpn_arc.data.grids import (
 __all__ = ["TaskSampler"]
 
 
+def _check_ladder(ladder: Sequence[int], max_rows: int, max_cols: int) -> tuple[int, ...]:
+    if not ladder or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in ladder):
+        raise ValueError(f"ladder must be positive ints, got {ladder!r}")
+    return tuple(sorted(set(ladder)))
+
+
 class TaskSampler:
     """Samples augmented training tasks of ``num_pairs`` pairs in the pair format.
 
@@ -46,6 +52,13 @@ class TaskSampler:
         include_test_pairs: also sample the tasks' test pairs (their outputs must be
             known). Off by default: a test output that reaches training makes any accuracy
             measured on it memorisation.
+        ladder: size buckets (e.g. ``(10, 20, 30)``): each batch draws its programs from
+            one group of programs of similar size (a group with probability proportional to
+            its number of programs, so every program stays equally likely) and is padded
+            to the smallest rows and the smallest columns of the ladder that hold its
+            grids, instead of ``max_rows x max_cols``; ``None`` pads every batch to
+            ``max_rows x max_cols``. Grouping is by rows and columns, unordered when
+            augmentation may transpose a program.
 
     Raises:
         DataError: if there is no program, a program has fewer than 2 pairs, a grid is
@@ -71,6 +84,7 @@ class TaskSampler:
         max_cols: int = MAX_GRID_SIZE,
         augment: bool = True,
         include_test_pairs: bool = False,
+        ladder: Sequence[int] | None = None,
     ) -> None:
         check_int("num_pairs", num_pairs, 1)
         with_test = include_test_pairs
@@ -87,6 +101,22 @@ class TaskSampler:
         self.augment = augment
         self._pack(programs)
         self._maps = dihedral_maps(max_rows, max_cols) if augment else None
+        self.ladder = None if ladder is None else _check_ladder(ladder, max_rows, max_cols)
+        self._groups = None if ladder is None else self._size_groups()
+
+    def _size_groups(self) -> list[np.ndarray]:
+        """The programs grouped by the buckets of their largest rows and columns."""
+        ends = self._starts + self._counts
+        keys = []
+        for p, (first, end) in enumerate(zip(self._starts, ends, strict=True)):
+            extent = self._shapes[:, first:end].reshape(-1, 2).max(axis=0)
+            key = (self._bucket(extent[0], self.max_rows), self._bucket(extent[1], self.max_cols))
+            keys.append(tuple(sorted(key)) if self.augment and self._transposable[p] else key)
+        return [np.flatnonzero([k == key for k in keys]) for key in sorted(set(keys))]
+
+    def _bucket(self, extent: int, limit: int) -> int:
+        """The smallest ladder size (capped at ``limit``) that holds ``extent``."""
+        return min([min(b, limit) for b in self.ladder if min(b, limit) >= extent] + [limit])
 
     def _pack(self, programs: list[tuple[str, list[GridPair]]]) -> None:
         """Validates every grid and pads it into one ``int8`` array of all pairs."""
@@ -147,7 +177,8 @@ class TaskSampler:
         Returns:
             ``{"inputs": (B, N, R, C), "input_shapes": (B, N, 2), "outputs": ...,
             "output_shapes": ..., "pair_mask": (B, N) bool}``, grids and shapes ``int32``,
-            packed top-left, zero elsewhere. A task never holds the same pair twice: a
+            packed top-left, zero elsewhere; with a ``ladder``, ``R x C`` is the batch's
+            size bucket. A task never holds the same pair twice: a
             program with fewer than N pairs fills its first ``count`` slots with distinct
             pairs and masks the rest out (``pair_mask`` False; their grids repeat the first
             pair and are never scored), so a held-out pair is never in its own
@@ -155,7 +186,12 @@ class TaskSampler:
         """
         check_int("batch_size", batch_size, 1)
         b, n, rows, cols = batch_size, self.num_pairs, self.max_rows, self.max_cols
-        programs = rng.integers(self.num_programs, size=b)
+        if self._groups is None:
+            programs = rng.integers(self.num_programs, size=b)
+        else:
+            sizes = np.array([len(g) for g in self._groups], dtype=np.float64)
+            group = self._groups[rng.choice(len(sizes), p=sizes / sizes.sum())]
+            programs = group[rng.integers(len(group), size=b)]
         counts = self._counts[programs]
         index = self._starts[programs, None] + self._choose_pairs(rng, counts)
         grids = self._grids[:, index]  # (2, B, N, R*C)
@@ -173,5 +209,8 @@ class TaskSampler:
             grids = np.take_along_axis(perms[None], grids.reshape(2, b, -1), -1)
             shapes = np.where(SWAPS_SHAPE[k][None, :, None, None], shapes[..., ::-1], shapes)
         grids = grids.reshape(2, b, n, rows, cols).astype(np.int32)
+        if self.ladder is not None:  # the batch's size bucket
+            extent = shapes.reshape(-1, 2).max(axis=0)
+            grids = grids[..., : self._bucket(extent[0], rows), : self._bucket(extent[1], cols)]
         pair_mask = np.arange(n)[None, :] < counts[:, None]
         return {**pairs_from_sides(grids, shapes.astype(np.int32)), "pair_mask": pair_mask}

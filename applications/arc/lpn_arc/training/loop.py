@@ -20,7 +20,7 @@ from lpn_arc.training.checkpoints import (
     save_checkpoint,
 )
 from lpn_arc.training.errors import TrainingError
-from lpn_arc.training.memory import compiled_step
+from lpn_arc.training.memory import batch_signature, compiled_step
 from lpn_arc.training.metrics import MetricsWriter
 from lpn_arc.training.run_folder import write_config_json, write_run_json
 from lpn_arc.training.signals import StopSignals
@@ -190,7 +190,7 @@ class _Run:
         self.step = start
         self.saved_step = start if start else None
         self.metrics: dict[str, float] = {}
-        self._step_fns: dict[str, Any] = {}
+        self._step_fns: dict[tuple, Any] = {}
         self._base_key = jax.random.key(config.seed)
 
     def steps_until(
@@ -226,14 +226,16 @@ class _Run:
                 break
 
     def _step_fn(self, args: tuple) -> Any:
-        """The compiled step of this step's training search (compiled on first use)."""
+        """The compiled step of this step's training search and batch shapes (its size
+        bucket), compiled on first use."""
         search = self.config.search_at(self.step)
-        if search not in self._step_fns:
-            self._step_fns[search] = compiled_step(
+        key = (search, batch_signature(args[2]))
+        if key not in self._step_fns:
+            self._step_fns[key] = compiled_step(
                 self.graphdef, self.config, self.optimizer, search, self.mesh, args,
                 self.check_memory,
             )  # fmt: skip
-        return self._step_fns[search]
+        return self._step_fns[key]
 
     def _one_step(self, local_batch: Pair) -> dict[str, Any]:
         """Runs one step on this process's share of the batch; keeps its new state only

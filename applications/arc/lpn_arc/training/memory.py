@@ -22,10 +22,10 @@ from lpn_arc.config import TrainConfig, config_to_dict
 from lpn_arc.training.errors import MemoryLimitError
 from lpn_arc.training.step import make_train_step
 
-__all__ = ["available_memory", "compiled_step", "require_memory"]
+__all__ = ["available_memory", "batch_signature", "compiled_step", "require_memory"]
 
 _STEP_CACHE: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
-_STEP_CACHE_SIZE = 4
+_STEP_CACHE_SIZE = 12  # a few searches x size buckets
 
 
 def _meminfo_available() -> tuple[int, str] | None:
@@ -106,8 +106,9 @@ def compiled_step(
 ) -> Any:
     """The train step compiled ahead of time for ``args``, checked against the memory.
 
-    Compiled steps are cached per (configuration, search, devices), so training the same
-    configuration again in one process (a resume, a notebook) does not recompile.
+    Compiled steps are cached per (configuration, search, devices, batch shapes), so
+    training the same configuration again in one process (a resume, a notebook) does not
+    recompile, and each size bucket compiles once.
 
     Args:
         graphdef: the model graph.
@@ -119,13 +120,14 @@ def compiled_step(
         check_memory: raise :class:`~lpn_arc.training.errors.MemoryLimitError` when the
             step will not fit (:func:`require_memory`).
     """
+    params, opt_state, batch, _ = args
     key = (
         json.dumps(config_to_dict(config), sort_keys=True),
         search,
         tuple(d.id for d in mesh.devices.flat),
         jax.process_count(),
+        batch_signature(batch),
     )
-    params, opt_state, batch, _ = args
     if check_memory:  # a lower bound, before compiling: old and new parameters, gradients,
         # optimiser state and this device's share of the batch; activations come on top
         floor = 3 * _nbytes(params) + _nbytes(opt_state) + _nbytes(batch) // mesh.size
@@ -142,6 +144,16 @@ def compiled_step(
     if check_memory and needed is not None:  # checked on every call: free memory changes
         require_memory(needed, f"XLA's estimate for batch {config.batch_size}", mesh)
     return compiled
+
+
+def batch_signature(batch: Any) -> tuple:
+    """The shapes and dtypes of a batch: one compiled step per signature (size bucket)."""
+    return tuple(
+        (path, tuple(x.shape), str(x.dtype))
+        for path, x in sorted(
+            (jax.tree_util.keystr(p), x) for p, x in jax.tree_util.tree_leaves_with_path(batch)
+        )
+    )
 
 
 def _xla_estimate(compiled: Any) -> int | None:
