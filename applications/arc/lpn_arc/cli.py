@@ -122,6 +122,13 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     )
     _add_buckets_argument(ev)
     ev.add_argument(
+        "--larger-tasks",
+        choices=("error", "unsolved"),
+        default="error",
+        help="ARC: a task with a grid larger than the model's is an error (default), or is "
+        "answered with a 1x1 grid and scored wrong (unsolved; counted as too_large)",
+    )
+    ev.add_argument(
         "--candidates",
         type=int,
         default=4,

@@ -240,6 +240,7 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
             pair_buckets=_int_list(args.pair_buckets, "--pair-buckets"),
             size_buckets=_int_list(args.size_buckets, "--size-buckets"),
             buckets=args.buckets == "on",
+            larger=args.larger_tasks,
             start=args.start,
             attempt2=args.attempt2,
             progress=True,

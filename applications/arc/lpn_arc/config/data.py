@@ -78,6 +78,9 @@ class DataConfig:
             test) with one of their tasks is dropped, whatever its id, e.g.
             ``source="arc2-train", exclude="arc1-eval"`` (ARC-AGI-2 training holds 376 of
             the 400 ARC-AGI-1 evaluation tasks).
+        drop_larger_tasks: leave out of training every ARC task (and re-arc pool) with a
+            grid larger than the model's ``max_rows x max_cols`` (they are listed in
+            ``run.json``); off by default, where such a grid is an error.
         augment: one random dihedral transform and colour permutation per ARC task.
         buckets: ARC batches drawn from programs of similar size and padded to the
             smallest rows and columns of :data:`SIZE_LADDER` that hold them (the same loss,
@@ -105,6 +108,7 @@ class DataConfig:
     rearc: str = ""
     task_ids: str = ""
     exclude: str = ""
+    drop_larger_tasks: bool = False
     augment: bool = True
     buckets: bool = True
     include_test_pairs: bool = False

@@ -137,6 +137,45 @@ def _arc_small() -> TrainConfig:
     )
 
 
+def _arc_cpu() -> TrainConfig:
+    """The ARC model of this 2-core CPU (``make arc-study``): grids up to 10 x 10.
+
+    Measured here (``benchmarks/arc_cpu_study.py --part sizing``): a mean-training step of
+    16 tasks of a 2 x 2-layer, 4 x 16-head model takes about 1 s in the 10 x 10 bucket, 15 s
+    in the 20 x 20 and over 100 s at 30 x 30, so two hours train thousands of steps on
+    grids up to 10 x 10 and only hundreds on larger ones. The 179 ARC-AGI-1 training tasks
+    whose grids all fit 10 x 10 are trained on (the others are listed in ``run.json``),
+    with every pair augmented by one dihedral transform and colour permutation per task;
+    mean training, then Grad-1 fine-tuning for the last 10% of the steps.
+    """
+    model = ModelConfig(
+        max_rows=10,
+        max_cols=10,
+        latent_dim=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        num_heads=4,
+        head_dim=16,
+        mlp_factor=2.0,
+        decoder_mask="input-only",
+    )
+    data = DataConfig(source="arc1-train", num_pairs=4, drop_larger_tasks=True)
+    return TrainConfig(
+        model=model,
+        data=data,
+        steps=6000,
+        batch_size=16,
+        lr=1e-3,
+        warmup_steps=200,
+        lr_schedule="cosine",
+        train_search="mean",
+        finetune_search="grad:1",
+        finetune_steps=600,
+        checkpoint_every=250,
+        log_every=50,
+    )
+
+
 def _arc_overfit() -> TrainConfig:
     """Paper Table 12 / section B.3 decoder validation: overfit ONE task (207,264 params).
 
@@ -177,11 +216,13 @@ PRESETS = {
     "arc-paper": _arc_paper,
     "arc-repo": _arc_repo,
     "arc-small": _arc_small,
+    "arc-cpu": _arc_cpu,
     "arc-overfit": _arc_overfit,
 }
 """Named presets: ``pattern`` (paper Table 13), ``pattern-ood`` (Table 15), ``quickstart``,
 ``arc-paper`` (Table 16), ``arc-repo`` (the official ``arc_train.yaml``), ``arc-small``
-(CPU smoke runs) and ``arc-overfit`` (Table 12)."""
+(CPU smoke runs), ``arc-cpu`` (the ARC study of this CPU, grids up to 10 x 10) and
+``arc-overfit`` (Table 12)."""
 
 
 def get_preset(name: str) -> TrainConfig:

@@ -83,6 +83,25 @@ def prefetch(batches: Iterator[T], size: int = 2) -> Iterator[T]:
     return consume()
 
 
+def _fits(pairs, size: tuple[int, int]) -> bool:
+    return all(g.shape[0] <= size[0] and g.shape[1] <= size[1] for pair in pairs for g in pair)
+
+
+def _drop_larger(by_source, rearc, size: tuple[int, int], include_test_pairs: bool):
+    """Tasks and pools whose grids all fit ``size``, and ``{source: [ids left out]}``."""
+    kept, dropped = {}, {}
+    for source, tasks in by_source.items():
+        fits = [_fits(t.training_pairs(include_test_pairs=include_test_pairs), size) for t in tasks]
+        kept[source] = [t for t, ok in zip(tasks, fits, strict=True) if ok]
+        dropped[source] = [t.task_id for t, ok in zip(tasks, fits, strict=True) if not ok]
+    if rearc is not None:
+        dropped["re-arc"] = sorted(k for k, pairs in rearc.items() if not _fits(pairs, size))
+        rearc = {k: v for k, v in rearc.items() if k not in set(dropped["re-arc"])}
+    if not any(kept.values()) and not rearc:
+        raise ValueError(f"no training task has all its grids within {size[0]}x{size[1]}")
+    return kept, rearc, dropped
+
+
 def training_batch(config: TrainConfig, step: int) -> Pair:
     """The batch of ``step``: a pure function of ``(seed, step)``, so resuming is exact."""
     return TrainingData(config).batch(step)
@@ -140,9 +159,12 @@ class TrainingData:
         if missing and data.sources and not data.rearc:  # with re-arc, ids may name pools
             raise ValueError(f"task ids {missing} are not in {', '.join(data.sources)}")
         rearc = load_rearc(data.rearc, task_ids=data.task_id_list or None) if data.rearc else None
-        excluded = {}
+        excluded, larger = {}, {}
         if data.exclude:
             by_source, rearc, excluded = exclude_tasks(by_source, rearc, data.excluded_sources)
+        if data.drop_larger_tasks:
+            size = (config.model.max_rows, config.model.max_cols)
+            by_source, rearc, larger = _drop_larger(by_source, rearc, size, data.include_test_pairs)
         check_training_pairs(
             by_source,
             include_test_pairs=data.include_test_pairs,
@@ -164,7 +186,11 @@ class TrainingData:
             rearc=None if rearc is None else (data.rearc, rearc),
             augment=data.augment,
         )
-        return sampler, record | ({"excluded": excluded} if data.exclude else {})
+        if data.exclude:
+            record["excluded"] = excluded
+        if data.drop_larger_tasks:
+            record["dropped_larger"] = larger
+        return sampler, record
 
     def _rng(self, step: int) -> np.random.Generator:
         """The generator of step ``step``'s batch (this process's share of it)."""

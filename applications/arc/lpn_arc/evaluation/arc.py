@@ -68,6 +68,7 @@ def evaluate_arc(
     pair_buckets: Sequence[int] = (3, 5, 10),
     size_buckets: Sequence[int] = (10, 20, 30),
     buckets: bool = True,
+    larger: str = "error",
     max_pairs: int | None = None,
     start: str = "mean",
     attempt2: str = "distinct",
@@ -100,6 +101,10 @@ def evaluate_arc(
         size_buckets: the ladder of padded rows and columns (each capped at the model's).
         buckets: pad each task to its size bucket (default); False pads every grid to the
             model's ``max_rows x max_cols``.
+        larger: a task with a grid larger than the model's: ``"error"`` (default, a
+            :class:`~lpn_arc.data.DataError` naming it) or ``"unsolved"``: not run, every
+            test input answered with a 1 x 1 black grid and scored wrong, and counted in
+            ``metrics["too_large"]`` (a small model scored on a whole evaluation set).
         max_pairs: one padded specification size for every task (overrides the buckets).
         start: ``"mean"`` (mean of the encoder means) or ``"sample"`` (mean of sampled
             per-pair latents, the official code); see :func:`evaluate_tasks`.
@@ -116,11 +121,17 @@ def evaluate_arc(
         ValueError: for an empty task list or bad arguments.
     """
     check_choice("attempt2", attempt2, ATTEMPT2_RULES)
+    check_choice("larger", larger, ("error", "unsolved"))
     tasks = [task for task in tasks if task.num_test > 0]  # nothing to predict otherwise
     if len(tasks) == 0:
         raise ValueError("no ARC test inputs to evaluate")
     start_time = time.perf_counter()
     config = nnx.merge(graphdef, params).config
+    too_large = [] if larger == "error" else [t for t in tasks if not _fits(t, config)]
+    if too_large:
+        tasks = [t for t in tasks if _fits(t, config)]
+        if not tasks:
+            return _with_unsolved(None, too_large, spec.text, time.perf_counter() - start_time)
     ladder = _ladder(size_buckets) if buckets else ()
     groups = _bucket_groups(tasks, config, pair_buckets, ladder, max_pairs)
     # Query ids in task order (they pick the search keys), then one run per bucket.
@@ -155,7 +166,59 @@ def evaluate_arc(
         name: np.concatenate([part[name] for _, part in parts])[order] for name in parts[0][1]
     }
     seconds = time.perf_counter() - start_time
-    return _arc_output(tasks, results, spec.text, attempt2, seconds)
+    output = _arc_output(tasks, results, spec.text, attempt2, seconds)
+    return _with_unsolved(output, too_large, spec.text, seconds) if larger != "error" else output
+
+
+def _fits(task: ArcTask, config: ModelConfig) -> bool:
+    """Whether every grid of the task (demonstrations, test inputs, known test outputs)
+    fits the model: a larger answer is one the model cannot give."""
+    grids = [g for pair in task.train for g in pair] + list(task.test_inputs)
+    grids += list(task.test_outputs or ())
+    return all(g.shape[0] <= config.max_rows and g.shape[1] <= config.max_cols for g in grids)
+
+
+def _with_unsolved(
+    output: ArcEvalOutput | None, too_large: Sequence[ArcTask], search: str, seconds: float
+) -> ArcEvalOutput:
+    """``output`` with the tasks too large for the model answered by a black 1 x 1 grid and
+    scored wrong; the accuracies averaged over every scored task, ``too_large`` counted."""
+    submission = dict(output.submission) if output else {}
+    queries = list(output.queries) if output else []
+    blank = [[0]]
+    for task in too_large:
+        known = task.test_outputs is not None
+        submission[task.task_id] = [{"attempt_1": blank, "attempt_2": blank}] * task.num_test
+        for i in range(task.num_test):
+            queries.append({
+                "task_id": task.task_id, "test_index": i, "attempt_1": blank,
+                "attempt_2": blank, "scores": [float("-inf")] * 2, "too_large": True,
+                **{n: (False if n != "pixel" else 0.0) if known else None
+                   for n in ("top1", "pass2", "shape", "pixel")},
+            })  # fmt: skip
+    per_task: dict[str, list[dict]] = {}
+    for record in queries:
+        if record.get("top1") is not None:
+            per_task.setdefault(record["task_id"], []).append(record)
+
+    def average(name: str) -> float | None:
+        if not per_task:
+            return None
+        return float(np.mean([np.mean([float(r[name]) for r in rs]) for rs in per_task.values()]))
+
+    metrics = dict(output.metrics) if output else {"search": search, "evaluations": 0}
+    metrics.update(
+        tasks=len(submission),
+        queries=len(queries),
+        scored_tasks=len(per_task),
+        too_large=len(too_large),
+        seconds=seconds,
+        seconds_per_task=seconds / len(submission),
+        **{name: average(name) for name in ("top1", "pass2", "pixel", "shape")},
+    )
+    if "pass2_official" in metrics:
+        metrics["pass2_official"] = None  # not defined for tasks that were not run
+    return ArcEvalOutput(metrics=metrics, submission=submission, queries=queries)
 
 
 def _ladder(size_buckets: Sequence[int]) -> tuple[int, ...]:

@@ -134,7 +134,10 @@ def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, tu
     equal ``config``; unreadable later steps are moved to ``corrupt_checkpoints/``."""
     manager = checkpoint_manager(run_dir)
     if manager.latest_step() is None:
-        graphdef, params, _, opt_state = init_training(config)
+        graphdef, params, optimizer, opt_state = init_training(config)
+        if config.init_from:
+            params = _initial_params(config, params)
+            opt_state = optimizer.init(params)
         return manager, (graphdef, params, opt_state, 0)
     if not resume:
         manager.close()
@@ -151,6 +154,21 @@ def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, tu
         )
     quarantine_checkpoints(run_dir, [s for s in saved_steps if s > start])
     return checkpoint_manager(run_dir), (graphdef, params, opt_state, start)
+
+
+def _initial_params(config: TrainConfig, fresh: Any) -> Any:
+    """The parameters of ``config.init_from``, which must have the architecture of ``fresh``."""
+    from lpn_arc.pretrained import load_checkpoint  # the run folder or a shipped model
+
+    source, _, params, _ = load_checkpoint(config.init_from)
+    if source.model != config.model:
+        raise TrainingError(
+            f"init_from {config.init_from}: its model differs from this run's "
+            f"({source.model} vs {config.model})"
+        )
+    if jax.tree.structure(params) != jax.tree.structure(fresh):
+        raise TrainingError(f"init_from {config.init_from}: its parameters do not fit the model")
+    return params
 
 
 def _progress_bar(config: TrainConfig, start: int) -> Any:
