@@ -74,3 +74,18 @@ def test_an_output_larger_than_its_bucket_is_decoded_again_at_full_size():
     assert any(np.shape(q["attempt_1"])[0] > 2 or np.shape(q["attempt_1"])[1] > 2
                for q in off.queries)  # fmt: skip
     assert on.submission == off.submission
+
+
+def test_tasks_larger_than_the_model_are_scored_wrong_and_counted():
+    graphdef, params = split_model(LPNModel(MODEL, rngs=nnx.Rngs(0)))
+    tasks = _tasks()
+    big = np.ones((9, 9), np.int8)
+    tasks.append(ArcTask("huge", tasks[0].train, (big,), (big,), "memory"))
+    with pytest.raises(ValueError, match="huge"):
+        evaluate_arc(graphdef, params, tasks, parse_search("mean"), jax.random.key(0))
+    out = evaluate_arc(graphdef, params, tasks, parse_search("mean"), jax.random.key(0),
+                       larger="unsolved")  # fmt: skip
+    alone = evaluate_arc(graphdef, params, tasks[:-1], parse_search("mean"), jax.random.key(0))
+    assert out.metrics["too_large"] == 1 and out.metrics["tasks"] == len(tasks)
+    assert out.submission["huge"] == [{"attempt_1": [[0]], "attempt_2": [[0]]}]
+    assert out.metrics["top1"] == pytest.approx(alone.metrics["top1"] * 6 / 7)
