@@ -9,7 +9,9 @@ pick a searcher and call :func:`search`::
                        key=jax.random.key(0), num_steps=100, args=(params, data))
     result.latents, result.scores, result.trace, result.num_evaluations
 
-or infer a task's latent from its specification pairs in one call with :func:`infer`
+or step through a search with :func:`search_init`, :func:`search_step` and
+:func:`search_finish` (``search`` is exactly that), stop each task when ``stop(value, aux)``
+holds, infer a task's latent from its specification pairs in one call with :func:`infer`
 (encode, aggregate, choose starts, search), and train with :func:`lpn_loss`. The public
 names all live here; the modules under ``latentsearch._src`` are private.
 """
@@ -23,12 +25,20 @@ from latentsearch._src.core import (
     SearchResult,
     best_distinct,
     evaluate,
+    scored,
+    value_grad_aux,
+)
+from latentsearch._src.driver import (
+    SearchState,
     search,
+    search_finish,
+    search_init,
+    search_step,
 )
 from latentsearch._src.evosax_adapter import evosax_strategy
 from latentsearch._src.flows import GradientFlow, Implicit, StopGradient, Unrolled, implicit_point
 from latentsearch._src.gaussian import DiagGaussian, pairwise_kl
-from latentsearch._src.infer import Anchor, Starts, infer, start_latents
+from latentsearch._src.infer import Anchor, PairsAux, PairsObjective, Starts, infer, start_latents
 from latentsearch._src.langevin import langevin
 from latentsearch._src.loss import lpn_loss
 from latentsearch._src.searchers import (
@@ -47,8 +57,11 @@ __all__ = [
     "GradientFlow",
     "Implicit",
     "Objective",
+    "PairsAux",
+    "PairsObjective",
     "SearchHistory",
     "SearchResult",
+    "SearchState",
     "Searcher",
     "Starts",
     "StopGradient",
@@ -70,6 +83,11 @@ __all__ = [
     "pairwise_kl",
     "product_of_experts",
     "random_search",
+    "scored",
     "search",
+    "search_finish",
+    "search_init",
+    "search_step",
     "start_latents",
+    "value_grad_aux",
 ]

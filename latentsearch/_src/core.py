@@ -1,4 +1,4 @@
-"""The searcher protocol, the search driver and its result.
+"""The searcher protocol and what searches return (the driver is :mod:`.driver`).
 
 A *searcher* is a NamedTuple of pure functions, in the style of an optax
 ``GradientTransformation``:
@@ -30,20 +30,20 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
-
-from latentsearch._src import flows as flows_lib
-from latentsearch._src.latents import LatentLayout
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 __all__ = [
+    "AuxObjective",
     "Evaluations",
     "Objective",
     "SearchHistory",
     "SearchResult",
     "Searcher",
     "best_distinct",
+    "concat_evaluations",
     "evaluate",
-    "search",
+    "scored",
+    "value_grad_aux",
 ]
 
 Objective = Callable[..., Float[Array, ""]]
@@ -52,7 +52,7 @@ Objective = Callable[..., Float[Array, ""]]
 
 @functools.partial(
     jax.tree_util.register_dataclass,
-    data_fields=["points", "scores"],
+    data_fields=["points", "scores", "aux"],
     meta_fields=["num_gradients"],
 )
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +65,9 @@ class Evaluations:
             coordinate, is never kept as a best point).
         num_gradients: a Python ``int``: how many of the ``M`` evaluations also computed a
             gradient (known from shapes, so it never depends on data).
+        aux: for an objective with auxiliary output (``search(..., has_aux=True)``), its
+            output at each point, leaves with a leading ``M`` axis (:func:`scored` and
+            :func:`value_grad_aux` fill it); ``None`` otherwise.
 
     Example:
         >>> import jax.numpy as jnp
@@ -76,6 +79,7 @@ class Evaluations:
     points: Float[Array, "M D"]
     scores: Float[Array, " M"]
     num_gradients: int = 0
+    aux: Any = None
 
     def __post_init__(self):
         count = self.num_gradients
@@ -152,6 +156,8 @@ class SearchResult(NamedTuple):
         num_gradient_evaluations: how many of those also computed a gradient.
         history: the :class:`SearchHistory` when ``search`` ran with ``history=True``,
             else ``None``.
+        stopped: whether the search ended early, at a point where ``stop`` (or ``target``)
+            held; ``False`` when neither was given.
     """
 
     latents: Float[Array, "keep D"] | PyTree
@@ -160,6 +166,7 @@ class SearchResult(NamedTuple):
     num_evaluations: Int[Array, ""]
     num_gradient_evaluations: Int[Array, ""]
     history: SearchHistory | None = None
+    stopped: Any = False
 
     @property
     def best(self) -> Float[Array, "... D"] | PyTree:
@@ -196,6 +203,68 @@ def evaluate(
     if chunk_size is None or chunk_size >= points.shape[0]:
         return jax.vmap(one)(points)
     return jax.lax.map(one, points, batch_size=chunk_size)
+
+
+class AuxObjective(NamedTuple):
+    """An objective returning ``(value, aux)``, seen by searchers as the value alone.
+
+    The driver hands it to searchers when ``has_aux=True``: calling it gives the scalar
+    (so any searcher works unchanged), and :func:`scored` and :func:`value_grad_aux`, which
+    the built-in searchers use, keep the auxiliary output of the same evaluation, so
+    stopping on it costs no extra evaluation.
+    """
+
+    objective: Callable
+
+    def __call__(self, z, *args):
+        return self.objective(z, *args)[0]
+
+    def with_aux(self, z, *args):
+        return self.objective(z, *args)
+
+
+def scored(
+    objective: Objective, points: Float[Array, "M D"], args: tuple = (), chunk_size=None
+) -> Evaluations:
+    """``Evaluations`` of ``points`` (no gradients), with the objective's auxiliary output
+    when it has one: what a searcher returns for the points it scored.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> ev = scored(lambda z: -jnp.sum(z**2), jnp.ones((2, 3)))
+        >>> ev.scores.tolist(), ev.aux is None
+        ([-3.0, -3.0], True)
+    """
+    if isinstance(objective, AuxObjective):
+        values, aux = evaluate(objective.with_aux, points, args, chunk_size)
+        return Evaluations(points, values, 0, aux)
+    return Evaluations(points, evaluate(objective, points, args, chunk_size), 0)
+
+
+def value_grad_aux(
+    objective: Objective, points: Float[Array, "M D"], args: tuple = ()
+) -> tuple[Array, Array, Any]:
+    """``(values (M,), gradients (M, D), aux or None)`` of the objective at each point."""
+    if isinstance(objective, AuxObjective):
+        grad_fn = jax.value_and_grad(lambda z: objective.with_aux(z, *args), has_aux=True)
+        (values, aux), grads = jax.vmap(grad_fn)(points)
+        return values, grads, aux
+    values, grads = jax.vmap(jax.value_and_grad(lambda z: objective(z, *args)))(points)
+    return values, grads, None
+
+
+def concat_evaluations(evs: list[Evaluations | None]) -> Evaluations:
+    """One ``Evaluations`` of several (``None`` and empty ones skipped)."""
+    evs = [ev for ev in evs if ev is not None and ev.points.shape[0] > 0]
+    aux = None
+    if all(ev.aux is not None for ev in evs):
+        aux = jax.tree.map(lambda *xs: jnp.concatenate(xs), *(ev.aux for ev in evs))
+    return Evaluations(
+        jnp.concatenate([ev.points for ev in evs]),
+        jnp.concatenate([ev.scores for ev in evs]),
+        sum(ev.num_gradients for ev in evs),
+        aux,
+    )
 
 
 def best_distinct(
@@ -238,306 +307,3 @@ def best_distinct(
     top = jnp.stack(chosen_scores)
     latents = jnp.where(jnp.isfinite(top)[:, None], latents, latents[0])
     return latents, top
-
-
-class _Best(NamedTuple):
-    latents: Array  # (keep, D)
-    scores: Array  # (keep,)
-
-
-def _merge(best: _Best, ev: Evaluations | None) -> _Best:
-    """Keeps the ``keep`` best distinct points of ``best`` and ``ev``."""
-    if ev is None or ev.points.shape[0] == 0:
-        return best
-    points = jnp.concatenate([best.latents, ev.points.astype(best.latents.dtype)], axis=0)
-    scores = jnp.concatenate([best.scores, ev.scores.astype(best.scores.dtype)], axis=0)
-    return _Best(*best_distinct(points, scores, best.scores.shape[0]))
-
-
-def _count(ev: Evaluations | None) -> tuple[int, int]:
-    """``(evaluations, gradients)`` of one ``Evaluations`` (static)."""
-    return (0, 0) if ev is None else (ev.points.shape[0], ev.num_gradients)
-
-
-def _check_searcher(searcher: Any) -> None:
-    if not isinstance(searcher, Searcher):
-        raise TypeError(
-            f"searcher must be a latentsearch.Searcher (e.g. gradient_ascent(...)); "
-            f"got {type(searcher).__name__}"
-        )
-    for name in ("prepare", "finalize"):
-        function = getattr(searcher, name)
-        if function is not None and not callable(function):
-            raise TypeError(f"Searcher.{name} must be callable or None; got {function!r}")
-    if not isinstance(searcher.score_starts, bool):
-        raise TypeError(f"Searcher.score_starts must be a bool; got {searcher.score_starts!r}")
-
-
-def _check_inputs(searcher, objective, z0, keep, args):
-    _check_searcher(searcher)
-    if not callable(objective):
-        raise TypeError(f"objective must be callable; got {type(objective).__name__}")
-    if z0.ndim != 2 or z0.shape[-1] == 0 or z0.shape[0] == 0:
-        raise ValueError(
-            f"z0 must have shape (D,) for one start or (S, D) for S starts, with S, D >= 1; "
-            f"got shape {z0.shape}"
-        )
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise ValueError(f"keep must be a positive int; got {keep!r}")
-    if not isinstance(args, tuple):
-        raise TypeError(f"args must be a tuple of extra objective arguments; got {type(args)}")
-    z_one = jax.ShapeDtypeStruct(z0.shape[-1:], z0.dtype)
-    try:
-        out = jax.eval_shape(lambda z: objective(z, *args), z_one)
-    except TypeError as err:
-        raise TypeError(
-            f"objective(z, *args) failed for z of shape {z_one.shape} and {len(args)} "
-            f"extra argument(s): {err}"
-        ) from err
-    if not hasattr(out, "shape") or out.shape != ():
-        shape = getattr(out, "shape", type(out).__name__)
-        raise TypeError(
-            f"objective(z, *args) must return a scalar for z of shape {z_one.shape}; got {shape}"
-        )
-
-
-def evaluations_per_phase(
-    searcher: Searcher, objective: Objective, z0: Array, args: tuple, key: PRNGKeyArray
-) -> tuple[int, int, int]:
-    """``(before, per_step, after)``: evaluations before the steps (the starts and
-    ``prepare``), per step and in ``finalize``, from shapes alone (no computation)."""
-
-    def phases(z0, key):
-        k1, k2, k3 = jax.random.split(key, 3)
-        state = searcher.init(z0, k1)
-        before = z0.shape[0] if searcher.score_starts else 0
-        if searcher.prepare is not None:
-            state, ev = searcher.prepare(state, objective, args, k2)
-            before += _count(ev)[0]
-        _, ev = searcher.step(state, objective, args, k3)
-        per_step = _count(ev)[0]
-        after = (
-            0 if searcher.finalize is None else _count(searcher.finalize(state, objective, args))[0]
-        )
-        return jnp.zeros((before,)), jnp.zeros((per_step,)), jnp.zeros((after,))
-
-    return tuple(x.shape[0] for x in jax.eval_shape(phases, z0, key))
-
-
-def _resolve_steps(searcher, objective, z0, args, key, num_steps, max_evaluations) -> int:
-    """``num_steps`` itself, or the most steps that fit in ``max_evaluations``."""
-    if (num_steps is None) == (max_evaluations is None):
-        raise ValueError(
-            "give exactly one of num_steps (searcher iterations) and max_evaluations "
-            f"(objective evaluations); got num_steps={num_steps!r}, "
-            f"max_evaluations={max_evaluations!r}"
-        )
-    if num_steps is not None:
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int):
-            raise TypeError(f"num_steps must be a Python int; got {num_steps!r}")
-        if num_steps < 0:
-            raise ValueError(f"num_steps must be >= 0; got {num_steps}")
-        return num_steps
-    if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, int):
-        raise TypeError(f"max_evaluations must be a Python int; got {max_evaluations!r}")
-    before, per_step, after = evaluations_per_phase(searcher, objective, z0, args, key)
-    if max_evaluations < before + after:
-        raise ValueError(
-            f"max_evaluations={max_evaluations} is smaller than the {before + after} "
-            f"evaluations this searcher spends outside its steps (starts of shape "
-            f"{z0.shape}: {before} before, {after} after)"
-        )
-    if per_step == 0:
-        raise ValueError("max_evaluations needs a searcher whose step scores at least one point")
-    return (max_evaluations - before - after) // per_step
-
-
-def search(
-    searcher: Searcher,
-    objective: Objective,
-    z0: Float[ArrayLike, " D"] | Float[ArrayLike, "S D"] | PyTree,
-    *,
-    key: PRNGKeyArray,
-    num_steps: int | None = None,
-    max_evaluations: int | None = None,
-    args: tuple = (),
-    keep: int = 2,
-    target: float | ArrayLike | None = None,
-    gradient_flow: flows_lib.GradientFlow | None = None,
-    history: bool = False,
-    stacked: bool = False,
-) -> SearchResult:
-    """Searches latent space for the points that maximise ``objective``.
-
-    Scores the starts (unless the searcher does), runs the searcher's ``prepare``, its
-    steps under ``lax.scan`` (a fixed budget; jit-stable) and its ``finalize``, and returns
-    the ``keep`` best distinct points among *everything* scored, the starts included. To
-    batch over tasks, ``jax.vmap`` this function over ``z0``, ``key`` and ``args``: a task's
-    result does not depend on the other tasks in the batch.
-
-    Args:
-        searcher: e.g. ``gradient_ascent(optax.adam(0.1, b2=0.9))``.
-        objective: ``objective(z, *args) -> scalar`` log-likelihood to maximise, for one
-            latent ``z`` (an array ``(D,)``, or a pytree like ``z0``).
-        z0: one start ``(D,)``, ``S`` starts ``(S, D)`` searched in parallel, or a pytree
-            of floating arrays (a latent made of named parts; one start unless
-            ``stacked``). Results come back in the same structure.
-        key: PRNG key for stochastic searchers.
-        num_steps: number of searcher steps ``K >= 0``.
-        max_evaluations: instead of ``num_steps``: the most steps whose objective
-            evaluations (starts, ``prepare``, steps and ``finalize``) fit in this budget,
-            so searchers of different costs compare at equal budgets.
-        args: extra (traced) arguments of the objective, e.g. parameters and data.
-        keep: number of best distinct points to return (slots beyond the points visited
-            get the score ``-inf``).
-        target: optional score threshold: once the best score reaches it, the search
-            stops updating (the trace stays flat) and stops counting evaluations.
-        gradient_flow: how derivatives go through the search: :class:`Unrolled`
-            (the default: through every step), :class:`StopGradient` or
-            :class:`Implicit`.
-        history: also record the best point and the evaluations spent after every step
-            (:class:`SearchHistory`, ``num_steps + 1`` entries) in ``result.history``.
-        stacked: for a pytree ``z0``: its leaves carry a leading axis of ``S`` starts.
-
-    Returns:
-        A :class:`SearchResult`.
-
-    Raises:
-        ValueError: for a badly shaped ``z0``, a negative ``num_steps``, both or neither of
-            ``num_steps`` and ``max_evaluations``, or a budget too small for the searcher.
-        TypeError: for a non-scalar objective or wrongly typed arguments.
-
-    Example:
-        >>> import jax, jax.numpy as jnp, optax, latentsearch as ls
-        >>> objective = lambda z, c: -jnp.sum((z - c) ** 2)
-        >>> result = ls.search(ls.gradient_ascent(optax.sgd(0.25)), objective, jnp.zeros(2),
-        ...                    key=jax.random.key(0), num_steps=20, args=(jnp.ones(2),))
-        >>> result.best.round(3).tolist(), int(result.num_evaluations)
-        ([1.0, 1.0], 21)
-        >>> part = lambda z, c: -jnp.sum((z["w"] - c) ** 2) - (z["b"] + 1.0) ** 2
-        >>> r = ls.search(ls.gradient_ascent(optax.sgd(0.25)), part,
-        ...               {"w": jnp.zeros(2), "b": jnp.zeros(())}, key=jax.random.key(0),
-        ...               max_evaluations=31, args=(jnp.ones(2),))
-        >>> r.best["w"].round(3).tolist(), round(float(r.best["b"]), 3), int(r.num_evaluations)
-        ([1.0, 1.0], -1.0, 31)
-    """
-    layout = LatentLayout.of(z0, stacked=stacked)
-    flat_z0 = layout.ravel_starts(z0)
-    flat_objective = layout.flat_objective(objective)
-    _check_inputs(searcher, flat_objective, flat_z0, keep, args)
-    num_steps = _resolve_steps(
-        searcher, flat_objective, flat_z0, args, key, num_steps, max_evaluations
-    )
-    if target is not None:
-        target = jnp.asarray(target, dtype=jnp.result_type(float))
-        if target.shape != ():
-            raise ValueError(f"target must be a scalar; got shape {target.shape}")
-    flow = flows_lib.Unrolled() if gradient_flow is None else gradient_flow
-    flows_lib.check_flow(flow)
-
-    def run(starts, run_args, checkpoint):
-        return _search(
-            searcher,
-            flat_objective,
-            starts,
-            key,
-            run_args,
-            target,
-            num_steps,
-            keep,
-            checkpoint,
-            bool(history),
-        )
-
-    result = flow.apply(run, flat_objective, flat_z0, args)
-    if layout.is_flat:
-        return result
-    recorded = result.history
-    if recorded is not None:
-        recorded = recorded._replace(best_latents=layout.unravel_many(recorded.best_latents))
-    return result._replace(latents=layout.unravel_many(result.latents), history=recorded)
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("searcher", "objective", "num_steps", "keep", "checkpoint", "history"),
-)
-def _search(searcher, objective, z0, key, args, target, num_steps, keep, checkpoint, history):
-    k_init, k_prepare, k_steps = jax.random.split(key, 3)
-    score_dtype = jnp.result_type(float)
-    best = _Best(jnp.broadcast_to(z0[0], (keep,) + z0.shape[1:]), jnp.full((keep,), -jnp.inf))
-    state = searcher.init(z0, k_init)
-    evals, grads = 0, 0
-
-    def spend(best, evals, grads, ev):
-        count, gradients = _count(ev)
-        return _merge(best, ev), evals + count, grads + gradients
-
-    if searcher.score_starts:
-        best, evals, grads = spend(
-            best, evals, grads, Evaluations(z0, evaluate(objective, z0, args))
-        )
-    if searcher.prepare is not None:
-        state, ev = searcher.prepare(state, objective, args, k_prepare)
-        best, evals, grads = spend(best, evals, grads, ev)
-    evals, grads = jnp.asarray(evals, jnp.int32), jnp.asarray(grads, jnp.int32)
-
-    def active(best):
-        if target is None:
-            return jnp.bool_(True)
-        return best.scores[0] < target
-
-    def one_step(carry, step_key):
-        state, best, evals, grads = carry
-        state, ev = searcher.step(state, objective, args, step_key)
-        return (state, *spend(best, evals, grads, ev))
-
-    if checkpoint:
-        one_step = jax.checkpoint(one_step, prevent_cse=False)
-
-    def body(carry, step_key):
-        if target is None:
-            carry = one_step(carry, step_key)
-        else:
-            carry = jax.lax.cond(active(carry[1]), one_step, lambda c, k: c, carry, step_key)
-        score = carry[1].scores[0].astype(score_dtype)
-        if history:
-            return carry, (score, carry[1].latents[0], carry[2])
-        return carry, score
-
-    def snapshot(best, evals):
-        return best.latents[0][None], best.scores[0].astype(score_dtype)[None], evals[None]
-
-    start = snapshot(best, evals)
-    keys = jax.random.split(k_steps, num_steps)
-    (state, best, evals, grads), ys = jax.lax.scan(body, (state, best, evals, grads), keys)
-    if history:
-        trace, path_latents, path_evals = ys
-        path = (
-            jnp.concatenate([start[0], path_latents]),
-            jnp.concatenate([start[1], trace]),
-            jnp.concatenate([start[2], path_evals]),
-        )
-    else:
-        trace = ys
-
-    if searcher.finalize is not None:
-
-        def final(carry):
-            state, best, evals, grads = carry
-            return (state, *spend(best, evals, grads, searcher.finalize(state, objective, args)))
-
-        carry = (state, best, evals, grads)
-        if target is None:
-            carry = final(carry)
-        else:
-            carry = jax.lax.cond(active(best), final, lambda c: c, carry)
-        state, best, evals, grads = carry
-        if num_steps:
-            trace = trace.at[-1].set(best.scores[0].astype(score_dtype))
-        if history:
-            last = snapshot(best, evals)
-            path = tuple(p.at[-1].set(v[0]) for p, v in zip(path, last, strict=True))
-
-    recorded = SearchHistory(*path) if history else None
-    return SearchResult(best.latents, best.scores, trace, evals, grads, recorded)

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from latentsearch._src.core import Evaluations, Searcher, evaluate
+from latentsearch._src.core import Searcher, scored
 
 __all__ = ["evosax_strategy"]
 
@@ -93,15 +93,14 @@ def evosax_strategy(strategy: Any, params: Any = None) -> Searcher:
             jax.random.split(k_ask, s), state.strategy_state
         )
         flat = population.reshape(-1, population.shape[-1])
-        scores = evaluate(objective, flat, args)
-        fitness = jax.vmap(_fitness)(scores.reshape(population.shape[:2]))
+        evaluated = scored(objective, flat, args)
+        fitness = jax.vmap(_fitness)(evaluated.scores.reshape(population.shape[:2]))
         told, _ = jax.vmap(lambda k, pop, fit, st: strategy.tell(k, pop, fit, st, strategy_params))(
             jax.random.split(k_tell, s), population, fitness, asked
         )
-        return EvosaxState(told), Evaluations(flat, scores)
+        return EvosaxState(told), evaluated
 
     def finalize(state, objective, args):
-        means = jax.vmap(strategy.get_mean)(state.strategy_state)
-        return Evaluations(means, evaluate(objective, means, args))
+        return scored(objective, jax.vmap(strategy.get_mean)(state.strategy_state), args)
 
     return Searcher(init, step, finalize=finalize)

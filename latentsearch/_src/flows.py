@@ -98,7 +98,8 @@ class StopGradient(NamedTuple):
     def apply(self, run: Run, objective: Callable, z0: Array, args: tuple) -> Any:
         del objective
         result = run(jax.lax.stop_gradient(z0), jax.lax.stop_gradient(args), False)
-        moved = z0[0] + jax.lax.stop_gradient(result.latents - z0[0])
+        # the found latents exactly (x - x is exactly 0), with the identity derivative to z0
+        moved = result.latents + (z0[0] - jax.lax.stop_gradient(z0[0]))
         return result._replace(latents=moved)
 
 

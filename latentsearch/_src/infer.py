@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -11,10 +11,11 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
 from latentsearch._src import flows as flows_lib
 from latentsearch._src.aggregate import aggregate_mean, product_of_experts
-from latentsearch._src.core import Searcher, SearchResult, search
+from latentsearch._src.core import Searcher, SearchResult
+from latentsearch._src.driver import search
 from latentsearch._src.gaussian import DiagGaussian
 
-__all__ = ["Anchor", "Starts", "infer", "start_latents"]
+__all__ = ["PairsAux", "PairsObjective", "Anchor", "Starts", "infer", "start_latents"]
 
 _AGGREGATIONS = ("mean", "poe")
 
@@ -81,20 +82,55 @@ class Anchor(NamedTuple):
 class _Anchored(NamedTuple):
     objective: Callable
     weight: float
+    has_aux: bool = False
 
     def __call__(self, z, gaussian, *args):
-        return self.objective(z, *args) + self.weight * gaussian.log_prob(z)
+        out = self.objective(z, *args)
+        if self.has_aux:
+            return out[0] + self.weight * gaussian.log_prob(z), out[1]
+        return out + self.weight * gaussian.log_prob(z)
 
 
-class _PairsObjective(NamedTuple):
-    """``sum_i mask_i * log_likelihood(params, z, pair_i)``; hashable, so jit keeps one
-    compilation per log-likelihood."""
+class PairsAux(NamedTuple):
+    """The auxiliary output of a :class:`PairsObjective` with ``has_aux``: what ``stop``
+    sees of the specification pairs at a point.
+
+    Attributes:
+        values: ``(N,)`` each pair's log-likelihood.
+        aux: each pair's auxiliary output (leaves with the pair axis first).
+        mask: ``(N,)`` the real (non-padding) pairs.
+    """
+
+    values: Array
+    aux: Any
+    mask: Array
+
+
+class PairsObjective(NamedTuple):
+    """The objective that :func:`infer` searches: ``J(z, params, pairs, pair_mask) =
+    sum_i mask_i * log_likelihood(params, z, pair_i)``. Hashable, so jit keeps one
+    compilation per log-likelihood.
+
+    With ``has_aux``, ``log_likelihood`` returns ``(value, aux)`` per pair and the objective
+    returns ``(J, PairsAux(values, aux, mask))``, e.g. to stop a search once every real pair
+    is reproduced (``stop=lambda value, a: jnp.all(a.aux | ~a.mask)``).
+
+    Example:
+        >>> import jax.numpy as jnp, latentsearch as ls
+        >>> loglik = lambda p, z, pair: -jnp.sum((z - pair) ** 2)
+        >>> J = ls.PairsObjective(loglik)
+        >>> float(J(jnp.zeros(1), None, jnp.array([[1.0], [2.0], [9.0]]), jnp.array([1, 1, 0])))
+        -5.0
+    """
 
     log_likelihood: Callable
+    has_aux: bool = False
 
     def __call__(self, z, params, pairs, pair_mask):
-        values = jax.vmap(self.log_likelihood, in_axes=(None, None, 0))(params, z, pairs)
-        return jnp.sum(jnp.where(pair_mask, values, 0.0))
+        out = jax.vmap(self.log_likelihood, in_axes=(None, None, 0))(params, z, pairs)
+        values, aux = out if self.has_aux else (out, None)
+        total = jnp.sum(jnp.where(pair_mask, values, 0.0))
+        return (total, PairsAux(values, aux, pair_mask)) if self.has_aux else total
 
 
 def _pair_count(pairs: PyTree, name: str = "pairs") -> int:
@@ -221,14 +257,17 @@ def infer(
     gradient_flow: flows_lib.GradientFlow | None = None,
     anchor: Anchor | None = None,
     target: float | ArrayLike | None = None,
+    has_aux: bool = False,
+    stop: Callable[[Array, Any], Array] | None = None,
     history: bool = False,
 ) -> SearchResult:
     """Infers a task's latent from its specification pairs: encode, aggregate, search.
 
     Encodes every pair (``encode``, or the given ``posterior``), chooses the starts
     (:func:`start_latents`), and searches the objective
-    ``J(z) = sum_i mask_i * log_likelihood(params, z, pair_i)`` (plus an :class:`Anchor`'s
-    log-density) with ``searcher``. Batch over tasks with ``jax.vmap``.
+    ``J(z) = sum_i mask_i * log_likelihood(params, z, pair_i)`` (:class:`PairsObjective`,
+    plus an :class:`Anchor`'s log-density) with ``searcher``. Batch over tasks with
+    ``jax.vmap``.
 
     Args:
         params: the model parameters (any pytree), passed to ``encode`` and
@@ -256,6 +295,10 @@ def infer(
             :class:`StopGradient`).
         anchor: an optional :class:`Anchor` (MAP search).
         target: stop once the best score reaches it (see :func:`search`).
+        has_aux: ``log_likelihood`` returns ``(value, aux)`` per pair; ``stop`` then gets
+            a :class:`PairsAux`.
+        stop: ``stop(value, aux) -> bool``: end the search at the first point where it
+            holds (see :func:`search`).
         history: record the search's path (see :func:`search`).
 
     Returns:
@@ -288,7 +331,7 @@ def infer(
         starts=starts,
     )
     scored = pairs if precompute is None else jax.vmap(precompute, in_axes=(None, 0))(params, pairs)
-    objective: Callable = _PairsObjective(log_likelihood)
+    objective: Callable = PairsObjective(log_likelihood, bool(has_aux))
     args: tuple = (params, scored, mask)
     if anchor is not None:
         if not isinstance(anchor, Anchor) or anchor.to not in ("prior", "posterior"):
@@ -299,7 +342,8 @@ def infer(
             gaussian = DiagGaussian(jnp.zeros_like(z0[0]), jnp.zeros_like(z0[0]))
         else:
             gaussian = product_of_experts(posterior, mask, axis=0, include_prior=True)
-        objective, args = anchor.wrap(objective), (gaussian, *args)
+        anchored = _Anchored(objective, float(anchor.weight), bool(has_aux))
+        objective, args = anchored, (gaussian, *args)
     return search(
         searcher,
         objective,
@@ -310,6 +354,8 @@ def infer(
         args=args,
         keep=keep,
         target=target,
+        has_aux=has_aux,
+        stop=stop,
         history=history,
         gradient_flow=flows_lib.StopGradient() if gradient_flow is None else gradient_flow,
     )

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from latentsearch._src.core import Evaluations, Searcher
+from latentsearch._src.core import Evaluations, Searcher, value_grad_aux
 
 __all__ = ["langevin"]
 
@@ -22,10 +22,10 @@ class LangevinState(NamedTuple):
 
 
 def _value_and_grad(objective, args, points):
-    values, grads = jax.vmap(jax.value_and_grad(lambda z: objective(z, *args)))(points)
+    values, grads, aux = value_grad_aux(objective, points, args)
     finite = jnp.isfinite(values)
     grads = jnp.where(finite[:, None] & jnp.isfinite(grads), grads, 0.0)
-    return jnp.where(finite, values, -jnp.inf), grads
+    return jnp.where(finite, values, -jnp.inf), grads, aux
 
 
 def _log_proposal(to, frm, grad_frm, step_size, temperature):
@@ -82,11 +82,11 @@ def langevin(
     def prepare(state, objective, args, key):
         del key
         starts = state.z[::num_chains]
-        values, grads = _value_and_grad(objective, args, starts)
+        values, grads, aux = _value_and_grad(objective, args, starts)
         chains = LangevinState(
             state.z, jnp.repeat(values, num_chains), jnp.repeat(grads, num_chains, axis=0)
         )
-        return chains, Evaluations(starts, values, starts.shape[0])
+        return chains, Evaluations(starts, values, starts.shape[0], aux)
 
     def step(state, objective, args, key):
         k_noise, k_accept = jax.random.split(key)
@@ -94,7 +94,7 @@ def langevin(
         proposal = (
             state.z + step_size * state.grad / temperature + jnp.sqrt(2.0 * step_size) * noise
         )
-        values, grads = _value_and_grad(objective, args, proposal)
+        values, grads, aux = _value_and_grad(objective, args, proposal)
         if adjust:
             log_ratio = (
                 (values - state.value) / temperature
@@ -112,6 +112,6 @@ def langevin(
             jnp.where(accept, values, state.value),
             jnp.where(accept[:, None], grads, state.grad),
         )
-        return moved, Evaluations(proposal, values, proposal.shape[0])
+        return moved, Evaluations(proposal, values, proposal.shape[0], aux)
 
     return Searcher(init, step, prepare, score_starts=False)

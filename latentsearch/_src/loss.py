@@ -11,7 +11,8 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from latentsearch._src import flows as flows_lib
 from latentsearch._src.aggregate import leave_one_out
-from latentsearch._src.core import Searcher, _check_searcher
+from latentsearch._src.core import Searcher
+from latentsearch._src.driver import _check_searcher
 from latentsearch._src.gaussian import DiagGaussian
 from latentsearch._src.infer import (
     Starts,
@@ -40,6 +41,8 @@ def lpn_loss(
     aggregation: Literal["mean", "poe"] = "mean",
     held_out_log_likelihood: Callable[[PyTree, Array, PyTree], Array] | None = None,
     precompute: Callable[[PyTree, PyTree], PyTree] | None = None,
+    has_aux: bool = False,
+    stop: Callable[[Array, Any], Array] | None = None,
 ) -> tuple[Float[Array, ""], dict[str, Any]]:
     """Leave-one-out LPN loss of one task (paper Algorithm 2), with a search inside.
 
@@ -82,6 +85,9 @@ def lpn_loss(
             input), computed once per pair and passed to every ``log_likelihood`` call of
             the search and of the held-out scoring instead of ``pair``; differentiated once.
             ``encode`` still gets the plain pair.
+        has_aux: ``log_likelihood`` returns ``(value, aux)`` per pair (for ``stop``).
+        stop: ``stop(value, aux) -> bool``: each held-out pair's search ends at the first
+            point where it holds (see :func:`search`; ``aux`` is a :class:`PairsAux`).
 
     Returns:
         ``(loss, metrics)`` where metrics holds ``reconstruction`` (mean negative
@@ -139,6 +145,8 @@ def lpn_loss(
             searcher=searcher,
             num_steps=num_steps,
             gradient_flow=flow,
+            has_aux=has_aux,
+            stop=stop,
         )
         return result.best, result.scores[0]
 
@@ -159,7 +167,9 @@ def lpn_loss(
         found_scores = None
     else:
         found, found_scores = jax.vmap(held_out_latent)(others_posterior, others, others_mask, keys)
-    score = log_likelihood if held_out_log_likelihood is None else held_out_log_likelihood
+    score = held_out_log_likelihood
+    if score is None:
+        score = (lambda p, z, pair: log_likelihood(p, z, pair)[0]) if has_aux else log_likelihood
     held_out = jax.vmap(score, in_axes=(None, 0, 0))(params, found, scored)
     weights = mask.astype(held_out.dtype)
     count = jnp.maximum(jnp.sum(weights), 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -9,7 +10,14 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from latentsearch._src.core import Evaluations, Searcher, best_distinct, evaluate
+from latentsearch._src.core import (
+    Evaluations,
+    Searcher,
+    best_distinct,
+    concat_evaluations,
+    scored,
+    value_grad_aux,
+)
 
 __all__ = [
     "evolution_strategy",
@@ -65,14 +73,15 @@ def gradient_ascent(optimizer: optax.GradientTransformation) -> Searcher:
 
     def step(state, objective, args, key):
         del key
-        values, grads = jax.vmap(jax.value_and_grad(lambda z: objective(z, *args)))(state.z)
+        values, grads, aux = value_grad_aux(objective, state.z, args)
         grads = jnp.where(jnp.isfinite(values)[:, None], _finite_or_zero(grads), 0.0)
         updates, opt_state = jax.vmap(optimizer.update)(-grads, state.opt_state, state.z)
         z = optax.apply_updates(state.z, updates)
-        return GradientAscentState(z, opt_state), Evaluations(state.z, values, state.z.shape[0])
+        scored_now = Evaluations(state.z, values, state.z.shape[0], aux)
+        return GradientAscentState(z, opt_state), scored_now
 
     def finalize(state, objective, args):
-        return Evaluations(state.z, evaluate(objective, state.z, args), 0)
+        return scored(objective, state.z, args)
 
     return Searcher(init, step, finalize=finalize, score_starts=False)
 
@@ -123,7 +132,7 @@ def random_search(num_samples: int, scale: float, chunk_size: int | None = None)
         centres = _spread(state.starts, num_samples)
         noise = jax.random.normal(key, centres.shape, centres.dtype)
         points = centres + scale * noise
-        return state, Evaluations(points, evaluate(objective, points, args, chunk_size), 0)
+        return state, scored(objective, points, args, chunk_size)
 
     return Searcher(init, step)
 
@@ -192,8 +201,8 @@ def evolution_strategy(
         signed = jnp.concatenate([eps, -eps], axis=1)  # (S, P, D)
         points = state.mean[:, None, :] + sigma * signed
         flat = points.reshape(s * population, d)
-        scores = evaluate(objective, flat, args)
-        fitness = scores.reshape(s, population)
+        evaluated = scored(objective, flat, args)
+        fitness = evaluated.scores.reshape(s, population)
         if centered_ranks:
             fitness = _centered_ranks(fitness)
         else:
@@ -205,10 +214,10 @@ def evolution_strategy(
         grad = _finite_or_zero(grad)
         updates, opt_state = jax.vmap(optimizer.update)(-grad, state.opt_state, state.mean)
         mean = optax.apply_updates(state.mean, updates)
-        return EvolutionStrategyState(mean, opt_state), Evaluations(flat, scores, 0)
+        return EvolutionStrategyState(mean, opt_state), evaluated
 
     def finalize(state, objective, args):
-        return Evaluations(state.mean, evaluate(objective, state.mean, args), 0)
+        return scored(objective, state.mean, args)
 
     return Searcher(init, step, finalize=finalize)
 
@@ -261,7 +270,7 @@ def hybrid(
     def prepare(state, objective, args, key):
         k_prep, k_steps, k_refine = jax.random.split(key, 3)
         starts = state.starts
-        found = [Evaluations(starts, evaluate(objective, starts, args))]
+        found = [scored(objective, starts, args)]
         s_state = state.sampler_state
         if sampler.prepare is not None:
             s_state, ev = sampler.prepare(s_state, objective, args, k_prep)
@@ -271,12 +280,8 @@ def hybrid(
             return sampler.step(s_state, objective, args, k)
 
         s_state, evs = jax.lax.scan(body, s_state, jax.random.split(k_steps, sampler_steps))
-        d = starts.shape[-1]
-        found.append(
-            Evaluations(
-                evs.points.reshape(-1, d), evs.scores.reshape(-1), sampler_steps * evs.num_gradients
-            )
-        )
+        flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), evs)  # (steps * M, ...)
+        found.append(dataclasses.replace(flat, num_gradients=sampler_steps * evs.num_gradients))
         if sampler.finalize is not None:
             found.append(sampler.finalize(s_state, objective, args))
         found = [ev for ev in found if ev is not None and ev.points.shape[0] > 0]
@@ -287,14 +292,11 @@ def hybrid(
         )
         r_state = refiner.init(pool, k_refine)
         if refiner.score_starts:
-            found.append(Evaluations(pool, evaluate(objective, pool, args)))
+            found.append(scored(objective, pool, args))
         if refiner.prepare is not None:
             r_state, ev = refiner.prepare(r_state, objective, args, k_refine)
             found.append(ev)
-        found = [ev for ev in found if ev is not None and ev.points.shape[0] > 0]
-        points = jnp.concatenate([ev.points for ev in found])
-        scores = jnp.concatenate([ev.scores for ev in found])
-        return r_state, Evaluations(points, scores, sum(ev.num_gradients for ev in found))
+        return r_state, concat_evaluations(found)
 
     return Searcher(init, refiner.step, prepare, refiner.finalize, score_starts=False)
 
