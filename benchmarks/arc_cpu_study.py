@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", nargs="+", default=["sizing", "a", "b", "c"],
                         choices=["sizing", "a", "b", "c"])  # fmt: skip
-    parser.add_argument("--steps", type=int, default=6000, help="training steps (arc-cpu)")
-    parser.add_argument("--ttt-steps", type=int, default=1500, help="steps of setting c")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps (arc-cpu)")
+    parser.add_argument("--ttt-steps", type=int, default=800, help="steps of setting c")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=120.0, help="time cap per session")
     parser.add_argument("--searches", nargs="+", default=["mean", "grad:100", "sample:100"])

@@ -163,14 +163,14 @@ def _arc_cpu() -> TrainConfig:
     return TrainConfig(
         model=model,
         data=data,
-        steps=6000,
+        steps=3000,
         batch_size=16,
         lr=1e-3,
-        warmup_steps=200,
+        warmup_steps=100,
         lr_schedule="cosine",
         train_search="mean",
         finetune_search="grad:1",
-        finetune_steps=600,
+        finetune_steps=300,
         checkpoint_every=250,
         log_every=50,
     )
