@@ -308,7 +308,15 @@ def _add_buckets_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--start`` and ``--optimizer``, shared by eval and solve."""
+    """``--start``, ``--optimizer`` and ``--stop``, shared by eval and solve."""
+    parser.add_argument(
+        "--stop",
+        choices=("none", "exact"),
+        default="exact",
+        help="end a task's search at the first latent whose greedy decoding reproduces every "
+        "specification pair (exact, default: as accurate and cheaper on the shipped models, "
+        "docs/choosing), or spend the whole budget (none)",
+    )
     parser.add_argument(
         "--start",
         choices=("mean", "sample"),

@@ -41,6 +41,7 @@ def _evaluate_all(
     start="mean",
     attempt2="distinct",
     holdout="last",
+    stop="none",
 ):
     """Each search of ``searches`` on the stacked ``tasks``: ``(metrics rows, outputs)``."""
     import jax
@@ -61,6 +62,7 @@ def _evaluate_all(
             start=start,
             attempt2=attempt2,
             holdout=holdout,
+            stop=stop,
             progress=progress,
         )
         rows.append(out.metrics)
@@ -186,8 +188,9 @@ PATTERN_COLUMNS = ("search", "top1", "pass2", "pixel", "shape", "evaluations")
 
 
 def _inference_options(args) -> dict:
-    """The inference choices of eval: start latent, optimiser and attempt-2 rule."""
-    return {"start": args.start, "optimizer": args.optimizer, "attempt2": args.attempt2}
+    """The inference choices of eval: start latent, optimiser, attempt-2 rule and stopping."""
+    return {"start": args.start, "optimizer": args.optimizer, "attempt2": args.attempt2,
+            "stop": args.stop}  # fmt: skip
 
 
 def _columns(args, columns=PATTERN_COLUMNS) -> tuple[str, ...]:
@@ -241,6 +244,7 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
             size_buckets=_int_list(args.size_buckets, "--size-buckets"),
             buckets=args.buckets == "on",
             larger=args.larger_tasks,
+            stop=args.stop,
             start=args.start,
             attempt2=args.attempt2,
             progress=True,
@@ -349,7 +353,7 @@ def run_solve(args: argparse.Namespace) -> int:
     spec = parse_search(args.search, lr=args.lr, scale=args.scale, optimizer=args.optimizer)
     result = evaluate_arc(
         graphdef, params, [task], spec, jax.random.key(0), batch_size=1, start=args.start,
-        buckets=args.buckets == "on",
+        buckets=args.buckets == "on", stop=args.stop,
     )  # fmt: skip
     out = Path(args.out) if args.out else _output_folder(args.checkpoint, "solve")
     print(

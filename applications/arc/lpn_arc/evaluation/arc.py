@@ -69,6 +69,7 @@ def evaluate_arc(
     size_buckets: Sequence[int] = (10, 20, 30),
     buckets: bool = True,
     larger: str = "error",
+    stop: str = "none",
     max_pairs: int | None = None,
     start: str = "mean",
     attempt2: str = "distinct",
@@ -105,6 +106,7 @@ def evaluate_arc(
             :class:`~lpn_arc.data.DataError` naming it) or ``"unsolved"``: not run, every
             test input answered with a 1 x 1 black grid and scored wrong, and counted in
             ``metrics["too_large"]`` (a small model scored on a whole evaluation set).
+        stop: ``"none"`` or ``"exact"``: see :func:`lpn_arc.evaluation.evaluate_tasks`.
         max_pairs: one padded specification size for every task (overrides the buckets).
         start: ``"mean"`` (mean of the encoder means) or ``"sample"`` (mean of sampled
             per-pair latents, the official code); see :func:`evaluate_tasks`.
@@ -144,7 +146,7 @@ def evaluate_arc(
         arrays, queries = _bucket_queries([tasks[t] for t in members], config, size, bucket)
         results = run_queries(
             graphdef, params, queries, spec, key, batch_size=batch_size,
-            candidates=candidates, start=start, progress=progress, ids=ids,
+            candidates=candidates, start=start, progress=progress, ids=ids, stop=stop,
         )  # fmt: skip
         results = {**results, "grids": _pad_grids(results["grids"], full)}
         truth = {n: arrays[n] for n in ("query_outputs", "query_output_shapes", "has_truth")}

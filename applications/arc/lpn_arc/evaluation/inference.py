@@ -30,16 +30,30 @@ from flax import nnx
 
 import latentsearch as ls
 from lpn_arc.config import SearchSpec
-from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn, precompute_fn
+from lpn_arc.model import (
+    encode_fn,
+    generate_fn,
+    log_likelihood_exact_fn,
+    log_likelihood_fn,
+    precompute_fn,
+)
 
-__all__ = ["STARTS", "batch_fn", "check_choice", "run_queries"]
+__all__ = ["STARTS", "STOPS", "batch_fn", "check_choice", "run_queries"]
 
 STARTS = ("mean", "sample")
 """Start latents: the mean of the encoder means, or of sampled per-pair latents."""
+STOPS = ("none", "exact")
+"""When a query's search ends: after its whole budget (``"none"``), or (``"exact"``) at the
+first latent whose greedy decoding reproduces every specification pair exactly."""
+
+
+def _every_pair_exact(value: jax.Array, pairs: ls.PairsAux) -> jax.Array:
+    """The stop rule of ``stop="exact"``: every real specification pair is reproduced."""
+    return jnp.all(pairs.aux | ~pairs.mask)
 
 
 def _query_fn(
-    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str
+    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str, stop: str = "none"
 ) -> Callable[..., dict[str, jax.Array]]:
     """The per-query computation (one query, no batch axis).
 
@@ -50,7 +64,8 @@ def _query_fn(
     the official rule's (the second-best latent's decoding).
     """
     encode = encode_fn(graphdef)
-    log_likelihood = log_likelihood_fn(graphdef)
+    exact = stop == "exact" and spec.num_steps > 0
+    log_likelihood = (log_likelihood_exact_fn if exact else log_likelihood_fn)(graphdef)
     precompute = precompute_fn(graphdef)
     generate = generate_fn(graphdef)
 
@@ -72,6 +87,8 @@ def _query_fn(
             num_steps=spec.num_steps,
             keep=keep,
             precompute=precompute,
+            has_aux=exact,
+            stop=_every_pair_exact if exact else None,
         )
 
         def decode(z):
@@ -100,19 +117,19 @@ def _query_fn(
 
 
 def _batch_fn_uncached(
-    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str
+    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str, stop: str
 ) -> Callable[..., Any]:
-    one_query = _query_fn(graphdef, spec, candidates, start)
+    one_query = _query_fn(graphdef, spec, candidates, start, stop)
     return jax.jit(jax.vmap(one_query, in_axes=(None, 0, 0, 0, 0, 0)))
 
 
 @functools.lru_cache(maxsize=32)
-def _batch_fn_cached(graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str):
-    return _batch_fn_uncached(graphdef, spec, candidates, start)
+def _batch_fn_cached(graphdef, spec: SearchSpec, candidates: int, start: str, stop: str):
+    return _batch_fn_uncached(graphdef, spec, candidates, start, stop)
 
 
 def batch_fn(
-    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str
+    graphdef: nnx.GraphDef, spec: SearchSpec, candidates: int, start: str, stop: str = "none"
 ) -> Callable[..., Any]:
     """One jitted, query-vmapped function per (graph, spec); jit caches per batch shape.
 
@@ -120,9 +137,9 @@ def batch_fn(
     with a leading query axis on every argument but ``params`` (see :func:`run_queries`).
     """
     try:
-        return _batch_fn_cached(graphdef, spec, candidates, start)
+        return _batch_fn_cached(graphdef, spec, candidates, start, stop)
     except TypeError:  # unhashable graph or searcher: no cross-call cache
-        return _batch_fn_uncached(graphdef, spec, candidates, start)
+        return _batch_fn_uncached(graphdef, spec, candidates, start, stop)
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -146,6 +163,7 @@ def run_queries(
     start: str,
     progress: bool,
     ids: np.ndarray | None = None,
+    stop: str = "none",
 ) -> dict[str, np.ndarray]:
     """Runs search + decoding for ``Q`` queries in padded batches; numpy results ``(Q, ...)``.
 
@@ -155,13 +173,14 @@ def run_queries(
     if not isinstance(spec, SearchSpec):
         raise ValueError(f"spec must be a SearchSpec (parse_search(...)), got {spec!r}")
     check_choice("start", start, STARTS)
+    check_choice("stop", stop, STOPS)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
         raise ValueError(f"candidates must be an int >= 2, got {candidates!r}")
     num = queries["spec_mask"].shape[0]
     batch_size = min(batch_size, num)
-    queries_fn = batch_fn(graphdef, spec, candidates, start)
+    queries_fn = batch_fn(graphdef, spec, candidates, start, stop)
     ids = np.arange(num) if ids is None else np.asarray(ids)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(ids, jnp.int32))
     starts: Sequence[int] = range(0, num, batch_size)

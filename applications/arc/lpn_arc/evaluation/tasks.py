@@ -121,6 +121,7 @@ def evaluate_tasks(
     start: str = "mean",
     attempt2: str = "distinct",
     holdout: str = "last",
+    stop: str = "none",
     progress: bool = False,
 ) -> EvalOutput:
     """Searches, decodes two attempts and scores them for every task.
@@ -148,6 +149,9 @@ def evaluate_tasks(
         holdout: ``"last"``: pairs ``0..N-2`` are the specification and pair ``N-1`` the
             query; ``"all"``: each pair in turn is the query, the others the specification
             (the official protocol: ``N`` predictions per task).
+        stop: ``"none"``: every search spends its budget; ``"exact"``: a query's search ends
+            at the first latent whose greedy decoding reproduces every specification pair
+            (read off the logits the search computes anyway; that latent is attempt 1).
         progress: show a tqdm progress bar over batches.
 
     Returns:
@@ -176,6 +180,7 @@ def evaluate_tasks(
         start=start,
         progress=progress,
         ids=ids,
+        stop=stop,
     )
     seconds = time.perf_counter() - start_time
 

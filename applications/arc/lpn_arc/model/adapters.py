@@ -22,6 +22,7 @@ __all__ = [
     "count_params",
     "encode_fn",
     "generate_fn",
+    "log_likelihood_exact_fn",
     "log_likelihood_fn",
     "precompute_fn",
     "split_model",
@@ -105,6 +106,18 @@ def log_likelihood_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
         return _merge(graphdef, params).log_likelihood(z, pair, dropout_key=dropout_key)
 
     return log_likelihood
+
+
+def log_likelihood_exact_fn(graphdef: nnx.GraphDef) -> Callable[..., tuple[jax.Array, jax.Array]]:
+    """Pure ``(params, z, pair) -> (log_likelihood, exact)`` (one pair): the log-likelihood
+    and whether greedy decoding reproduces the pair's output, from one forward pass (the
+    objective of a search that stops once every specification pair is reproduced)."""
+
+    def log_likelihood_exact(params: nnx.State, z: jax.Array, pair: Pair):
+        terms = _merge(graphdef, params).log_likelihood_terms(z, pair)
+        return terms["rows"] + terms["cols"] + terms["cells"], terms["exact"]
+
+    return log_likelihood_exact
 
 
 def generate_fn(

@@ -119,7 +119,11 @@ class LPNModel(nnx.Module):
         Returns:
             ``{"rows": log p(rows), "cols": log p(cols | rows), "cells": cell term}`` float32
             scalars; the cell term is the mean (``cell_normalisation="mean"``) or the sum
-            (``"sum"``) over valid output cells of ``log p(cell | previous cells)``.
+            (``"sum"``) over valid output cells of ``log p(cell | previous cells)``; and
+            ``"exact"``: whether greedy decoding reproduces the output exactly (the most
+            likely rows, columns and every valid cell are the target's, read off the same
+            teacher-forced logits: greedy decoding feeds back its own choices, which are
+            then the target's).
 
         Raises:
             ValueError: on wrong shapes.
@@ -142,7 +146,13 @@ class LPNModel(nnx.Module):
         cells = jnp.sum(jnp.where(valid, cell_lp, 0.0))
         if cfg.cell_normalisation == "mean":
             cells = cells / jnp.maximum(jnp.sum(valid), 1).astype(jnp.float32)
-        return {"rows": rows_lp, "cols": cols_lp, "cells": cells}
+        targets = jnp.asarray(pair["outputs"], jnp.int32)
+        exact = (
+            (jnp.argmax(logits["rows"]) + 1 == out_shape[0])
+            & (jnp.argmax(logits["cols"]) + 1 == out_shape[1])
+            & jnp.all(~valid | (jnp.argmax(logits["cells"], axis=-1) == targets))
+        )
+        return {"rows": rows_lp, "cols": cols_lp, "cells": cells, "exact": exact}
 
     def log_likelihood(
         self, z: jax.Array, pair: Pair, *, dropout_key: jax.Array | None = None
