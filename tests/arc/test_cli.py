@@ -58,7 +58,8 @@ def test_train_errors_are_one_line_with_exit_status_1(tmp_path, capsys, argv, ex
     paths["dup"].write_text('{"x": {}, "x": {}}')
     argv = [a.format(**paths) for a in argv]
     out = tmp_path / "run"
-    assert cli.main(["train", "--steps", "1", *argv, "--out", str(out), "--no-progress"]) == 1
+    argv = ["train", "--preset", "pattern", "--steps", "1", *argv, "--out", str(out)]
+    assert cli.main([*argv, "--no-progress"]) == 1
     err = _error_line(capsys)
     assert err.startswith("lpn-arc train: error: ") and expected.format(**paths) in err, err
     assert not (out / "checkpoints").exists()  # nothing written before the data is read

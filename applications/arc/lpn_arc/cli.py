@@ -59,13 +59,41 @@ def _add_train_parser(sub: argparse._SubParsersAction, common: argparse.Argument
         description="Train an LPN. Every configuration field can be overridden below. "
         "Ctrl-C stops after the current step with a checkpoint (exit status 130).",
     )
-    train.add_argument("--preset", default="pattern", choices=sorted(PRESETS))
+    train.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="the configuration to start from (required unless --config): quickstart and "
+        "arc-cpu train on this CPU in minutes to hours; pattern, pattern-ood, arc-paper and "
+        "arc-repo are the paper's and take days to weeks without an accelerator",
+    )
+    train.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="re-run a saved configuration (RUN/config.json); the overrides below apply on top",
+    )
     train.add_argument("--out", default="runs/train", help="run folder (default: runs/train)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the checkpoints already in --out and start again (never done otherwise)",
+    )
+    train.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard events to OUT/tensorboard (pip install "
+        "'lpn-arc[tensorboard]'); metrics.jsonl and metrics.csv are always written",
+    )
+    train.add_argument(
         "--dry-run", action="store_true", help="print the config and parameter count, then exit"
     )
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar: a plain line (step, loss, tasks/s, time left) per metrics record",
+    )
     train.add_argument(
         "--no-memory-check",
         action="store_true",
@@ -163,6 +191,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         "--batch-size", type=int, default=None, help="queries per compiled call (32; ARC 4)"
     )
     ev.add_argument("--out", default=None, help="folder for results.json (and ARC submission.json)")
+    _add_seed_and_progress(ev)
 
 
 def _add_solve_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -185,6 +214,7 @@ def _add_solve_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     _add_inference_arguments(solve)
     _add_buckets_argument(solve)
     solve.add_argument("--out", default=None, help="folder of the PNGs (default: beside the run)")
+    _add_seed_and_progress(solve)
 
 
 def _add_models_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -219,7 +249,13 @@ def _add_quickstart_parser(
         help="training time limit in minutes (default 9.5; the 900 steps take ~4.5 on 2 cores)",
     )
     qs.add_argument("--tasks", type=int, default=None, help="number of test tasks")
-    qs.add_argument("--no-progress", action="store_true")
+    qs.add_argument(
+        "--no-progress", action="store_true", help="plain log lines instead of progress bars"
+    )
+    qs.add_argument("--resume", action="store_true", help="continue the run in --out")
+    qs.add_argument(
+        "--overwrite", action="store_true", help="delete the run in --out and start again"
+    )
     add_override_arguments(qs)
 
 
@@ -294,6 +330,13 @@ def _add_data_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     for option, kind in (("grid-size", int), ("pattern-size", int), ("density", float),
                          ("num-pairs", int)):  # fmt: skip
         pattern.add_argument(f"--{option}", type=kind, default=None, help="default: the preset's")
+
+
+def _add_seed_and_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of sampled starts and searches (default 0)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _add_buckets_argument(parser: argparse.ArgumentParser) -> None:

@@ -42,6 +42,7 @@ def _evaluate_all(
     attempt2="distinct",
     holdout="last",
     stop="none",
+    seed=0,
 ):
     """Each search of ``searches`` on the stacked ``tasks``: ``(metrics rows, outputs)``."""
     import jax
@@ -57,7 +58,7 @@ def _evaluate_all(
             params,
             tasks,
             spec,
-            jax.random.key(0),
+            jax.random.key(seed),
             batch_size=batch_size,
             start=start,
             attempt2=attempt2,
@@ -80,35 +81,40 @@ def _data_summary(data) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """``lpn-arc train``: a preset with overrides, trained (or printed with ``--dry-run``)."""
+    """``lpn-arc train``: a preset (or a saved config) with overrides, trained (or printed
+    with ``--dry-run``)."""
     import jax
 
-    from lpn_arc.config import apply_overrides, config_to_dict, get_preset
+    from lpn_arc.config import apply_overrides, config_to_dict
     from lpn_arc.model import count_params
     from lpn_arc.training import init_params, train
 
     if args.distributed:
         jax.distributed.initialize()
-
-    config = apply_overrides(get_preset(args.preset), args)
+    config = apply_overrides(_base_config(args), args)
     _, shapes = jax.eval_shape(lambda: init_params(config))
     if args.dry_run:
         print(json.dumps(config_to_dict(config), indent=2))
         print(f"parameters: {count_params(shapes):,}")
         return 0
+    _clear_run(Path(args.out), args)
     m, d = config.model, config.data
     print(
-        f"preset {args.preset}: {count_params(shapes):,} parameters (enc {m.encoder_layers} / "
-        f"dec {m.decoder_layers} layers, {m.num_heads}x{m.head_dim}, latent {m.latent_dim}, "
-        f"{m.max_rows}x{m.max_cols}, {m.dtype}); data {_data_summary(d)}; batch "
-        f"{config.batch_size} on {jax.device_count()} device(s); allocator {allocator()}"
+        f"{args.preset or args.config}: {count_params(shapes):,} parameters (enc "
+        f"{m.encoder_layers} / dec {m.decoder_layers} layers, {m.num_heads}x{m.head_dim}, "
+        f"latent {m.latent_dim}, {m.max_rows}x{m.max_cols}, {m.dtype}); data "
+        f"{_data_summary(d)}; {config.steps} steps of batch {config.batch_size} on "
+        f"{jax.device_count()} device(s); allocator {allocator()}"
     )
     result = train(
         config,
         args.out,
         resume=args.resume,
         progress=not args.no_progress,
+        log_lines=args.no_progress,
         check_memory=not args.no_memory_check,
+        validate=_validator(config),
+        tensorboard=args.tensorboard,
     )
     if result.interrupted:
         print(
@@ -119,6 +125,49 @@ def run_train(args: argparse.Namespace) -> int:
         return 130
     print(f"trained to step {result.step} in {result.seconds:.1f} s; checkpoints in {args.out}")
     return 0
+
+
+def _base_config(args):
+    """The preset of ``--preset``, or the saved configuration of ``--config``."""
+    from lpn_arc.config import PRESETS, config_from_dict, get_preset
+
+    if args.preset and args.config:
+        raise ValueError("give --preset or --config, not both")
+    if args.config:
+        try:
+            payload = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--config {args.config}: cannot read it ({err})") from None
+        return config_from_dict(payload)
+    if not args.preset:
+        raise ValueError(
+            "choose what to train with --preset (quickstart: minutes on a CPU; arc-cpu: about "
+            "two hours; pattern, pattern-ood, arc-paper, arc-repo, arc-small, arc-overfit: the "
+            f"paper-scale ones need an accelerator; all: {', '.join(sorted(PRESETS))}; "
+            "--dry-run prints one's configuration and parameter count) or --config RUN/config.json"
+        )
+    return get_preset(args.preset)
+
+
+def _clear_run(out: Path, args) -> None:
+    """``--overwrite``: removes the run's checkpoints; otherwise nothing is ever deleted."""
+    import shutil
+
+    if getattr(args, "overwrite", False):
+        if args.resume:
+            raise ValueError("give --resume or --overwrite, not both")
+        for name in ("checkpoints", "best", "corrupt_checkpoints", "tensorboard"):
+            if (out / name).exists():
+                shutil.rmtree(out / name)
+
+
+def _validator(config):
+    """The held-out validation of a run that asks for it."""
+    if not config.validate_every:
+        return None
+    from lpn_arc.evaluation import validator
+
+    return validator(config)
 
 
 def load_arc(source: str, solutions: str | None = None, limit: int | None = None) -> list[Any]:
@@ -156,7 +205,8 @@ def run_eval(args: argparse.Namespace) -> int:
         lr=args.lr,
         scale=args.scale,
         batch_size=args.batch_size or 32,
-        progress=True,
+        progress=not args.no_progress,
+        seed=args.seed,
         **_inference_options(args),
         holdout=args.holdout,
     )
@@ -176,7 +226,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "rows": rows,
     }
     print(json.dumps(report))
-    report["environment"] = {**run_info(config), "eval_seed": 0}
+    report["environment"] = {**run_info(config), "eval_seed": args.seed}
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "results.json").write_text(json.dumps(report, indent=2))
@@ -237,7 +287,7 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
             params,
             tasks,
             parse_search(text, lr=args.lr, scale=args.scale, optimizer=args.optimizer),
-            jax.random.key(0),
+            jax.random.key(args.seed),
             batch_size=args.batch_size or 4,
             candidates=args.candidates,
             pair_buckets=_int_list(args.pair_buckets, "--pair-buckets"),
@@ -247,7 +297,7 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
             stop=args.stop,
             start=args.start,
             attempt2=args.attempt2,
-            progress=True,
+            progress=not args.no_progress,
         )
         validate_submission(result.submission, tasks)
         folder = out if len(searches) == 1 else out / text.replace(":", "_")
@@ -266,7 +316,7 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
         "allocator": allocator(),
         "rows": rows,
         "queries": queries,
-        "environment": {**run_info(config), "eval_seed": 0},
+        "environment": {**run_info(config), "eval_seed": args.seed},
     }
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'results.json'}")
@@ -352,7 +402,7 @@ def run_solve(args: argparse.Namespace) -> int:
         print(_seen_line(check_no_test_leak(checkpoint_folder(args.checkpoint), config, [task])))
     spec = parse_search(args.search, lr=args.lr, scale=args.scale, optimizer=args.optimizer)
     result = evaluate_arc(
-        graphdef, params, [task], spec, jax.random.key(0), batch_size=1, start=args.start,
+        graphdef, params, [task], spec, jax.random.key(args.seed), batch_size=1, start=args.start,
         buckets=args.buckets == "on", stop=args.stop,
     )  # fmt: skip
     out = Path(args.out) if args.out else _output_folder(args.checkpoint, "solve")
@@ -409,7 +459,6 @@ QUICKSTART_SEARCHES = ("mean", "grad:1", "grad:5", "grad:20", "grad:100", "sampl
 
 def run_quickstart(args: argparse.Namespace) -> int:
     """``lpn-arc quickstart``: train the quickstart recipe, compare searches, plot them."""
-    import shutil
 
     from lpn_arc.config import apply_overrides, get_preset
     from lpn_arc.data import pattern_test_tasks, seen_programs
@@ -425,8 +474,12 @@ def run_quickstart(args: argparse.Namespace) -> int:
 
     config = apply_overrides(get_preset("quickstart"), args)
     out = Path(args.out)
-    if (out / "checkpoints").exists():
-        shutil.rmtree(out / "checkpoints")
+    _clear_run(out, args)
+    if (out / "checkpoints").exists() and not args.resume:
+        raise ValueError(
+            f"{out} already holds a run: continue it with --resume, start again with "
+            "--overwrite, or choose another --out"
+        )
     d, m = config.data, config.model
     print(
         f"quickstart: PATTERN {d.grid_size}x{d.grid_size} grids, {d.pattern_size}x"
@@ -435,13 +488,21 @@ def run_quickstart(args: argparse.Namespace) -> int:
         f"{config.lr:g} ({config.lr_schedule}), training search {config.train_search}; "
         f"up to {config.steps} steps / {args.minutes:g} min; allocator {allocator()}"
     )
-    result = train(config, out, progress=not args.no_progress, max_seconds=60 * args.minutes)
+    result = train(config, out, resume=args.resume, progress=not args.no_progress,
+                   log_lines=args.no_progress, max_seconds=60 * args.minutes)  # fmt: skip
     if result.interrupted:
         print(
             f"lpn-arc quickstart: interrupted at step {result.step}; checkpoint written to {out}",
             file=sys.stderr,
         )
         return 130
+    if result.step < config.steps:
+        print(
+            f"quickstart: training stopped at step {result.step} of {config.steps}, cut short "
+            f"by the {args.minutes:g}-minute cap (--minutes); the numbers below are of a "
+            "shorter run (continue it with --resume)",
+            flush=True,
+        )
     tasks = pattern_test_tasks(config, args.tasks)
     rows, outputs = _evaluate_all(
         result.graphdef,
@@ -470,7 +531,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
             {k: r[k] for k in ("search", "top1", "pass2", "pixel", "shape", "evaluations")}
             for r in rows
         ],
-        "environment": {**run_info(config), "eval_seed": 0},
+        "environment": {**run_info(config), "eval_seed": args.seed},
     }
     (out / "results.json").write_text(json.dumps(report, indent=2))
     plot_accuracy_vs_steps(rows, out / "accuracy_vs_steps.png")

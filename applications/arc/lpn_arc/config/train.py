@@ -41,7 +41,13 @@ class TrainConfig:
             instead of a fresh initialisation (its architecture must be this run's; the
             optimiser starts afresh), e.g. to train a model further on other data.
         checkpoint_every: steps between Orbax checkpoints (and one at the end).
+        keep_checkpoints: how many of the latest checkpoints are kept.
         log_every: steps between metric records.
+        validate_every: steps between held-out validations (0 = none): top-1 of
+            ``validate_search`` on ``validate_tasks`` tasks, logged with the loss, and the
+            best checkpoint by it kept in ``RUN/best`` (a run folder of its own).
+        validate_tasks: tasks per validation.
+        validate_search: the search of a validation.
     """
 
     model: ModelConfig
@@ -62,10 +68,15 @@ class TrainConfig:
     seed: int = 0
     init_from: str = ""
     checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
     log_every: int = 50
+    validate_every: int = 0
+    validate_tasks: int = 32
+    validate_search: str = "grad:5"
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "grad_accum"):
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "grad_accum",
+                     "keep_checkpoints", "validate_tasks"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.batch_size % self.grad_accum:
@@ -101,8 +112,11 @@ class TrainConfig:
                 f"model grids ({self.model.max_rows}x{self.model.max_cols}) are smaller than "
                 f"the data grids ({self.data.grid_size}x{self.data.grid_size})"
             )
+        if self.validate_every < 0:
+            raise ValueError(f"validate_every must be >= 0; got {self.validate_every}")
         parse_search(self.train_search)  # raises on a malformed specification
         parse_search(self.finetune_search)
+        parse_search(self.validate_search)
 
     def search_at(self, step: int) -> str:
         """The training search used for optimiser step ``step`` (0-based)."""

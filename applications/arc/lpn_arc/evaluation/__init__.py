@@ -23,6 +23,7 @@ from lpn_arc.evaluation.metrics import ATTEMPT2_RULES, METRIC_KEYS, prediction_m
 from lpn_arc.evaluation.report import format_table
 from lpn_arc.evaluation.submission import validate_submission
 from lpn_arc.evaluation.tasks import HOLDOUTS, EvalOutput, evaluate_tasks
+from lpn_arc.evaluation.validation import validator
 
 __all__ = [
     "ATTEMPT2_RULES",
@@ -36,4 +37,5 @@ __all__ = [
     "format_table",
     "prediction_metrics",
     "validate_submission",
+    "validator",
 ]

@@ -3,7 +3,9 @@
 * :mod:`~lpn_arc.explorer.tasks`: tasks in the ARC format, checked at the boundary;
 * :mod:`~lpn_arc.explorer.session`: :class:`Explorer`, the JAX work (encode, the PCA
   view, decode, the log-likelihood landscape), compiled once per shape;
-* :mod:`~lpn_arc.explorer.searching`: the library's searchers run one step at a time;
+* :mod:`~lpn_arc.explorer.searching`: the library's searches run one step at a time
+  (:func:`latentsearch.search_init`, :func:`~latentsearch.search_step`,
+  :func:`~latentsearch.search_finish`);
 * :mod:`~lpn_arc.explorer.server`: the web app (Starlette, served by uvicorn) and the
   page in ``static/`` (plain HTML, JavaScript and SVG; nothing is fetched from the network).
 

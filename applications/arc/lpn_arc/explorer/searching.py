@@ -2,12 +2,16 @@
 
 A search is one of the library's searchers (:func:`latentsearch.gradient_ascent`,
 :func:`~latentsearch.random_search`, :func:`~latentsearch.evolution_strategy`,
-:func:`~latentsearch.hybrid`) driven here one step at a time through its public protocol
-(``init``, ``prepare``, ``step``, ``finalize``; see :class:`latentsearch.Searcher`) instead
-of all at once under ``lax.scan`` by :func:`latentsearch.search`: the state stays on the
-device between the page's requests, each step is one call of a function compiled once per
-searcher setting, and the best point is kept as the driver keeps it (everything scored,
-the start included).
+:func:`~latentsearch.hybrid`) run by the library's step-wise driver:
+:func:`latentsearch.search_init` when the search starts, one
+:func:`latentsearch.search_step` per step the page asks for and
+:func:`latentsearch.search_finish` after the last, which is what
+:func:`latentsearch.search` runs as one program, so a search here returns what
+``ls.search`` returns with the same settings. The best point, its score and the
+evaluations spent that the page shows are the library's
+(:class:`latentsearch.SearchState`); the state stays on the device between the page's
+requests, and each step is one call of the library's compiled step. The points each step
+scored, which the page draws, are kept by :func:`recording`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,11 +32,12 @@ import latentsearch as ls
 from lpn_arc.config import OPTIMIZERS, search_optimizer
 from lpn_arc.explorer.session import Explorer, Prepared
 
-__all__ = ["KINDS", "SearchRun", "SearchRuns", "SearchSettings", "warm_up"]
+__all__ = ["KINDS", "SearchRun", "SearchRuns", "SearchSettings", "Shown", "recording", "warm_up"]
 
-KINDS = ("grad", "random", "es", "hybrid")
-"""The searches the page offers: gradient ascent, random search, evolution strategy, hybrid
-(random samples, then gradient ascent from the best two)."""
+KINDS = ("grad", "sample", "es", "hybrid")
+"""The searches the page offers, named as in :func:`lpn_arc.config.parse_search`: gradient
+ascent, sampling (random search), evolution strategy, hybrid (samples, then gradient ascent
+from the best two)."""
 
 CLOUD_POINTS = 64
 """At most this many of a step's scored points are sent to the page."""
@@ -47,7 +52,7 @@ class SearchSettings:
         steps: searcher steps (the budget).
         lr: learning rate of gradient (and ES) updates.
         optimizer: the latent optimiser, one of :data:`lpn_arc.config.OPTIMIZERS`.
-        samples: random candidates per step (random) or before refining (hybrid).
+        samples: random candidates per step (sample) or before refining (hybrid).
         scale: standard deviation of the random candidates.
         population: ES evaluations per step (even).
         sigma: ES perturbation scale.
@@ -114,7 +119,7 @@ class SearchSettings:
         budget, the seed, the fields of other kinds)."""
         used = {
             "grad": ("optimizer", "lr"),
-            "random": ("samples", "scale"),
+            "sample": ("samples", "scale"),
             "es": ("population", "sigma", "optimizer", "lr"),
             "hybrid": ("samples", "scale", "optimizer", "lr"),
         }[self.kind]
@@ -127,7 +132,7 @@ def _searcher(kind: str, fields: tuple) -> ls.Searcher:
     optimizer = search_optimizer(s["optimizer"], float(s["lr"])) if "lr" in s else None
     if kind == "grad":
         return ls.gradient_ascent(optimizer)
-    if kind == "random":
+    if kind == "sample":
         return ls.random_search(s["samples"], float(s["scale"]), chunk_size=min(s["samples"], 256))
     if kind == "es":
         return ls.evolution_strategy(s["population"], float(s["sigma"]), optimizer)
@@ -135,110 +140,145 @@ def _searcher(kind: str, fields: tuple) -> ls.Searcher:
     return ls.hybrid(sampler, ls.gradient_ascent(optimizer), 2)
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled(objective, searcher: ls.Searcher):
-    """``(begin, step, finish)`` of one searcher, each jit-compiled once per shape."""
+class Shown(NamedTuple):
+    """The state of a :func:`recording` searcher: the searcher's own state and the points
+    (with their scores) that its ``prepare`` and its last step scored."""
 
-    def begin(z0, key, args):
-        state = searcher.init(z0, key)
-        found = []
-        if searcher.score_starts:
-            found.append(ls.Evaluations(z0, ls.evaluate(objective, z0, args)))
+    state: Any
+    prepared: jax.Array
+    prepared_scores: jax.Array
+    last: jax.Array
+    last_scores: jax.Array
+
+
+@functools.lru_cache(maxsize=32)
+def recording(searcher: ls.Searcher) -> ls.Searcher:
+    """``searcher``, also keeping in its state (:class:`Shown`) the points it scored in
+    ``prepare`` and in its last step, which the page draws; it scores, steps and finalises
+    as ``searcher`` does. The same object for the same ``searcher``, so the library's
+    compiled functions are reused."""
+
+    def prepare(state, objective, args, key):
+        ev = None
         if searcher.prepare is not None:
             state, ev = searcher.prepare(state, objective, args, key)
-            if ev is not None:
-                found.append(ev)
-        if not found:
-            return state, z0[:0], jnp.zeros((0,), z0.dtype)
-        points = jnp.concatenate([ev.points for ev in found])
-        return state, points, jnp.concatenate([ev.scores for ev in found])
+        _, scored = jax.eval_shape(lambda: searcher.step(state, objective, args, key))
+        (m, d), dtype = scored.points.shape, scored.points.dtype
+        none = jnp.zeros((0, d), dtype), jnp.zeros((0,), scored.scores.dtype)
+        first = none if ev is None else (ev.points, ev.scores)
+        last = jnp.zeros((m, d), dtype), jnp.full((m,), -jnp.inf, scored.scores.dtype)
+        return Shown(state, *first, *last), ev
 
-    def step(state, key, args):
-        state, ev = searcher.step(state, objective, args, key)
-        return state, ev.points, ev.scores
+    def step(shown, objective, args, key):
+        state, ev = searcher.step(shown.state, objective, args, key)
+        return shown._replace(state=state, last=ev.points, last_scores=ev.scores), ev
 
-    def finish(state, args):
-        ev = searcher.finalize(state, objective, args)
-        return ev.points, ev.scores
+    def finalize(shown, objective, args):
+        return searcher.finalize(shown.state, objective, args)
 
-    finish_fn = None if searcher.finalize is None else jax.jit(finish)
-    return jax.jit(begin), jax.jit(step), finish_fn
+    return ls.Searcher(
+        searcher.init,
+        step,
+        prepare,
+        None if searcher.finalize is None else finalize,
+        searcher.score_starts,
+    )
 
 
-_PATH = {"grad": "centroid", "es": "centroid", "random": "best", "hybrid": "best"}
+_PATH = {"grad": "centroid", "es": "centroid", "sample": "best", "hybrid": "best"}
 """Where the searcher "is" after a step: the mean of the points it scored (the iterate of
 gradient ascent, the distribution mean of ES), or the best point so far (sampling)."""
 
 
 class SearchRun:
-    """One search from a task's aggregate latent, advanced by :meth:`advance`."""
+    """One search from a task's aggregate latent, advanced by :meth:`advance`.
+
+    Attributes:
+        state: the library's :class:`latentsearch.SearchState` after the steps taken.
+        result: the :class:`latentsearch.SearchResult` once the budget is spent (what
+            :func:`latentsearch.search` returns with the same settings), else ``None``.
+        first: the page's frame of the search before its first step.
+    """
 
     def __init__(self, explorer: Explorer, prepared: Prepared, settings: SearchSettings):
         self.explorer, self.prepared, self.settings = explorer, prepared, settings
-        self._begin, self._step, self._finish = _compiled(explorer.objective, settings.searcher())
-        self.steps_done = 0
-        self.evaluations = 0
-        self.best_z = np.asarray(prepared.anchor, np.float32)
-        self.best_score = -math.inf
-        self._key = jax.random.key(settings.seed)
+        self.searcher = recording(settings.searcher())
+        self.result: ls.SearchResult | None = None
         with explorer.lock:
-            z0 = jnp.asarray(prepared.anchor, jnp.float32)[None]
-            state, points, scores = self._begin(z0, self._key, prepared.args)
+            state = ls.search_init(
+                self.searcher,
+                explorer.objective,
+                prepared.anchor,
+                key=jax.random.key(settings.seed),
+                num_steps=settings.steps,
+                args=prepared.args,
+            )
             # committed to the device like the states the steps return, so that the second
             # step does not compile the step again for another placement
-            self._state = jax.device_put(state, jax.local_devices()[0])
-            if self._finish is not None:  # compiled now (a few evaluations once compiled),
-                self._finish(self._state, prepared.args)  # not as a pause at the last step
-            self.first = self._frame(np.asarray(points), np.asarray(scores))
+            self.state = jax.device_put(state, jax.local_devices()[0])
+            # compiles the finish now (a few evaluations once compiled), not as a pause at
+            # the last step
+            ls.search_finish(self.searcher, explorer.objective, self.state, args=prepared.args)
+            shown = self.state.searcher_state
+            self.first = self._frame(shown.prepared, shown.prepared_scores)
         if self.first["best"] is None:  # the first step scores the start (gradient ascent)
-            self.best_score = explorer.score(prepared, prepared.anchor)
-            self.first["best"] = self.first["score"] = self.best_score
+            self.first["best"] = explorer.score(prepared, prepared.anchor)
+        self.first["score"] = self.first["best"]
+
+    @property
+    def steps_done(self) -> int:
+        """Searcher steps taken."""
+        return int(self.state.step)
 
     @property
     def done(self) -> bool:
         """Whether the budget of steps is spent."""
-        return self.steps_done >= self.settings.steps
+        return self.result is not None
 
-    def _frame(self, points: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-        """Takes in a step's scored points; what the page shows of the step."""
-        self.evaluations += len(scores)
+    @property
+    def best_z(self) -> np.ndarray:
+        """The best latent found so far (the result's once done)."""
+        latents = self.state.best_latents if self.result is None else self.result.latents
+        return np.asarray(latents)[0]
+
+    def _frame(self, points: jax.Array, scores: jax.Array) -> dict[str, Any]:
+        """What the page shows of the search now: the state's best point, its score and the
+        evaluations spent, and the points just scored (``points``, ``scores``)."""
+        points, scores = np.asarray(points), np.asarray(scores)
+        best_z, best = self.best_z, float(np.asarray(self.state.best_scores)[0])
         finite = np.isfinite(scores) & np.all(np.isfinite(points), axis=-1)
-        if finite.any():
-            i = int(np.argmax(np.where(finite, scores, -np.inf)))
-            if scores[i] > self.best_score:
-                self.best_z, self.best_score = points[i].copy(), float(scores[i])
         if _PATH[self.settings.kind] == "centroid" and len(points):
             where = points.mean(axis=0)
         else:
-            where = self.best_z
+            where = best_z
         project = self.explorer.project
         shown = points[:: max(1, len(points) // CLOUD_POINTS)][:CLOUD_POINTS]
         return {
             "step": self.steps_done,
             "point": project(where).tolist(),
-            "best_point": project(self.best_z).tolist(),
-            "score": float(np.max(scores)) if finite.any() else None,
-            "best": self.best_score if math.isfinite(self.best_score) else None,
-            "evaluations": self.evaluations,
+            "best_point": project(best_z).tolist(),
+            "score": float(np.max(scores[finite])) if finite.any() else None,
+            "best": best if math.isfinite(best) else None,
+            "evaluations": int(self.state.num_evaluations),
             "cloud": project(shown).tolist() if len(points) > 1 else [],
         }
 
     def advance(self, count: int) -> list[dict[str, Any]]:
-        """Runs up to ``count`` more steps (the last one also finalises); a frame per step."""
+        """Runs up to ``count`` more steps (one :func:`latentsearch.search_step` each; after
+        the last, :func:`latentsearch.search_finish`); a frame per step."""
         frames = []
+        objective, args = self.explorer.objective, self.prepared.args
         with self.explorer.lock:
             for _ in range(max(0, min(count, self.settings.steps - self.steps_done))):
-                self.steps_done += 1
-                key = jax.random.fold_in(self._key, self.steps_done)
-                self._state, points, scores = self._step(self._state, key, self.prepared.args)
-                frame = self._frame(np.asarray(points), np.asarray(scores))
-                if self.done and self._finish is not None:
-                    points, scores = self._finish(self._state, self.prepared.args)
-                    final = self._frame(np.asarray(points), np.asarray(scores))
+                self.state = ls.search_step(self.searcher, objective, self.state, args=args)
+                shown = self.state.searcher_state
+                frame = self._frame(shown.last, shown.last_scores)
+                if self.steps_done == self.settings.steps:
+                    self.result = ls.search_finish(self.searcher, objective, self.state, args=args)
                     frame.update(
-                        best=final["best"],
-                        best_point=final["best_point"],
-                        evaluations=final["evaluations"],
+                        best=float(self.result.scores[0]),
+                        best_point=self.explorer.project(self.best_z).tolist(),
+                        evaluations=int(self.result.num_evaluations),
                     )
                 frames.append(frame)
         return frames
@@ -286,9 +326,9 @@ class SearchRuns:
 
 def warm_up(explorer: Explorer, resolution: int = 24) -> None:
     """Compiles what the page asks first: a task's summary, a gradient search with the
-    default settings (its steps and final evaluation) and the heat map at ``resolution``."""
+    default settings (its start, steps and finish) and the heat map at ``resolution``."""
     prepared = explorer.prepare(explorer.tasks[0])
     explorer.summary(prepared)
-    run = SearchRun(explorer, prepared, SearchSettings(steps=1))
+    run = SearchRun(explorer, prepared, SearchSettings())
     run.report(run.advance(1))
     explorer.landscape(prepared, (-1.0, 1.0, -1.0, 1.0), resolution)

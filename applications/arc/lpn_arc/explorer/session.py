@@ -40,18 +40,6 @@ fastest of 32, 64, 96, 288 and all at once for the pattern model (0.48 s against
 0.63 and 0.73 s at 24x24 on 2 loaded cores)."""
 
 
-class _Objective:
-    """``sum_i mask_i log p(y_i | x_i, z)`` over the (precomputed) specification pairs;
-    one instance per model, so jit compiles it once per shape."""
-
-    def __init__(self, log_likelihood):
-        self.log_likelihood = log_likelihood
-
-    def __call__(self, z, params, pairs, mask):
-        values = jax.vmap(self.log_likelihood, in_axes=(None, None, 0))(params, z, pairs)
-        return jnp.sum(jnp.where(mask, values, 0.0))
-
-
 def fit_pca(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The centre ``(D,)`` and the two leading principal directions ``(2, D)`` of ``points``.
 
@@ -103,6 +91,12 @@ class Explorer:
             :mod:`lpn_arc.explorer.tasks`); the PCA is fitted on their pair latents.
         name: what the page calls the model (``pretrained:NAME`` or a run folder).
         step: the checkpoint's training step.
+
+    Attributes:
+        objective: the specification log-likelihood searched, ``objective(z, *args)`` with
+            a :class:`Prepared` task's ``args``: a :class:`latentsearch.PairsObjective` over
+            the model's log-likelihood (:func:`lpn_arc.model.log_likelihood_fn`) of the
+            pairs precomputed by :func:`lpn_arc.model.precompute_fn`.
     """
 
     def __init__(self, config: TrainConfig, graphdef, params, tasks, *, name: str, step: int):
@@ -112,7 +106,7 @@ class Explorer:
         self.name, self.step, self.tasks = name, step, list(tasks)
         self.lock = threading.RLock()  # one computation at a time; the server is threaded
         self._cache: OrderedDict[str, Prepared] = OrderedDict()
-        self.objective = _Objective(log_likelihood_fn(graphdef))
+        self.objective = ls.PairsObjective(log_likelihood_fn(graphdef))
         self._compile(graphdef)
         prepared = [self.prepare(task) for task in self.tasks]
         self.centre, self.axes = fit_pca(np.concatenate([p.pair_latents for p in prepared]))
@@ -137,12 +131,15 @@ class Explorer:
             anchor = ls.aggregate_mean(posterior.mean, mask)
             return posterior.mean, anchor, jax.vmap(precompute, in_axes=(None, 0))(params, pairs)
 
+        def score(z, params, pairs, mask):
+            return objective(z, params, pairs, mask)
+
         def landscape(points, params, pairs, mask):
             return ls.evaluate(objective, points, (params, pairs, mask), LANDSCAPE_CHUNK)
 
         self._encode = jax.jit(encode_task)
         self._decode = jax.jit(generate)
-        self._score = jax.jit(objective)
+        self._score = jax.jit(score)
         self._landscape = jax.jit(landscape)
 
     def prepare(self, task: Any) -> Prepared:

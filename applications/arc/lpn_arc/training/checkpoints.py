@@ -27,9 +27,9 @@ from lpn_arc.training.step import init_params, make_optimizer
 __all__ = ["checkpoint_manager", "load_run", "quarantine_checkpoints", "save_checkpoint"]
 
 
-def checkpoint_manager(run_dir: Path) -> ocp.CheckpointManager:
-    """The Orbax manager of ``RUN/checkpoints`` (created if missing; the last 2 kept)."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+def checkpoint_manager(run_dir: Path, keep: int = 2) -> ocp.CheckpointManager:
+    """The Orbax manager of ``RUN/checkpoints`` (created if missing; the last ``keep`` kept)."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     return ocp.CheckpointManager(run_dir.resolve() / "checkpoints", options=options)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from lpn_arc.training.checkpoints import (
 from lpn_arc.training.errors import TrainingError
 from lpn_arc.training.memory import batch_signature, compiled_step
 from lpn_arc.training.metrics import MetricsWriter
-from lpn_arc.training.run_folder import write_config_json, write_run_json
+from lpn_arc.training.run_folder import atomic_write, write_config_json, write_run_json
 from lpn_arc.training.signals import StopSignals
 from lpn_arc.training.step import data_mesh, init_training, make_optimizer, shard_batch
 
@@ -54,6 +56,9 @@ def train(
     max_seconds: float | None = None,
     stop_at: int | None = None,
     check_memory: bool = True,
+    validate: Callable[[Any, Any], float] | None = None,
+    log_lines: bool = False,
+    tensorboard: bool = False,
 ) -> TrainResult:
     """Trains (or resumes) a run; checkpoints every ``config.checkpoint_every`` and at the end.
 
@@ -87,6 +92,14 @@ def train(
         stop_at: stop (with a checkpoint) after this step, e.g. to test resuming.
         check_memory: compare the compiled step's memory estimate with the memory
             available and fail fast when it does not fit.
+        validate: ``validate(graphdef, params) -> top-1``, run every
+            ``config.validate_every`` steps (:func:`lpn_arc.evaluation.validator`): its
+            value is logged as ``validation_top1`` and the best checkpoint by it is kept in
+            ``RUN/best`` (a run folder: ``--checkpoint RUN/best``).
+        log_lines: print a plain line (step, loss, tasks per second, time left) at every
+            metrics record, for logs without a progress bar.
+        tensorboard: also write the metrics as TensorBoard events in ``RUN/tensorboard``
+            (needs ``tensorboardX``: ``pip install 'lpn-arc[tensorboard]'``).
 
     Raises:
         TrainingError: on a non-finite loss (the last good checkpoint is kept) or a resume
@@ -112,6 +125,12 @@ def train(
         config, run_dir, mesh, manager, graphdef, (params, opt_state, start),
         check_memory=check_memory,
     )  # fmt: skip
+    run.watch(
+        validate=validate if config.validate_every else None,
+        log_lines=log_lines,
+        events=_event_writer(run_dir) if tensorboard else None,
+        provenance=data.provenance,
+    )
     last = stop_at if stop_at is not None else config.steps
     batches = prefetch((data.batch(s) for s in range(start, last)), size=2)
     bar = _progress_bar(config, start) if progress else None
@@ -132,7 +151,7 @@ def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, tu
     """The checkpoint manager and ``(graphdef, params, opt_state, start step)``: freshly
     initialised, or (``resume``) the latest readable checkpoint's, whose configuration must
     equal ``config``; unreadable later steps are moved to ``corrupt_checkpoints/``."""
-    manager = checkpoint_manager(run_dir)
+    manager = checkpoint_manager(run_dir, config.keep_checkpoints)
     if manager.latest_step() is None:
         graphdef, params, optimizer, opt_state = init_training(config)
         if config.init_from:
@@ -153,7 +172,23 @@ def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, tu
             f"cannot resume {run_dir}: its configuration differs from the requested one"
         )
     quarantine_checkpoints(run_dir, [s for s in saved_steps if s > start])
-    return checkpoint_manager(run_dir), (graphdef, params, opt_state, start)
+    return checkpoint_manager(run_dir, config.keep_checkpoints), (
+        graphdef,
+        params,
+        opt_state,
+        start,
+    )
+
+
+def _event_writer(run_dir: Path) -> Any:
+    """A TensorBoard writer of ``RUN/tensorboard`` (the optional ``tensorboardX``)."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise ValueError(
+            "--tensorboard needs tensorboardX: pip install 'lpn-arc[tensorboard]'"
+        ) from None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def _initial_params(config: TrainConfig, fresh: Any) -> Any:
@@ -175,6 +210,25 @@ def _progress_bar(config: TrainConfig, start: int) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=config.steps, initial=start, desc="train", unit="step")
+
+
+def _read_best(run_dir: Path) -> dict | None:
+    path = run_dir / "best" / "best.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _log_line(step, steps, metrics, tasks_per_s, elapsed, first) -> str:
+    """``step 300/900  loss 0.4210  tasks/s 41  validation 0.62  time left 4m10s``."""
+    done = max(step - first, 1)
+    left = elapsed / done * (steps - step)
+    parts = [f"step {step}/{steps}", f"loss {metrics['loss']:.4f}", f"tasks/s {tasks_per_s:.0f}"]
+    if "validation_top1" in metrics:
+        parts.append(f"validation top-1 {metrics['validation_top1']:.3f}")
+    parts.append(f"time left {int(left // 60)}m{int(left % 60):02d}s")
+    return "  ".join(parts)
 
 
 def _non_finite(out: dict[str, Any]) -> dict[str, float]:
@@ -206,10 +260,19 @@ class _Run:
         self.params, self.opt_state = jax.device_put((params, opt_state), replicated)
         self.optimizer = make_optimizer(config)
         self.step = start
+        self._first_step = start
         self.saved_step = start if start else None
         self.metrics: dict[str, float] = {}
         self._step_fns: dict[tuple, Any] = {}
         self._base_key = jax.random.key(config.seed)
+        self.validate, self.log_lines, self.events, self.provenance = None, False, None, {}
+        self.best = _read_best(run_dir)
+
+    def watch(self, *, validate, log_lines: bool, events: Any, provenance: dict) -> None:
+        """What the run reports besides metrics files: validation (and the best checkpoint),
+        plain log lines, TensorBoard events."""
+        self.validate, self.log_lines, self.events = validate, log_lines, events
+        self.provenance = provenance
 
     def steps_until(
         self,
@@ -228,6 +291,10 @@ class _Run:
         while self.step < last:
             out = self._one_step(next(batches))
             window = (window[0], window[1] + 1)
+            if self.validate is not None and (
+                self.step % config.validate_every == 0 or self.step == last
+            ):
+                out = {**out, "validation_top1": self._validation()}
             if self.step % config.log_every == 0 or self.step == last:
                 window = self._record(out, window, began, bar)
             if bar is not None:
@@ -293,4 +360,28 @@ class _Run:
         if bar is not None:
             loss = self.metrics["loss"]
             bar.set_postfix(loss=f"{loss:.3f}", tasks_s=f"{tasks_per_s:.0f}")
+        if self.log_lines:
+            print(_log_line(self.step, self.config.steps, self.metrics, tasks_per_s, now - began,
+                            self._first_step), flush=True)  # fmt: skip
+        if self.events is not None:
+            for name, value in self.metrics.items():
+                self.events.add_scalar(name, value, self.step)
+            self.events.flush()
         return now, 0
+
+    def _validation(self) -> float:
+        """Runs the validation; keeps ``RUN/best`` when it is the best so far."""
+        top1 = float(self.validate(self.graphdef, self.params))
+        if self.best is None or top1 > self.best["validation_top1"]:
+            best_dir = self.run_dir / "best"
+            manager = checkpoint_manager(best_dir, keep=1)
+            try:
+                save_checkpoint(manager, self.step, self.params, self.opt_state, self.config,
+                                {"validation_top1": top1})  # fmt: skip
+            finally:
+                manager.close()
+            write_config_json(best_dir, self.config)
+            write_run_json(best_dir, self.config, self.step, self.provenance)
+            self.best = {"step": self.step, "validation_top1": top1}
+            atomic_write(best_dir / "best.json", json.dumps(self.best))
+        return top1
