@@ -37,7 +37,7 @@ class TrainConfig:
         grad_accum: micro-batches per step (gradients averaged; ``batch_size`` must be
             divisible by ``grad_accum`` times the number of devices).
         seed: seed of initialisation, data and latent sampling.
-        init_from: a run folder (or ``pretrained:NAME``) whose parameters start this run
+        init_from: a run folder whose latest parameters start this run
             instead of a fresh initialisation (its architecture must be this run's; the
             optimiser starts afresh), e.g. to train a model further on other data.
         checkpoint_every: steps between Orbax checkpoints (and one at the end).

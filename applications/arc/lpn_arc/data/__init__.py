@@ -27,6 +27,7 @@ from lpn_arc.data.arrays import evaluation_arrays, tasks_to_arrays
 from lpn_arc.data.augment import Augmentation, augment_task
 from lpn_arc.data.batches import TrainingData, prefetch, training_batch
 from lpn_arc.data.digests import hidden_test_pairs, pair_digest
+from lpn_arc.data.export import pattern_task_file
 from lpn_arc.data.grids import (
     MAX_GRID_SIZE,
     NUM_COLOURS,
@@ -96,6 +97,7 @@ __all__ = [
     "pad_to_model",
     "pair_digest",
     "pattern_provenance",
+    "pattern_task_file",
     "pattern_test_tasks",
     "prefetch",
     "program_split",

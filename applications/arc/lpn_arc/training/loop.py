@@ -193,9 +193,7 @@ def _event_writer(run_dir: Path) -> Any:
 
 def _initial_params(config: TrainConfig, fresh: Any) -> Any:
     """The parameters of ``config.init_from``, which must have the architecture of ``fresh``."""
-    from lpn_arc.pretrained import load_checkpoint  # the run folder or a shipped model
-
-    source, _, params, _ = load_checkpoint(config.init_from)
+    source, _, params, _, _ = load_run(config.init_from)
     if source.model != config.model:
         raise TrainingError(
             f"init_from {config.init_from}: its model differs from this run's "
