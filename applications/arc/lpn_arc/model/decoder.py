@@ -22,10 +22,10 @@ from lpn_arc.config import ModelConfig
 from lpn_arc.data import NUM_COLOURS, Pair
 from lpn_arc.model.attention import Block
 from lpn_arc.model.layers import (
+    add_grid_embeddings,
     apply_dropout,
     cell_positions,
     dropout,
-    embed,
     layer_norm,
     linear,
     lookup,
@@ -49,13 +49,7 @@ class Decoder(nnx.Module):
             rngs: parameter initialisation RNGs.
         """
         self.cfg = cfg
-        self.colour = embed(cfg, NUM_COLOURS, rngs)
-        if cfg.positions == "learned":
-            self.row_position = embed(cfg, cfg.max_rows, rngs)
-            self.col_position = embed(cfg, cfg.max_cols, rngs)
-        self.segment = embed(cfg, 2, rngs)
-        self.shape_rows = embed(cfg, cfg.max_rows, rngs)
-        self.shape_cols = embed(cfg, cfg.max_cols, rngs)
+        add_grid_embeddings(self, cfg, rngs, segment="segment")
         self.latent = linear(cfg, cfg.latent_dim, cfg.embed_dim, rngs)
         self.embed_dropout = dropout(cfg)
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.decoder_layers)])

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lpn_arc.config import ModelConfig
+from lpn_arc.data import NUM_COLOURS
 
 __all__ = [
     "ACTIVATION_FUNCTIONS",
@@ -95,6 +96,21 @@ def embed(cfg: ModelConfig, num: int, rngs: nnx.Rngs) -> nnx.Embed:
     return nnx.Embed(
         num, cfg.embed_dim, dtype=cfg.compute_dtype, param_dtype=jnp.float32, rngs=rngs
     )
+
+
+def add_grid_embeddings(module: nnx.Module, cfg: ModelConfig, rngs: nnx.Rngs, segment: str):
+    """The grid embeddings the encoder and the decoder share, set on ``module`` in one
+    order (which fixes the parameters' initial values): ``colour``, with learned positions
+    ``row_position`` and ``col_position``, then the two-entry table ``segment`` (the
+    encoder's input/output channel, the decoder's input/output segment), ``shape_rows``
+    and ``shape_cols``."""
+    module.colour = embed(cfg, NUM_COLOURS, rngs)
+    if cfg.positions == "learned":
+        module.row_position = embed(cfg, cfg.max_rows, rngs)
+        module.col_position = embed(cfg, cfg.max_cols, rngs)
+    setattr(module, segment, embed(cfg, 2, rngs))
+    module.shape_rows = embed(cfg, cfg.max_rows, rngs)
+    module.shape_cols = embed(cfg, cfg.max_cols, rngs)
 
 
 def lookup(table: nnx.Embed, index: jax.Array) -> jax.Array:
