@@ -129,7 +129,6 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         "(spec = all train pairs) and write DIR/submission.json and DIR/results.json; "
         "without it, held-out generated PATTERN tasks of the run's configuration.",
     )
-    ev.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     ev.add_argument(
         "--data",
         default=None,
@@ -148,7 +147,6 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         default="10,20,30",
         help="ARC: the ladder of padded rows and columns (default 10,20,30)",
     )
-    _add_buckets_argument(ev)
     ev.add_argument(
         "--larger-tasks",
         choices=("error", "unsolved"),
@@ -162,14 +160,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         default=4,
         help="ARC: distinct best latents decoded per test input for attempt 2 (default 4)",
     )
-    ev.add_argument(
-        "--search",
-        action="append",
-        help="mean | grad:K | sample:N | es:P:K | hybrid:N:K (repeatable; default mean)",
-    )
-    ev.add_argument("--lr", type=float, default=0.1, help="Adam lr of gradient search")
-    ev.add_argument("--scale", type=float, default=0.5, help="std of sample/hybrid candidates")
-    _add_inference_arguments(ev)
+    _add_search_options(ev, default=None, repeatable=True)
     ev.add_argument(
         "--attempt2",
         choices=("distinct", "official", "both"),
@@ -191,7 +182,6 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         "--batch-size", type=int, default=None, help="queries per compiled call (32; ARC 4)"
     )
     ev.add_argument("--out", default=None, help="folder for results.json (and ARC submission.json)")
-    _add_seed_and_progress(ev)
 
 
 def _add_solve_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -207,14 +197,8 @@ def _add_solve_parser(sub: argparse._SubParsersAction, common: argparse.Argument
         help="a task JSON file, DATASET/TASK_ID such as arc1-eval/00576224, or pattern:K "
         "(held-out PATTERN task K of a pattern checkpoint)",
     )
-    solve.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
-    solve.add_argument("--search", default="grad:100", help="the search (default grad:100)")
-    solve.add_argument("--lr", type=float, default=0.1, help="Adam lr of gradient search")
-    solve.add_argument("--scale", type=float, default=0.5, help="std of sample candidates")
-    _add_inference_arguments(solve)
-    _add_buckets_argument(solve)
+    _add_search_options(solve, default="grad:100", repeatable=False)
     solve.add_argument("--out", default=None, help="folder of the PNGs (default: beside the run)")
-    _add_seed_and_progress(solve)
 
 
 def _add_models_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -330,6 +314,25 @@ def _add_data_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     for option, kind in (("grid-size", int), ("pattern-size", int), ("density", float),
                          ("num-pairs", int)):  # fmt: skip
         pattern.add_argument(f"--{option}", type=kind, default=None, help="default: the preset's")
+
+
+def _add_search_options(
+    parser: argparse.ArgumentParser, *, default: str | None, repeatable: bool
+) -> None:
+    """The options eval and solve share: the checkpoint, the search and how it runs."""
+    parser.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    grammar = "mean | grad:K | sample:N | es:P:K | hybrid:N:K"
+    parser.add_argument(
+        "--search",
+        action="append" if repeatable else "store",
+        default=default,
+        help=f"{grammar} ({'repeatable; ' if repeatable else ''}default {default or 'mean'})",
+    )
+    parser.add_argument("--lr", type=float, default=0.1, help="Adam lr of gradient search")
+    parser.add_argument("--scale", type=float, default=0.5, help="std of sampled candidates")
+    _add_inference_arguments(parser)
+    _add_buckets_argument(parser)
+    _add_seed_and_progress(parser)
 
 
 def _add_seed_and_progress(parser: argparse.ArgumentParser) -> None:

@@ -6,24 +6,10 @@ from pathlib import Path
 from typing import Any
 
 
-def evaluate_all(
-    graphdef,
-    params,
-    tasks,
-    searches,
-    *,
-    lr,
-    scale,
-    batch_size,
-    progress,
-    optimizer="clip-adam",
-    start="mean",
-    attempt2="distinct",
-    holdout="last",
-    stop="none",
-    seed=0,
-):
-    """Each search of ``searches`` on the stacked ``tasks``: ``(metrics rows, outputs)``."""
+def evaluate_all(graphdef, params, tasks, searches, *, lr, scale, optimizer="clip-adam",
+                 seed=0, **options):  # fmt: skip
+    """Each search of ``searches`` on the stacked ``tasks``: ``(metrics rows, outputs)``;
+    ``options`` go to :func:`lpn_arc.evaluation.evaluate_tasks` (batch size, start...)."""
     import jax
 
     from lpn_arc.config import parse_search
@@ -32,19 +18,7 @@ def evaluate_all(
     rows, outputs = [], {}
     for text in searches:
         spec = parse_search(text, lr=lr, scale=scale, optimizer=optimizer)
-        out = evaluate_tasks(
-            graphdef,
-            params,
-            tasks,
-            spec,
-            jax.random.key(seed),
-            batch_size=batch_size,
-            start=start,
-            attempt2=attempt2,
-            holdout=holdout,
-            stop=stop,
-            progress=progress,
-        )
+        out = evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(seed), **options)
         rows.append(out.metrics)
         outputs[text] = out
     return rows, outputs

@@ -191,46 +191,20 @@ class ModelConfig:
     @classmethod
     def pattern(cls, **overrides: Any) -> ModelConfig:
         """Paper Table 13 (Pattern): 2+2 layers, 6 heads x 16, MLP 1, d 32, 10x10 grids."""
-        base = dict(
-            max_rows=10,
-            max_cols=10,
-            latent_dim=32,
-            encoder_layers=2,
-            decoder_layers=2,
-            num_heads=6,
-            head_dim=16,
-            mlp_factor=1.0,
-        )
+        base = dict(max_rows=10, max_cols=10, latent_dim=32, encoder_layers=2, decoder_layers=2,
+                    num_heads=6, head_dim=16, mlp_factor=1.0)  # fmt: skip
         return cls(**{**base, **overrides})
 
     @classmethod
     def arc_repo(cls, **overrides: Any) -> ModelConfig:
         """Official repo ``arc_train.yaml``: 4+4 layers, 8 heads x 32, MLP 4, d 128, 30x30."""
-        base = dict(
-            max_rows=30,
-            max_cols=30,
-            latent_dim=128,
-            encoder_layers=4,
-            decoder_layers=4,
-            num_heads=8,
-            head_dim=32,
-            mlp_factor=4.0,
-            dtype="bfloat16",
-        )
+        base = dict(max_rows=30, max_cols=30, latent_dim=128, encoder_layers=4, decoder_layers=4,
+                    num_heads=8, head_dim=32, mlp_factor=4.0, dtype="bfloat16")  # fmt: skip
         return cls(**{**base, **overrides})
 
     @classmethod
     def arc_paper(cls, **overrides: Any) -> ModelConfig:
         """Paper Table 16 (learned positions, no RoPE): enc 8 / dec 6 layers, 8 x 64, d 256."""
-        base = dict(
-            max_rows=30,
-            max_cols=30,
-            latent_dim=256,
-            encoder_layers=8,
-            decoder_layers=6,
-            num_heads=8,
-            head_dim=64,
-            mlp_factor=4.0,
-            dtype="bfloat16",
-        )
+        base = dict(max_rows=30, max_cols=30, latent_dim=256, encoder_layers=8, decoder_layers=6,
+                    num_heads=8, head_dim=64, mlp_factor=4.0, dtype="bfloat16")  # fmt: skip
         return cls(**{**base, **overrides})

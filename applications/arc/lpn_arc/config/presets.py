@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from lpn_arc.config.data import DataConfig
 from lpn_arc.config.model import ModelConfig
 from lpn_arc.config.train import TrainConfig
@@ -148,32 +150,14 @@ def _arc_cpu() -> TrainConfig:
     with every pair augmented by one dihedral transform and colour permutation per task;
     mean training, then Grad-1 fine-tuning for the last 10% of the steps.
     """
-    model = ModelConfig(
-        max_rows=10,
-        max_cols=10,
-        latent_dim=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        num_heads=4,
-        head_dim=16,
-        mlp_factor=2.0,
-        decoder_mask="input-only",
-    )
+    model = ModelConfig(10, 10, 32, 2, 2, num_heads=4, head_dim=16, mlp_factor=2.0,
+                        decoder_mask="input-only")  # fmt: skip
     data = DataConfig(source="arc1-train", num_pairs=4, drop_larger_tasks=True)
-    return TrainConfig(
-        model=model,
-        data=data,
-        steps=3000,
-        batch_size=16,
-        lr=1e-3,
-        warmup_steps=100,
-        lr_schedule="cosine",
-        train_search="mean",
-        finetune_search="grad:1",
-        finetune_steps=300,
-        checkpoint_every=250,
-        log_every=50,
-    )
+    return dataclasses.replace(  # the quickstart's optimiser (AdamW 1e-3, cosine, batch 16)
+        _quickstart(), model=model, data=data, steps=3000, warmup_steps=100,
+        train_search="mean", finetune_search="grad:1", finetune_steps=300,
+        checkpoint_every=250, log_every=50,
+    )  # fmt: skip
 
 
 def _arc_overfit() -> TrainConfig:

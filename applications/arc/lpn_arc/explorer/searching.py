@@ -6,12 +6,14 @@ A search is one of the library's searchers (:func:`latentsearch.gradient_ascent`
 :func:`latentsearch.search_init` when the search starts, one
 :func:`latentsearch.search_step` per step the page asks for and
 :func:`latentsearch.search_finish` after the last, which is what
-:func:`latentsearch.search` runs as one program, so a search here returns what
-``ls.search`` returns with the same settings. The best point, its score and the
-evaluations spent that the page shows are the library's
-(:class:`latentsearch.SearchState`); the state stays on the device between the page's
-requests, and each step is one call of the library's compiled step. The points each step
-scored, which the page draws, are kept by :func:`recording`.
+:func:`latentsearch.search` runs as one program: a search here visits the points and
+returns the latents, counts and stop of ``ls.search`` with the same settings, bit for bit
+(the objective's values as the step programs round them, which the one program may round
+differently in the last bits). The best point, its score and the evaluations spent that
+the page shows are the library's (:class:`latentsearch.SearchState`); the state stays on
+the device between the page's requests, and each step is one call of the library's
+compiled step. The points each step scored, which the page draws, are kept by
+:func:`recording`.
 """
 
 from __future__ import annotations
@@ -195,8 +197,8 @@ class SearchRun:
 
     Attributes:
         state: the library's :class:`latentsearch.SearchState` after the steps taken.
-        result: the :class:`latentsearch.SearchResult` once the budget is spent (what
-            :func:`latentsearch.search` returns with the same settings), else ``None``.
+        result: the :class:`latentsearch.SearchResult` of
+            :func:`latentsearch.search_finish` once the budget is spent, else ``None``.
         first: the page's frame of the search before its first step.
     """
 

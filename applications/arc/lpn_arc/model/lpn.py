@@ -66,19 +66,9 @@ class LPNModel(nnx.Module):
     def decode_logits(
         self, z: jax.Array, pair: Pair, *, dropout_key: jax.Array | None = None
     ) -> dict[str, jax.Array]:
-        """Teacher-forced decoder logits (see :meth:`lpn_arc.model.decoder.Decoder.logits`).
-
-        Args:
-            z: latent ``(d,)``.
-            pair: one pair in the pair format.
-            dropout_key: dropout key (None = deterministic).
-
-        Returns:
-            ``{"rows": (R,), "cols": (C,), "cells": (R, C, 10)}`` float32 logits.
-
-        Raises:
-            ValueError: on wrong shapes.
-        """
+        """Teacher-forced decoder logits ``{"rows": (R,), "cols": (C,), "cells": (R, C,
+        10)}`` (float32) of ``pair`` at latent ``z`` (see
+        :meth:`lpn_arc.model.decoder.Decoder.logits`); raises ValueError on wrong shapes."""
         check_pair(self.config, pair)
         check_shape("z", z, (self.config.latent_dim,))
         if "input_cache" in pair:  # from precompute: the input side is done already
@@ -196,23 +186,10 @@ class LPNModel(nnx.Module):
         *,
         stop_early: bool = True,
     ) -> tuple[jax.Array, jax.Array]:
-        """Greedy output for one input given ``z``, with a key/value cache (jit-able).
-
-        Args:
-            z: latent ``(d,)``.
-            inputs: padded input grid ``(R', C')``: the model's ``R x C``, or a smaller
-                size bucket, in which the output is generated too.
-            input_shape: ``[rows, cols]`` of the input.
-            stop_early: stop after the predicted number of cells (default; under ``vmap``
-                after the largest predicted output of the batch) instead of running a fixed
-                ``R * C - 1`` steps. The result is the same; see
-                :func:`lpn_arc.model.generation.greedy_generate`.
-
-        Returns:
-            ``(grid, shape)``: ``int32`` ``(R', C')`` grid, zero outside the predicted
-            shape, and the predicted ``int32`` ``[rows, cols]`` (larger than the bucket when
-            the output does not fit it; see
-            :func:`lpn_arc.model.generation.greedy_generate`).
+        """Greedy output ``(grid, shape)`` for one padded input given ``z``, with a key/value
+        cache (jit-able): :func:`lpn_arc.model.generation.greedy_generate` (the input's
+        padded size, the model's or a smaller bucket, is the output's; ``stop_early`` stops
+        after the predicted cells).
 
         Raises:
             ValueError: on wrong shapes.
