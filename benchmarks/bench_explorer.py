@@ -69,7 +69,7 @@ def _search_rows(url: str, task: dict, steps: int) -> list[dict]:
     rows = []
     settings = {
         "grad": {"kind": "grad", "lr": 0.1},
-        "random": {"kind": "random", "samples": 32},
+        "sample": {"kind": "sample", "samples": 32},
         "es": {"kind": "es", "population": 16},
         "hybrid": {"kind": "hybrid", "samples": 32},
     }

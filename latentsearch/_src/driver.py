@@ -1,7 +1,9 @@
 """The search driver: :func:`search`, and its step-wise form.
 
 ``search`` is ``search_init``, a loop of ``search_step`` and ``search_finish`` (the pattern
-of optimistix's solvers), compiled as one program:
+of optimistix's solvers), compiled as one program; run step by step, the same points are
+visited and counted, and scores agree up to floating-point rounding (XLA may fuse the
+objective differently in one program and in separate steps):
 
 - :func:`search_init` scores the starts (unless the searcher does), runs the searcher's
   ``prepare`` and returns a :class:`SearchState`;
@@ -432,7 +434,7 @@ def search_init(
         >>> result = ls.search_finish(searcher, objective, state, args=args)
         >>> alone = ls.search(searcher, objective, jnp.zeros(2), key=jax.random.key(0),
         ...                   num_steps=20, args=args)
-        >>> bool(jnp.all(result.latents == alone.latents)), int(result.num_evaluations)
+        >>> bool(jnp.allclose(result.latents, alone.latents)), int(result.num_evaluations)
         (True, 21)
     """
     setup = _setup(searcher, objective, z0, key, args, num_steps, max_evaluations, keep,

@@ -93,7 +93,7 @@ def test_gradient_ascent_step_by_step_matches_the_library_search(explorer):
 @pytest.mark.parametrize(
     "settings",
     [
-        {"kind": "random", "steps": 3, "samples": 5},
+        {"kind": "sample", "steps": 3, "samples": 5},
         {"kind": "es", "steps": 3, "population": 4},
         {"kind": "hybrid", "steps": 3, "samples": 6},
     ],
@@ -112,6 +112,51 @@ def test_every_searcher_spends_what_the_library_counts(explorer, settings):
     best = [f["best"] for f in frames]
     assert best == sorted(best) and best[-1] >= explorer.score(prepared, prepared.anchor) - 1e-6
     assert all(len(f["cloud"]) > 0 for f in frames[1:])  # the points each step scored
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"kind": "grad", "steps": 6, "lr": 0.05, "seed": 1},
+        {"kind": "sample", "steps": 3, "samples": 5, "seed": 2},
+        {"kind": "es", "steps": 4, "population": 4, "seed": 3},
+        {"kind": "hybrid", "steps": 3, "samples": 6, "seed": 4},
+    ],
+)
+def test_a_step_by_step_search_returns_exactly_the_library_search(explorer, settings):
+    prepared, run, frames = _run(explorer, task_index=1, **settings)
+    chosen = SearchSettings.of(settings)
+    searcher, objective, args = chosen.searcher(), explorer.objective, prepared.args
+    common = {"key": jax.random.key(chosen.seed), "num_steps": chosen.steps, "args": args}
+    state = ls.search_init(searcher, objective, prepared.anchor, **common)
+    for _ in range(chosen.steps):
+        state = ls.search_step(searcher, objective, state, args=args)
+    stepwise = ls.search_finish(searcher, objective, state, args=args)
+    assert run.result is not None
+    for name, got, want in zip(stepwise._fields, run.result, stepwise, strict=True):
+        assert (got is None) == (want is None), name
+        if want is not None:
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=name)
+    np.testing.assert_array_equal(run.best_z, np.asarray(stepwise.latents)[0])
+    # ls.search, the same search compiled as one program: the same points, counts and stop,
+    # bit for bit; the objective's values as that program rounds them (within float32
+    # rounding of the steps' own)
+    whole = ls.search(searcher, objective, prepared.anchor, history=True, **common)
+    for name in ("latents", "num_evaluations", "num_gradient_evaluations", "stopped"):
+        got, want = np.asarray(getattr(run.result, name)), np.asarray(getattr(whole, name))
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    for name in ("scores", "trace"):
+        got, want = np.asarray(getattr(run.result, name)), np.asarray(getattr(whole, name))
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=name)
+    # every frame shows the library's best point, score and count after its step
+    recorded = whole.history
+    for k, frame in enumerate(frames[1:], start=1):
+        assert frame["evaluations"] == int(recorded.evaluations[k])
+        assert frame["best"] == pytest.approx(float(recorded.best_scores[k]), rel=1e-6)
+        best_point = explorer.project(np.asarray(recorded.best_latents[k]))
+        np.testing.assert_array_equal(frame["best_point"], best_point.tolist())
+    assert frames[-1]["best"] == float(run.result.scores[0])
+    assert frames[-1]["evaluations"] == int(run.result.num_evaluations)
 
 
 def test_a_run_stops_at_its_budget_and_reports_the_best_latent_decoded(explorer):
@@ -134,6 +179,7 @@ def test_runs_are_found_by_id_and_the_oldest_are_dropped(explorer):
     ("settings", "message"),
     [
         ({"kind": "mala"}, "kind must be one of"),
+        ({"kind": "random"}, r"kind must be one of \('grad', 'sample', 'es', 'hybrid'\)"),
         ({"steps": 0}, "steps must be an integer in 1..2000"),
         ({"steps": 2.5}, "steps must be an integer"),
         ({"lr": -1}, r"lr must be in \(0, 100\]"),
@@ -159,6 +205,6 @@ def test_the_start_state_is_placed_like_the_states_the_steps_return(explorer):
     # uncommitted, it made the second step compile the step again
     prepared = explorer.prepare(explorer.tasks[3])
     run = SearchRun(explorer, prepared, SearchSettings(kind="grad", steps=4))
-    assert all(leaf.committed for leaf in jax.tree.leaves(run._state))
+    assert all(leaf.committed for leaf in jax.tree.leaves(run.state))
     run.advance(1)
-    assert all(leaf.committed for leaf in jax.tree.leaves(run._state))
+    assert all(leaf.committed for leaf in jax.tree.leaves(run.state))
