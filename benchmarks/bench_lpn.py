@@ -144,6 +144,7 @@ def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> lis
     from lpn_arc.data import PAIR_KEYS, pattern_test_tasks
     from lpn_arc.evaluation import evaluate_tasks
     from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
+    from lpn_arc.search import build_search
     from lpn_arc.training import init_params
 
     import latentsearch as ls
@@ -165,7 +166,7 @@ def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> lis
                 pairs,
                 key,
                 encode=encode,
-                searcher=spec.searcher,
+                searcher=build_search(spec).searcher,
                 num_steps=spec.num_steps,
                 keep=2,
             )

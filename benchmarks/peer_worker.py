@@ -74,6 +74,7 @@ def ours_program(measurement, tasks, decoder_mask="official"):
     from lpn_arc.config import get_preset, parse_search
     from lpn_arc.evaluation.inference import batch_fn
     from lpn_arc.model import encode_fn, log_likelihood_fn, precompute_fn
+    from lpn_arc.search import build_search
     from lpn_arc.training import init_training, make_train_step
 
     import latentsearch as ls
@@ -105,7 +106,7 @@ def ours_program(measurement, tasks, decoder_mask="official"):
                 key,
                 encode=encode,
                 precompute=precompute,
-                searcher=spec.searcher,
+                searcher=build_search(spec).searcher,
                 num_steps=100,
                 keep=2,
             )

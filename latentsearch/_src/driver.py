@@ -302,8 +302,7 @@ def _check_inputs(searcher, objective, z0, keep, args, has_aux, stop):
     if not hasattr(value, "shape") or value.shape != ():
         shape = getattr(value, "shape", type(value).__name__)
         raise TypeError(
-            f"objective(z, *args) must return a scalar for z of shape {z_one.shape}; "
-            f"got {shape}"
+            f"objective(z, *args) must return a scalar for z of shape {z_one.shape}; got {shape}"
         )
 
 

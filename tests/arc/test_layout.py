@@ -21,6 +21,7 @@ LAYERS = {
     "config": 1,
     "data": 2,
     "model": 3,
+    "search": 3,  # the searchers of search specifications; model and search are apart
     "training": 4,
     "evaluation": 4,  # training and evaluation never import each other
     "plots": 5,

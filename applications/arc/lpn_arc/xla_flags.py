@@ -25,11 +25,12 @@ _TESTED_JAXLIB = ((0, 10), (0, 11))
 
 
 def _jaxlib_version() -> tuple[int, int] | None:
+    from importlib import metadata  # the installed version, without importing jaxlib
+
     try:
-        from jaxlib.version import __version__
-    except ImportError:
+        parts = metadata.version("jaxlib").split(".")
+    except metadata.PackageNotFoundError:
         return None
-    parts = __version__.split(".")
     try:
         return int(parts[0]), int(parts[1])
     except (IndexError, ValueError):

@@ -52,8 +52,8 @@ def test_arc_presets_match_the_paper_tables():
     assert (m.encoder_layers, m.decoder_layers, m.num_heads, m.head_dim) == (8, 6, 8, 64)
     assert (m.mlp_factor, m.latent_dim, m.max_rows, m.dtype) == (4.0, 256, 30, "bfloat16")
     assert (paper.batch_size, paper.lr, paper.steps) == (256, 3e-4, 100_000)
-    assert paper.search_at(0) == "mean" and paper.search_at(94_999) == "mean"
-    assert paper.search_at(95_000) == "grad:1" and paper.search_at(99_999) == "grad:1"
+    assert paper.search_at(0).text == "mean" and paper.search_at(94_999).text == "mean"
+    assert paper.search_at(95_000).text == "grad:1" and paper.search_at(99_999).text == "grad:1"
     assert _count("arc-paper") == 44_604_928  # facts 2.8, Table 16 with learned positions
     assert _count("arc-overfit") == 207_264  # facts 2.8, Table 12
     assert _count("arc-repo") == 6_475_520  # facts 2.8, official arc_train.yaml

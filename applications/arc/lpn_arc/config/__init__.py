@@ -25,13 +25,7 @@ from lpn_arc.config.data import (
 from lpn_arc.config.model import ACTIVATIONS, DECODER_MASKS, DTYPES, POSITIONS, ModelConfig
 from lpn_arc.config.overrides import add_override_arguments, apply_overrides
 from lpn_arc.config.presets import PRESETS, get_preset
-from lpn_arc.config.search import (
-    KINDS,
-    OPTIMIZERS,
-    SearchSpec,
-    parse_search,
-    search_optimizer,
-)
+from lpn_arc.config.search import FLOWS, KINDS, OPTIMIZERS, SearchSpec, parse_search
 from lpn_arc.config.train import TrainConfig, config_from_dict, config_to_dict
 
 __all__ = [
@@ -39,6 +33,7 @@ __all__ = [
     "DATA_SOURCES_HELP",
     "DECODER_MASKS",
     "DTYPES",
+    "FLOWS",
     "HIDDEN_TEST_SPLITS",
     "KINDS",
     "OPTIMIZERS",
@@ -57,5 +52,4 @@ __all__ = [
     "get_preset",
     "hides_test_outputs",
     "parse_search",
-    "search_optimizer",
 ]

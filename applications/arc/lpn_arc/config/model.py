@@ -6,14 +6,12 @@ import dataclasses
 import math
 from typing import Any
 
-import jax.numpy as jnp
-
 __all__ = ["ACTIVATIONS", "DECODER_MASKS", "DTYPES", "POSITIONS", "ModelConfig"]
 
 ACTIVATIONS = ("silu", "relu", "gelu")
 """MLP activations (``lpn_arc.model.layers`` maps each name to its function)."""
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-"""Activation dtypes by name."""
+DTYPES = ("float32", "bfloat16")
+"""Activation dtypes (names any JAX function takes as a dtype)."""
 NORMALISATIONS = ("mean", "sum")
 """How the cell term of the log-likelihood sums over the output cells."""
 POSITIONS = ("learned", "rope")
@@ -184,9 +182,9 @@ class ModelConfig:
         return int(self.mlp_factor * self.embed_dim)
 
     @property
-    def compute_dtype(self) -> jnp.dtype:
-        """The activation dtype as a JAX dtype."""
-        return DTYPES[self.dtype]
+    def compute_dtype(self) -> str:
+        """The activation dtype's name (``"float32"`` or ``"bfloat16"``), as JAX takes it."""
+        return self.dtype
 
     @classmethod
     def pattern(cls, **overrides: Any) -> ModelConfig:

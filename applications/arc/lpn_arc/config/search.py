@@ -1,4 +1,4 @@
-"""Search specifications as strings (``grad:100``, ``sample:250``...) -> latentsearch searchers.
+"""Search specifications: strings (``grad:100``, ``sample:250``...) parsed once into plain data.
 
 Grammar (``K`` steps, ``N`` samples, ``P`` population; all positive integers):
 
@@ -19,66 +19,63 @@ Gradient steps (``grad``, ``es`` and the refinement of ``hybrid``) use ``optimiz
 ``"clip-adam"`` (default, the official search: ``chain(clip_by_global_norm(1.0),
 adam(lr, b2=0.9, eps_root=1e-8))``, the clipping per task rather than over a device batch)
 or ``"adam"`` (``adam(lr, b2=0.9)`` alone).
+
+A :class:`SearchSpec` is plain data (no JAX): equal texts and settings give equal, hashable
+specs, so whatever is compiled for one is reused for the other. The library searcher it
+describes is built by :func:`lpn_arc.search.build_search`, one layer up.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import optax
+__all__ = ["FLOWS", "KINDS", "OPTIMIZERS", "SearchSpec", "parse_search"]
 
-import latentsearch as ls
-
-__all__ = ["KINDS", "OPTIMIZERS", "SearchSpec", "parse_search", "search_optimizer"]
-
-_FLOWS = {
-    "stop_gradient": ls.StopGradient(),
-    "unrolled": ls.Unrolled(checkpoint=True),
-    "implicit": ls.Implicit(start_path=True),
-}
-
+FLOWS = ("stop_gradient", "unrolled", "implicit")
+"""How training differentiates through a search (``grad:K``, ``grad:K:unrolled``...)."""
 OPTIMIZERS = ("clip-adam", "adam")
 """Latent optimisers of gradient search (see the module docstring)."""
 KINDS = ("mean", "grad", "sample", "es", "hybrid")
 """The first word of a search specification (see the module docstring)."""
 
 
-def search_optimizer(name: str, lr: float) -> optax.GradientTransformation:
-    """The latent optimiser ``name`` (one of :data:`OPTIMIZERS`) at learning rate ``lr``.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> opt = search_optimizer("clip-adam", 0.1)
-        >>> updates, _ = opt.update(jnp.array([30.0, 40.0]), opt.init(jnp.zeros(2)))
-        >>> [round(float(u), 3) for u in updates]  # Adam's first step: -lr * sign
-        [-0.1, -0.1]
-    """
-    if name == "adam":
-        return optax.adam(lr, b2=0.9)
-    if name == "clip-adam":
-        return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr, b2=0.9, eps_root=1e-8))
-    raise ValueError(f"unknown search optimizer {name!r}; expected one of {OPTIMIZERS}")
-
-
 @dataclass(frozen=True)
 class SearchSpec:
-    """A parsed search: the searcher, its number of driver steps and the gradient flow.
+    """A parsed search, as plain data.
 
     Attributes:
         text: the specification it was parsed from (e.g. ``"grad:100"``).
-        searcher: the ``latentsearch.Searcher``.
-        num_steps: steps to pass to ``latentsearch.search`` / ``lpn_loss``.
-        gradient_flow: how training differentiates through the search (a
-            ``latentsearch`` gradient flow).
-        kind: the specification's first word, one of :data:`KINDS` (``"custom"`` for a
-            spec built by hand around another searcher).
+        kind: its first word, one of :data:`KINDS`.
+        steps: search steps (``grad``, ``es``, ``hybrid``; 0 for ``mean``, 1 for ``sample``).
+        samples: candidates of ``sample`` and ``hybrid``.
+        population: evaluations per step of ``es``.
+        flow: how training differentiates through it, one of :data:`FLOWS`.
+        lr: learning rate of gradient steps.
+        scale: standard deviation of sampled candidates.
+        sigma: perturbation scale of ``es``.
+        optimizer: the latent optimiser, one of :data:`OPTIMIZERS`.
     """
 
     text: str
-    searcher: ls.Searcher
-    num_steps: int
-    gradient_flow: ls.GradientFlow = ls.StopGradient()
-    kind: str = "custom"
+    kind: str
+    steps: int = 0
+    samples: int = 0
+    population: int = 0
+    flow: str = "stop_gradient"
+    lr: float = 0.1
+    scale: float = 0.5
+    sigma: float = 0.1
+    optimizer: str = "clip-adam"
+
+    @property
+    def num_steps(self) -> int:
+        """The steps the search driver runs (``latentsearch.search``'s ``num_steps``).
+
+        Example:
+            >>> parse_search("grad:5:unrolled").num_steps, parse_search("sample:250").num_steps
+            (5, 1)
+        """
+        return self.steps
 
     @property
     def gradient_steps(self) -> int | None:
@@ -91,7 +88,7 @@ class SearchSpec:
             >>> parse_search("sample:5").gradient_steps is None
             True
         """
-        return self.num_steps if self.kind in ("mean", "grad") else None
+        return self.steps if self.kind in ("mean", "grad") else None
 
 
 def _positive(value: str, what: str, text: str) -> int:
@@ -126,42 +123,42 @@ def parse_search(
 
     Example:
         >>> spec = parse_search("grad:5:unrolled")
-        >>> spec.num_steps, spec.gradient_flow
-        (5, Unrolled(checkpoint=True))
-        >>> parse_search("sample:250").num_steps
-        1
+        >>> spec.kind, spec.steps, spec.flow
+        ('grad', 5, 'unrolled')
+        >>> parse_search("sample:250") == parse_search("sample:250")
+        True
     """
     if not isinstance(text, str):
         raise ValueError(f"search specification must be a string, got {text!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown search optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
+    settings = dict(lr=float(lr), scale=float(scale), sigma=float(sigma), optimizer=optimizer)
     parts = text.strip().split(":")
     kind, rest = parts[0], parts[1:]
-    opt = search_optimizer(optimizer, lr)
     if kind == "mean" and not rest:
-        return SearchSpec(text, ls.gradient_ascent(opt), 0, kind=kind)
+        return SearchSpec(text, kind, **settings)
     if kind == "grad" and len(rest) in (1, 2):
         steps = _positive(rest[0], "steps", text)
         flow = rest[1] if len(rest) == 2 else "stop_gradient"
-        if flow not in _FLOWS:
+        if flow not in FLOWS[1:] and len(rest) == 2:
             raise ValueError(
                 f"search {text!r}: unknown gradient flow {flow!r} "
                 "(expected 'unrolled', 'implicit' or nothing)"
             )
-        return SearchSpec(text, ls.gradient_ascent(opt), steps, _FLOWS[flow], kind)
+        return SearchSpec(text, kind, steps=steps, flow=flow, **settings)
     if kind == "sample" and len(rest) == 1:
         samples = _positive(rest[0], "samples", text)
-        searcher = ls.random_search(samples, scale, chunk_size=min(samples, 50))
-        return SearchSpec(text, searcher, 1, kind=kind)
+        return SearchSpec(text, kind, steps=1, samples=samples, **settings)
     if kind == "es" and len(rest) == 2:
         population = _positive(rest[0], "population", text)
         if population % 2:
             raise ValueError(f"search {text!r}: population must be even, got {population}")
         steps = _positive(rest[1], "steps", text)
-        return SearchSpec(text, ls.evolution_strategy(population, sigma, opt), steps, kind=kind)
+        return SearchSpec(text, kind, steps=steps, population=population, **settings)
     if kind == "hybrid" and len(rest) == 2:
         samples = _positive(rest[0], "samples", text)
         steps = _positive(rest[1], "steps", text)
-        searcher = ls.hybrid(ls.random_search(samples, scale), ls.gradient_ascent(opt), 2)
-        return SearchSpec(text, searcher, steps, kind=kind)
+        return SearchSpec(text, kind, steps=steps, samples=samples, **settings)
     raise ValueError(
         f"unknown search {text!r}; expected one of mean, grad:K, grad:K:unrolled, "
         "grad:K:implicit, sample:N, es:P:K, hybrid:N:K"

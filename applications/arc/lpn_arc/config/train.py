@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from typing import Any
@@ -114,25 +115,30 @@ class TrainConfig:
             )
         if self.validate_every < 0:
             raise ValueError(f"validate_every must be >= 0; got {self.validate_every}")
-        parse_search(self.train_search)  # raises on a malformed specification
-        parse_search(self.finetune_search)
-        parse_search(self.validate_search)
+        _ = self.searches  # parsed once and kept: raises on a malformed specification
 
-    def search_at(self, step: int) -> str:
-        """The training search used for optimiser step ``step`` (0-based)."""
-        if step >= self.steps - self.finetune_steps:
-            return self.finetune_search
-        return self.train_search
+    @functools.cached_property
+    def searches(self) -> dict[str, SearchSpec]:
+        """The configuration's search specifications, parsed once: ``{"train",
+        "finetune", "validate"}`` (the training ones with ``search_lr``)."""
+        return {
+            "train": parse_search(self.train_search, lr=self.search_lr),
+            "finetune": parse_search(self.finetune_search, lr=self.search_lr),
+            "validate": parse_search(self.validate_search, lr=self.search_lr),
+        }
 
-    def search_spec(self, search: str | None = None) -> SearchSpec:
-        """The training search ``search`` (default ``train_search``) parsed with ``search_lr``.
+    def search_at(self, step: int) -> SearchSpec:
+        """The training search of optimiser step ``step`` (0-based).
 
         Example:
-            >>> config = TrainConfig(model=ModelConfig.pattern(), train_search="grad:5")
-            >>> config.search_spec().num_steps, config.search_spec("mean").num_steps
+            >>> config = TrainConfig(model=ModelConfig.pattern(), train_search="grad:5",
+            ...                      steps=10, finetune_steps=2, finetune_search="mean")
+            >>> config.search_at(7).num_steps, config.search_at(8).num_steps
             (5, 0)
         """
-        return parse_search(search or self.train_search, lr=self.search_lr)
+        if step >= self.steps - self.finetune_steps:
+            return self.searches["finetune"]
+        return self.searches["train"]
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

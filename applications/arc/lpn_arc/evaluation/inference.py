@@ -37,6 +37,7 @@ from lpn_arc.model import (
     log_likelihood_fn,
     precompute_fn,
 )
+from lpn_arc.search import build_search
 
 __all__ = ["STARTS", "STOPS", "batch_fn", "check_choice", "run_queries"]
 
@@ -63,6 +64,7 @@ def _query_fn(
     hold three attempts: the best latent's decoding, the distinct rule's second attempt and
     the official rule's (the second-best latent's decoding).
     """
+    built = build_search(spec)
     encode = encode_fn(graphdef)
     exact = stop == "exact" and spec.num_steps > 0
     log_likelihood = (log_likelihood_exact_fn if exact else log_likelihood_fn)(graphdef)
@@ -83,8 +85,8 @@ def _query_fn(
             encode=encode,
             pair_mask=spec_mask,
             starts=starts,
-            searcher=spec.searcher,
-            num_steps=spec.num_steps,
+            searcher=built.searcher,
+            num_steps=built.num_steps,
             keep=keep,
             precompute=precompute,
             has_aux=exact,

@@ -18,6 +18,7 @@ compiled step. The points each step scored, which the page draws, are kept by
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -31,8 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import latentsearch as ls
-from lpn_arc.config import OPTIMIZERS, search_optimizer
+from lpn_arc.config import OPTIMIZERS, SearchSpec
 from lpn_arc.explorer.session import Explorer, Prepared
+from lpn_arc.search import build_search
 
 __all__ = ["KINDS", "SearchRun", "SearchRuns", "SearchSettings", "Shown", "recording", "warm_up"]
 
@@ -115,31 +117,31 @@ class SearchSettings:
         if self.population % 2:
             raise ValueError(f"population must be even, got {self.population}")
 
-    def searcher(self) -> ls.Searcher:
-        """The library searcher of these settings: the same object (so the same compiled
-        steps) for all settings that differ only in what the searcher does not read (the
-        budget, the seed, the fields of other kinds)."""
-        used = {
-            "grad": ("optimizer", "lr"),
-            "sample": ("samples", "scale"),
-            "es": ("population", "sigma", "optimizer", "lr"),
-            "hybrid": ("samples", "scale", "optimizer", "lr"),
+    def spec(self) -> SearchSpec:
+        """These settings as a search specification (the CLI's vocabulary)."""
+        fields = {name: getattr(self, name) for name in _READS[self.kind]}
+        text = {
+            "grad": f"grad:{self.steps}",
+            "sample": f"sample:{self.samples}",
+            "es": f"es:{self.population}:{self.steps}",
+            "hybrid": f"hybrid:{self.samples}:{self.steps}",
         }[self.kind]
-        return _searcher(self.kind, tuple((name, getattr(self, name)) for name in used))
+        return SearchSpec(text, self.kind, steps=self.steps, **fields)
+
+    def searcher(self) -> ls.Searcher:
+        """The library searcher of these settings (:func:`lpn_arc.search.build_search`):
+        the same object (so the same compiled steps) for all settings that differ only in
+        what the searcher does not read (the budget, the seed, the fields of other kinds)."""
+        only_read = dataclasses.replace(self.spec(), text=self.kind, steps=0)
+        return build_search(only_read).searcher
 
 
-@functools.lru_cache(maxsize=32)
-def _searcher(kind: str, fields: tuple) -> ls.Searcher:
-    s = dict(fields)
-    optimizer = search_optimizer(s["optimizer"], float(s["lr"])) if "lr" in s else None
-    if kind == "grad":
-        return ls.gradient_ascent(optimizer)
-    if kind == "sample":
-        return ls.random_search(s["samples"], float(s["scale"]), chunk_size=min(s["samples"], 256))
-    if kind == "es":
-        return ls.evolution_strategy(s["population"], float(s["sigma"]), optimizer)
-    sampler = ls.random_search(s["samples"], float(s["scale"]))
-    return ls.hybrid(sampler, ls.gradient_ascent(optimizer), 2)
+_READS = {
+    "grad": ("optimizer", "lr"),
+    "sample": ("samples", "scale"),
+    "es": ("population", "sigma", "optimizer", "lr"),
+    "hybrid": ("samples", "scale", "optimizer", "lr"),
+}
 
 
 class Shown(NamedTuple):

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from lpn_arc.config import TrainConfig, config_to_dict
+from lpn_arc.config import SearchSpec, TrainConfig, config_to_dict
 from lpn_arc.training.errors import MemoryLimitError
 from lpn_arc.training.step import make_train_step
 
@@ -99,7 +99,7 @@ def compiled_step(
     graphdef: Any,
     config: TrainConfig,
     optimizer: optax.GradientTransformation,
-    search: str,
+    search: SearchSpec,
     mesh: Mesh,
     args: tuple,
     check_memory: bool,

@@ -14,9 +14,10 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import latentsearch as ls
-from lpn_arc.config import TrainConfig
+from lpn_arc.config import SearchSpec, TrainConfig
 from lpn_arc.data import Pair
 from lpn_arc.model import LPNModel, encode_fn, log_likelihood_fn, precompute_fn, split_model
+from lpn_arc.search import build_search
 
 __all__ = [
     "TrainingSetup",
@@ -99,7 +100,7 @@ def shard_batch(mesh: Mesh, local_batch: Pair) -> Pair:
 _DROPOUT_STREAM = 0xD0  # a task's dropout key is fold_in(its key, _DROPOUT_STREAM)
 
 
-def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
+def task_loss_fn(graphdef: Any, config: TrainConfig, search: SearchSpec | None = None):
     """The training loss of one task, ``(params, task, key, dropout_key) -> (loss, metrics)``.
 
     ``latentsearch.lpn_loss`` (paper Algorithm 2) with the configuration's search; a
@@ -113,9 +114,9 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
     Args:
         graphdef: the model graph.
         config: the configuration (search, its learning rate, prior KL weight, dropout).
-        search: the training search (default ``config.train_search``).
+        search: the training search (default ``config.train_search``), parsed.
     """
-    spec = config.search_spec(search)
+    built = build_search(search or config.searches["train"])
     encode = encode_fn(graphdef)
     log_likelihood = log_likelihood_fn(graphdef)
     precompute = precompute_fn(graphdef)
@@ -155,9 +156,9 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: str | None = None):
             pairs,
             key,
             pair_mask=pair_mask,
-            searcher=spec.searcher,
-            num_steps=spec.num_steps,
-            gradient_flow=spec.gradient_flow,
+            searcher=built.searcher,
+            num_steps=built.num_steps,
+            gradient_flow=built.gradient_flow,
             prior_kl=config.prior_kl,
             held_out_log_likelihood=held_out_log_likelihood,
             precompute=precompute_pair,  # the identity with the official mask
@@ -171,7 +172,7 @@ def make_train_step(
     config: TrainConfig,
     optimizer: optax.GradientTransformation,
     *,
-    search: str | None = None,
+    search: SearchSpec | None = None,
     mesh: Mesh | None = None,
 ):
     """The jitted step ``(params, opt_state, batch, key) -> (params, opt_state, metrics)``.
