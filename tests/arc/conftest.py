@@ -30,18 +30,28 @@ def tiny_eval():
     return graphdef, params, tasks
 
 
+# The evaluations' compiled functions are cached per (graph, spec): the tests that run a
+# spec again share these fixtures' compilations.
 @pytest.fixture(scope="package")
-def mean_output(tiny_eval):
-    graphdef, params, tasks = tiny_eval
-    return evaluate_tasks(graphdef, params, tasks, parse_search("mean"), jax.random.key(0))
+def mean_spec():
+    return parse_search("mean")
 
 
 @pytest.fixture(scope="package")
-def grad_output(tiny_eval):
+def grad_spec():
+    return parse_search("grad:3")
+
+
+@pytest.fixture(scope="package")
+def mean_output(tiny_eval, mean_spec):
     graphdef, params, tasks = tiny_eval
-    return evaluate_tasks(
-        graphdef, params, tasks, parse_search("grad:3"), jax.random.key(0), batch_size=4
-    )
+    return evaluate_tasks(graphdef, params, tasks, mean_spec, jax.random.key(0))
+
+
+@pytest.fixture(scope="package")
+def grad_output(tiny_eval, grad_spec):
+    graphdef, params, tasks = tiny_eval
+    return evaluate_tasks(graphdef, params, tasks, grad_spec, jax.random.key(0), batch_size=4)
 
 
 @pytest.fixture(scope="package")

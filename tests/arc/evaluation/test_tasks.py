@@ -80,9 +80,9 @@ def test_metrics_match_attempts(tiny_eval, grad_output):
         assert grad_output.metrics[name] == pytest.approx(float(np.mean(expected[name])))
 
 
-def test_start_sample_is_the_mean_of_sampled_pair_latents(tiny_eval):
+def test_start_sample_is_the_mean_of_sampled_pair_latents(tiny_eval, mean_spec):
     graphdef, params, tasks = tiny_eval
-    spec = parse_search("mean")
+    spec = mean_spec  # start="mean" shares the compilation of mean_output
     run = {
         (start, seed): evaluate_tasks(
             graphdef, params, tasks, spec, jax.random.key(seed), start=start
@@ -118,10 +118,11 @@ def test_official_attempt_2_is_the_second_best_latent(tiny_eval):
         evaluate_tasks(graphdef, params, tasks, spec, key, attempt2="third")
 
 
-def test_holdout_all_predicts_each_pair_from_the_others(tiny_eval, grad_output):
+def test_holdout_all_predicts_each_pair_from_the_others(tiny_eval, grad_spec, grad_output):
     graphdef, params, tasks = tiny_eval
-    spec, key = parse_search("grad:3"), jax.random.key(0)
-    every = evaluate_tasks(graphdef, params, tasks, spec, key, holdout="all")
+    # grad_output's spec and batch size: the three evaluations share one compilation
+    spec, key = grad_spec, jax.random.key(0)
+    every = evaluate_tasks(graphdef, params, tasks, spec, key, holdout="all", batch_size=4)
     num_pairs = tasks["inputs"].shape[1]
     assert every.attempt_1.shape == (EVAL_TASKS * num_pairs, 5, 5)
     # row t * N + (N - 1) is the last-pair protocol's prediction for task t
@@ -129,7 +130,7 @@ def test_holdout_all_predicts_each_pair_from_the_others(tiny_eval, grad_output):
     np.testing.assert_allclose(last, grad_output.scores, rtol=1e-5, atol=1e-5)
     # row t * N + 0 holds out pair 0: the same as moving pair 0 to the end
     rolled = {name: np.roll(value, -1, axis=1) for name, value in tasks.items()}
-    first = evaluate_tasks(graphdef, params, rolled, spec, key)
+    first = evaluate_tasks(graphdef, params, rolled, spec, key, batch_size=4)
     np.testing.assert_allclose(every.scores[::num_pairs], first.scores, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(every.attempt_1[::num_pairs], first.attempt_1)
     assert every.metrics["top1"] == pytest.approx(every.per_task["top1"].mean())

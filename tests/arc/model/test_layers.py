@@ -1,6 +1,7 @@
 """Layers: rotary embeddings, attention by blocks, LayerNorm and dropout."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -56,11 +57,13 @@ def test_attention_by_blocks_equals_the_dense_product(dropout):
     tail = valid[None, :] & (jnp.arange(n)[None, :] <= jnp.arange(split, n)[:, None])
     mask = jnp.concatenate([head, tail])
 
+    # compiled (split static): op by op, the block and its gradient dispatch far longer
+    @functools.partial(jax.jit, static_argnums=1)
     def out(x, split, key=None):
         return block(x, mask, split=split, dropout_key=key)[0]
 
     np.testing.assert_allclose(out(x, split), out(x, None), rtol=1e-5, atol=1e-5)
-    grad = jax.grad(lambda x, s: jnp.sum(out(x, s) ** 2))
+    grad = jax.jit(jax.grad(lambda x, s: jnp.sum(out(x, s) ** 2)), static_argnums=1)
     np.testing.assert_allclose(grad(x, split), grad(x, None), rtol=1e-4, atol=1e-4)
     if dropout:
         a, b = out(x, split, jax.random.key(2)), out(x, split, jax.random.key(3))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 from lpn_arc.data import training_batch
 from lpn_arc.training import init_params
 
@@ -38,17 +39,37 @@ def test_dropout_applies_in_training_only():
 ROOT = Path(__file__).resolve().parents[3]  # the repository
 
 
-def test_gradient_accumulation_equals_one_big_batch():
-    whole = one_train_step(scale_config(train_search="grad:1"))
-    config = scale_config(train_search="grad:1", grad_accum=4)
-    accumulated = one_train_step(config)
+def _grad_config(accum):
+    """Grad 1 training, batch 16: with 4 micro-batches each still splits over 4 devices."""
+    return scale_config(train_search="grad:1", batch_size=16, grad_accum=accum)
+
+
+@pytest.fixture(scope="module")
+def one_device_steps():
+    """One default-placement step of :func:`_grad_config` in one pass (1) and in 4
+    micro-batches (4), and the step's jaxpr for each: the references of the accumulation and
+    the sharding tests (each compiled once for both)."""
+    return {
+        accum: (
+            one_train_step(_grad_config(accum)),
+            one_train_step(_grad_config(accum), jaxpr=True),
+        )
+        for accum in (1, 4)
+    }
+
+
+def test_gradient_accumulation_equals_one_big_batch(one_device_steps):
+    (whole, whole_jaxpr), (accumulated, accumulated_jaxpr) = (
+        one_device_steps[1],
+        one_device_steps[4],
+    )
     for a, b in zip(jax.tree.leaves(whole[0]), jax.tree.leaves(accumulated[0]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for name in ("loss", "grad_norm"):
         np.testing.assert_allclose(whole[2][name], accumulated[2][name], rtol=1e-5)
     # the step really runs micro-batches: the first, then a scan over the other 3
-    assert "length=3" in one_train_step(config, jaxpr=True)
-    assert "length=3" not in one_train_step(scale_config(train_search="grad:1"), jaxpr=True)
+    assert "length=3" in accumulated_jaxpr
+    assert "length=3" not in whole_jaxpr
 
 
 SHARDED_SCRIPT = textwrap.dedent(
@@ -62,16 +83,14 @@ SHARDED_SCRIPT = textwrap.dedent(
 
     assert jax.device_count() == 4, jax.devices()
     out = {{}}
-    for search, accum in (("mean", 1), ("grad:1", 2)):
-        config = scale_config(train_search=search, grad_accum=accum)
-        single = one_train_step(config, mesh=data_mesh(jax.devices()[:1]))
-        sharded = one_train_step(config, mesh=data_mesh())
-        diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                 for a, b in zip(jax.tree.leaves(single[0]), jax.tree.leaves(sharded[0]))]
-        out[f"{{search}}/{{accum}}"] = {{
-            "max_param_diff": max(diffs),
-            "loss": [float(single[2]["loss"]), float(sharded[2]["loss"])],
-            "param_devices": len(jax.tree.leaves(sharded[0])[0].sharding.device_set),
+    for accum in (1, 4):
+        config = scale_config(train_search="grad:1", batch_size=16, grad_accum=accum)
+        params, _, metrics = one_train_step(config, mesh=data_mesh())
+        leaves = jax.tree.leaves(params)
+        np.savez({folder!r} + f"/sharded{{accum}}.npz", *[np.asarray(x) for x in leaves])
+        out[str(accum)] = {{
+            "loss": float(metrics["loss"]),
+            "param_devices": len(leaves[0].sharding.device_set),
         }}
     batch = shard_batch(data_mesh(), training_batch(scale_config(), 0))
     out["batch_devices"] = len(batch["inputs"].sharding.device_set)
@@ -82,9 +101,12 @@ SHARDED_SCRIPT = textwrap.dedent(
 )
 
 
-def test_sharded_step_on_four_cpu_devices_equals_the_one_device_step(tmp_path):
+def test_sharded_step_on_four_cpu_devices_equals_the_one_device_step(tmp_path, one_device_steps):
+    """Grad 1 steps in one pass and in 4 micro-batches, sharded over 4 CPU devices in a child
+    process, against the same steps on one device (computed here)."""
     script = tmp_path / "sharded.py"
-    script.write_text(SHARDED_SCRIPT.format(root=str(ROOT), app=str(ROOT / "applications" / "arc")))
+    app = str(ROOT / "applications" / "arc")
+    script.write_text(SHARDED_SCRIPT.format(root=str(ROOT), app=app, folder=str(tmp_path)))
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     done = subprocess.run(
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
@@ -93,8 +115,14 @@ def test_sharded_step_on_four_cpu_devices_equals_the_one_device_step(tmp_path):
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
     result = json.loads(line[len("RESULT") :])
     assert result["batch_devices"] == 4 and result["batch_shard_rows"] == [2]
-    for name in ("mean/1", "grad:1/2"):
-        entry = result[name]
+    for accum in (1, 4):
+        (params, _, metrics), _ = one_device_steps[accum]
+        entry = result[str(accum)]
         assert entry["param_devices"] == 4  # parameters replicated on every device
-        assert entry["max_param_diff"] < 1e-5, (name, entry)
-        np.testing.assert_allclose(*entry["loss"], rtol=1e-5)
+        with np.load(tmp_path / f"sharded{accum}.npz") as saved:
+            sharded = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        single = [np.asarray(x) for x in jax.tree.leaves(params)]
+        assert len(sharded) == len(single)
+        diffs = [float(np.max(np.abs(a - b))) for a, b in zip(single, sharded, strict=True)]
+        assert max(diffs) < 1e-5, (accum, max(diffs))
+        np.testing.assert_allclose(float(metrics["loss"]), entry["loss"], rtol=1e-5)
