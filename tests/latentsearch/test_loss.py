@@ -8,12 +8,17 @@ import pytest
 
 import latentsearch as ls
 
+try:  # newer JAX; the declared lower bound (JAX 0.5) has only the experimental one
+    from jax import enable_x64
+except ImportError:
+    from jax.experimental import enable_x64
+
 D, N, C = 3, 4, 0.5
 
 
 @pytest.fixture(autouse=True)
 def x64():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         yield
 
 
