@@ -10,7 +10,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 SPHINX_OPTS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo explore example browser fast-allocator bench-allocators bench-peer reproduce test test-slow lint format bench bench-quick dist docs clean
+.PHONY: demo explore example browser fast-allocator bench-allocators bench-peer reproduce arc-study test test-slow lint format bench bench-quick dist dist-check docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,12 @@ REPRODUCE_ARGS ?=
 reproduce: $(DEV_STAMP) fast-allocator
 	nice $(BIN)/python benchmarks/reproduce_paper.py $(REPRODUCE_ARGS)
 
+## arc-study: the ARC study of this CPU (arc-cpu preset; about 2 h of training and 1 h of
+##   evaluation here; resumable): make arc-study ARC_STUDY_ARGS="--parts b --searches mean"
+ARC_STUDY_ARGS ?=
+arc-study: $(DEV_STAMP) fast-allocator
+	nice $(BIN)/python benchmarks/arc_cpu_study.py $(ARC_STUDY_ARGS)
+
 ## bench-peer: ours vs the official LPN code, side by side (benchmarks/README.md: set-up)
 ##   make bench-peer OFFICIAL=/path/to/lpn OFFICIAL_PYTHON=/path/to/venv/bin/python
 bench-peer: $(DEV_STAMP) fast-allocator
@@ -105,11 +111,23 @@ bench-allocators:
 	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libjemalloc2 >/dev/null 2>&1)) || \
 	    echo "note: jemalloc not installed; bench_allocator.py skips it"; }
 
-## dist: build the wheel and sdist and check them
+## dist: build the sdist and wheel of both packages (dist/) and check them with twine
 dist: $(DEV_STAMP)
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist .
-	$(BIN)/python -m twine check dist/*
+	$(BIN)/python -m build --outdir dist applications/arc
+	$(BIN)/python -m twine check --strict dist/*
+
+## dist-check: both wheels and their dependencies (from the package index) in a clean venv
+## (build/dist-venv); there, the README's tour runs and lpn-arc lists its shipped models
+dist-check: dist
+	rm -rf build/dist-venv
+	$(PYTHON) -m venv build/dist-venv
+	build/dist-venv/bin/python -m pip install --quiet dist/latentsearch-*.whl dist/lpn_arc-*.whl
+	build/dist-venv/bin/python -m pip check
+	awk '/^```python/{f=1;next} /^```/{if(f)exit} f' README.md > build/readme_tour.py
+	cd build && dist-venv/bin/python -I readme_tour.py
+	build/dist-venv/bin/lpn-arc models
 
 ## docs: build the HTML docs (warnings are errors), execute the tutorial, run the doctests
 # A clean build each time, so the tutorial always runs; the doctest pass reuses the first
