@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 MODELS_DIR = Path(__file__).resolve().parent / "pretrained_models"
+WEIGHTS_LICENSE = "Apache-2.0"
+"""The licence of the shipped weights, the package's own: they are trained by its code on
+generated PATTERN tasks or on ARC-AGI data (itself Apache-2.0)."""
 """Where the shipped models are (one folder per name)."""
 PREFIX = "pretrained:"
 """How a checkpoint option names a shipped model: ``pretrained:NAME``."""
@@ -163,6 +166,7 @@ def export_pretrained(
         checkpointer.save(folder.resolve() / "params", params)
     full = {
         "name": name,
+        "license": WEIGHTS_LICENSE,
         **card,
         "config": config_to_dict(config),
         "step": step,
