@@ -12,7 +12,8 @@ decoding is exact iff every argmax is the target's, the test of ``stop="exact"``
 shortcuts are checked per query against the direct ``evaluate_tasks`` runs of part 1.
 Both parts: 128 held-out tasks x 4 pairs, each held out in turn (512 queries), start at the
 mean of the encoder means, Adam lr 0.1 (b2 0.9) on the latent gradient clipped to norm 1.
-``--cache DIR`` keeps finished pieces (``.npz``), so an interrupted run resumes.
+``--cache DIR`` keeps finished pieces (``.npz``), so an interrupted run resumes;
+``--parts stopping`` runs part 1 alone.
 """
 
 from __future__ import annotations
@@ -361,6 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats (part 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="queries per call")
     parser.add_argument("--cache", default=None, help="folder keeping finished pieces")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["stopping", "overfit"],
+        choices=["stopping", "overfit"],
+        help="what to run (default both)",
+    )
     args = parser.parse_args(argv)
     args.factor_tasks = min(args.factor_tasks, args.tasks)
     common.rerun_with_fast_allocator(__file__, argv)
@@ -373,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         stop = run_stopping(name, tasks, args)
         seconds[f"{name} part 1"] = float(stop["compute_seconds"])
         stop_rows += stopping_rows(name, stop, args.repeats, verdicts)
+        if "overfit" not in args.parts:
+            continue
         curves, checks[name], seconds[f"{name} part 2"] = run_overfit(name, tasks, stop, args)
         curves_by_model[name] = curves
         over_rows += overfit_rows(name, curves, args)
@@ -386,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
             "compute_seconds": seconds}  # fmt: skip
     common.write_results("stopping", stop_rows, SEED, {"settings": info,
                          "acceptance": verdicts})  # fmt: skip
+    if "overfit" not in args.parts:
+        print(f"acceptance: {verdicts}", file=sys.stderr)
+        return 0
     factors = {k: dict(zip(("lr", "optimizer", "cell_normalisation"), v, strict=True))
                for k, v in FACTORS.items()}  # fmt: skip
     path = common.write_results("overfit", over_rows, SEED, {

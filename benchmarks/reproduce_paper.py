@@ -127,13 +127,25 @@ def run_name(args, part: str, method: str, seed: int, density: float) -> str:
 class Run:
     """One trained model and its cached evaluations (``reproduce_eval.json``)."""
 
-    def __init__(self, config, run_dir: Path, minutes: float):
+    def __init__(self, config, run_dir: Path, minutes: float, shipped: str | None = None):
         self.config, self.run_dir = config, run_dir
         self.cache_path = run_dir / "reproduce_eval.json"
-        _, self.graphdef, self.params, self.step, seconds = common.trained_run(
-            config, run_dir, max_seconds=60 * minutes
-        )
+        self.shipped = shipped if _is_shipped_run(config, run_dir, shipped) else None
+        if self.shipped is not None:  # the shipped model is this run, finished: not trained again
+            from lpn_arc.pretrained import load_pretrained, pretrained_card
+
+            _, self.graphdef, self.params, self.step = load_pretrained(self.shipped)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            seconds = None
+        else:
+            _, self.graphdef, self.params, self.step, seconds = common.trained_run(
+                config, run_dir, max_seconds=60 * minutes
+            )
         self.cache = json.loads(self.cache_path.read_text()) if self.cache_path.exists() else {}
+        if self.shipped is not None and "train_seconds" not in self.cache:
+            self.cache["train_seconds"] = pretrained_card(self.shipped)["training"]["seconds"]
+            self.cache["shipped"] = self.shipped
+            self._save()
         if seconds is not None:  # trained (or resumed) now: keep the time with the results
             self.cache["train_seconds"] = self.cache.get("train_seconds", 0.0) + seconds
             self._save()
@@ -151,6 +163,7 @@ class Run:
             "train_seconds": self.cache.get("train_seconds"),
             "eval_seconds": sum(self.cache.get("eval_seconds", {}).values()),
             "run_dir": str(self.run_dir.relative_to(common.RESULTS_DIR)),
+            "shipped_model": self.shipped,
             "top1": scores,
         }
 
@@ -208,6 +221,22 @@ class Run:
         return self.cache["seen_programs"][key]
 
 
+def _is_shipped_run(config, run_dir: Path, name: str | None) -> bool:
+    """Whether ``run_dir`` holds no run and the shipped model ``name`` is this run, finished:
+    the same configuration (seed included) trained to ``config.steps``."""
+    from lpn_arc.config import config_from_dict, config_to_dict
+    from lpn_arc.pretrained import pretrained_card
+
+    if name is None or (run_dir / "config.json").exists():
+        return False
+    try:
+        card = pretrained_card(name)
+    except ValueError:  # not shipped
+        return False
+    same = config_to_dict(config_from_dict(card["config"])) == config_to_dict(config)
+    return same and int(card["step"]) >= config.steps
+
+
 def _summary(values: list[float]) -> tuple[float, float]:
     mean = statistics.mean(values)
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
@@ -249,14 +278,14 @@ def run_table1(args) -> dict:
             config = variant_config(args, method, seed, 1.0, (1.0,), args.tasks)
             run_dir = common.RESULTS_DIR / "runs" / run_name(args, "table1", method, seed, 1.0)
             print(f"table1: train={method} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
-            run = Run(config, run_dir, args.minutes)
+            run = Run(config, run_dir, args.minutes, shipped=model_name("table1", method))
             scores = {s: run.top1(s, 1.0, args.tasks) for s in TABLE1_SEARCHES}
             for search, value in scores.items():
                 per_seed.setdefault(method, {}).setdefault(search, []).append(value)
             seen.setdefault(method, []).append(run.seen(1.0, args.tasks))
             runs.append(run.record(method, seed, scores, {"density=1": seen[method][-1]}))
             print(f"  top-1 {scores}, seen {seen[method][-1]}", file=sys.stderr, flush=True)
-            if args.export and seed == args.seeds[0]:
+            if args.export and seed == args.seeds[0] and run.shipped is None:
                 export_model(args, "table1", method, runs[-1], run)
     rows = [
         _row(
@@ -282,7 +311,7 @@ def run_ood(args) -> dict:
             name = run_name(args, "ood", method, seed, OOD_TRAIN_DENSITY)
             run_dir = common.RESULTS_DIR / "runs" / name
             print(f"ood: train={method} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
-            run = Run(config, run_dir, args.minutes)
+            run = Run(config, run_dir, args.minutes, shipped=model_name("ood", method))
             scores, run_seen = {}, {}
             for density in OOD_TEST_DENSITIES:
                 run_seen[f"density={density:g}"] = run.seen(density, args.ood_tasks)
@@ -293,7 +322,7 @@ def run_ood(args) -> dict:
                     per_seed.setdefault(method, {}).setdefault((density, search), []).append(value)
             runs.append(run.record(method, seed, scores, run_seen))
             print(f"  top-1 {scores}, seen programs {run_seen}", file=sys.stderr, flush=True)
-            if args.export and seed == args.ood_seeds[0]:
+            if args.export and seed == args.ood_seeds[0] and run.shipped is None:
                 export_model(args, "ood", method, runs[-1], run)
     rows = [
         _row(
@@ -354,7 +383,7 @@ def export_model(args, part: str, method: str, run_info: dict, run: Run) -> None
     }[method]
     card = {
         "summary": (
-            f"PATTERN 6x6, 2x2 patterns, density {density:g}; {args.steps} steps of "
+            f"PATTERN 6x6, 2x2 patterns, density {density:g}; {_steps_text(args, run)} of "
             f"{label} training (seed {run_info['seed']}); Grad 100 top-1 "
             f"{100 * best:.1f}% on held-out tasks"
         ),
@@ -395,6 +424,13 @@ def export_model(args, part: str, method: str, run_info: dict, run: Run) -> None
     }
     folder = export_pretrained(run.run_dir, model_name(part, method), card)
     print(f"exported {folder}", file=sys.stderr, flush=True)
+
+
+def _steps_text(args, run: Run) -> str:
+    """``900 steps``, or ``496 of 900 steps (time cap)`` for a run its time cap cut short."""
+    if run.step >= args.steps:
+        return f"{args.steps} steps"
+    return f"{run.step} of {args.steps} steps ({args.minutes:g}-minute cap)"
 
 
 def _cell(mean: float, std: float) -> str:
