@@ -43,7 +43,7 @@ def bench_train_step(preset: str, batch_size: int | None, repeats: int) -> list[
         config = dataclasses.replace(config, batch_size=batch_size, grad_accum=1)
     mesh = data_mesh()
     graphdef, params, optimizer, opt_state = init_training(config)
-    step = make_train_step(graphdef, config, optimizer, search=config.train_search, mesh=mesh)
+    step = make_train_step(graphdef, config, optimizer, search=config.search_at(0), mesh=mesh)
     batch = shard_batch(mesh, TrainingData(config).batch(0))
     key = jax.random.key(0)
     started = time.perf_counter()

@@ -51,6 +51,7 @@ def _config():
 
 def bench_train_step(config, repeats: int, searches=TRAIN_SEARCHES, warmup: int = 1) -> list[dict]:
     import jax
+    from lpn_arc.config import parse_search
     from lpn_arc.data import training_batch
     from lpn_arc.training import init_training, make_train_step
 
@@ -59,7 +60,7 @@ def bench_train_step(config, repeats: int, searches=TRAIN_SEARCHES, warmup: int 
     key = jax.random.key(0)
     fns, memory = {}, {}
     for search in searches:
-        step = make_train_step(graphdef, config, optimizer, search=search)
+        step = make_train_step(graphdef, config, optimizer, search=parse_search(search))
         compiled = step.lower(params, opt_state, batch, key).compile()
         memory[search] = common.compiled_memory(compiled)["total_bytes"]
         fns[search] = lambda c=compiled: c(params, opt_state, batch, key)
@@ -102,6 +103,7 @@ def bench_train_step(config, repeats: int, searches=TRAIN_SEARCHES, warmup: int 
 def bench_memory_vs_k(config) -> list[dict]:
     """XLA's memory estimate of the training step against the number of search steps."""
     import jax
+    from lpn_arc.config import parse_search
     from lpn_arc.data import training_batch
     from lpn_arc.training import init_training, make_train_step
 
@@ -111,7 +113,8 @@ def bench_memory_vs_k(config) -> list[dict]:
     rows, memory = [], {}
     for flow in MEMORY_FLOWS:
         for k in MEMORY_KS:
-            step = make_train_step(graphdef, config, optimizer, search=f"grad:{k}:{flow}")
+            spec = parse_search(f"grad:{k}:{flow}")
+            step = make_train_step(graphdef, config, optimizer, search=spec)
             compiled = step.lower(params, opt_state, batch, key).compile()
             memory[flow, k] = common.compiled_memory(compiled)["total_bytes"]
             rows.append(
