@@ -12,9 +12,11 @@
    ``--search grad:100`` is measured directly when ``--direct``; otherwise (the CPU default,
    where one grad:100 task takes minutes) ``grad:K1`` and ``grad:K2`` are measured on the
    same tasks and the per-step cost extrapolates linearly to ``--search`` (recorded as
-   ``extrapolated``). The full run also times ``grad:K1`` on 2 tasks, one query at a time,
-   with the specification grids in size buckets (10/20/30, the default) and all padded to
-   30 x 30 (a ratio).
+   ``extrapolated``). The full run also measures both probes one query at a time with
+   size buckets on (each task padded to the smallest rows and columns of 10/20/30 that hold
+   it, the default) and off (every grid at 30 x 30), extrapolated the same way: seconds per
+   task, hours for 400 tasks and their ratio (``--decoder-masks official input-only`` for
+   both masks).
 
 The script re-executes itself with tcmalloc where installed (as ``lpn-arc`` does) and
 records the allocator. ``python benchmarks/bench_arc.py [--quick]``; writes
@@ -98,6 +100,29 @@ def _evaluate_seconds(
     return times[0], times[1]
 
 
+def _bucket_rows(graphdef, params, tasks, preset: str, probes, target_steps: int) -> list:
+    """Size buckets on and off, side by side on the same tasks, one query per call (full
+    30 x 30 padding of a larger batch does not fit this machine's memory): seconds per task
+    at the two probes, extrapolated to ``target_steps``, and hours for 400 tasks."""
+    k1, k2 = probes
+    per_task, rows = {}, []
+    for label, on in (("buckets_on", True), ("buckets_off", False)):
+        at = {}
+        for k in probes:
+            print(f"evaluate grad:{k} {label}", file=sys.stderr, flush=True)
+            _, second = _evaluate_seconds(graphdef, params, tasks, f"grad:{k}", 1, buckets=on)
+            at[k] = second / len(tasks)
+        per_task[label] = at[k1] + (target_steps - k1) * (at[k2] - at[k1]) / (k2 - k1)
+        variant = f"{preset}/grad:{target_steps}/{len(tasks)}tasks/batch1/{label}"
+        rows += [common.record("evaluate", variant, "seconds_per_task", per_task[label], "s"),
+                 common.record("evaluate", variant, "hours_for_400_tasks",
+                               per_task[label] * 400 / 3600, "h"),
+                 common.record("evaluate", variant, "extrapolated", 1, "bool")]  # fmt: skip
+    ratio = per_task["buckets_off"] / per_task["buckets_on"]
+    variant = f"{preset}/grad:{target_steps}/buckets_off/buckets_on"
+    return [*rows, common.record("evaluate", variant, "time_ratio", ratio, "x")]
+
+
 def bench_evaluate(
     preset: str,
     num_tasks: int,
@@ -142,27 +167,8 @@ def bench_evaluate(
                 )
             )
         k1, k2 = probes
-        if compare_buckets:  # grid-size buckets vs every spec grid padded to 30 x 30
-            few = tasks[:2]  # one query at a time: unbucketed 30 x 30 batches need > 24 GB
-            per = {}
-            for label, sizes in (("size_buckets", (10, 20, 30)), ("no_size_buckets", (30,))):
-                print(f"evaluate grad:{k1} {label}", file=sys.stderr, flush=True)
-                _, second = _evaluate_seconds(
-                    graphdef, params, few, f"grad:{k1}", 1, size_buckets=sizes
-                )
-                per[label] = second / len(few)
-                rows.append(
-                    common.record(
-                        "evaluate", f"{preset}/grad:{k1}/{len(few)}tasks/batch1/{label}",
-                        "seconds_per_task", per[label], "s",
-                    )
-                )  # fmt: skip
-            rows.append(
-                common.record(
-                    "evaluate", f"{preset}/grad:{k1}/no_size_buckets/size_buckets",
-                    "time_ratio", per["no_size_buckets"] / per["size_buckets"], "x",
-                )
-            )  # fmt: skip
+        if compare_buckets:
+            rows += _bucket_rows(graphdef, params, tasks, preset, probes, target_steps)
         per_step = (measured[k2] - measured[k1]) / (k2 - k1)
         per_task = measured[k1] + (target_steps - k1) * per_step
         rows.append(common.record("evaluate", variant, "seconds_per_search_step", per_step, "s"))

@@ -358,10 +358,11 @@ def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stop",
         choices=("none", "exact"),
-        default="exact",
-        help="end a task's search at the first latent whose greedy decoding reproduces every "
-        "specification pair (exact, default: as accurate and cheaper on the shipped models, "
-        "docs/choosing), or spend the whole budget (none)",
+        default="none",
+        help="spend the whole budget (none, default), or end a task's search at the first "
+        "latent whose greedy decoding reproduces every specification pair (exact: 65-98%% "
+        "fewer evaluations but 4-9 points less top-1 on the shipped pattern models, "
+        "docs/choosing)",
     )
     parser.add_argument(
         "--start",

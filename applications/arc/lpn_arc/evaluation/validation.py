@@ -47,7 +47,7 @@ def validator(config: TrainConfig) -> Callable[[Any, Any], float]:
         tasks = pattern_test_tasks(dataclasses.replace(config, data=data), config.validate_tasks)
 
         def validate_pattern(graphdef, params) -> float:
-            out = evaluate_tasks(graphdef, params, tasks, spec, key, stop="exact")
+            out = evaluate_tasks(graphdef, params, tasks, spec, key)
             return out.metrics["top1"]
 
         return validate_pattern
@@ -62,7 +62,7 @@ def validator(config: TrainConfig) -> Callable[[Any, Any], float]:
         raise ValueError("validation needs training tasks with known test outputs")
 
     def validate_arc(graphdef, params) -> float:
-        out = evaluate_arc(graphdef, params, arc, spec, key, larger="unsolved", stop="exact")
+        out = evaluate_arc(graphdef, params, arc, spec, key, larger="unsolved")
         return out.metrics["top1"]
 
     return validate_arc

@@ -1,0 +1,46 @@
+"""stop="exact": the model's exact flag is greedy decoding reproducing the output, and a
+search stopped by it ends early where the specification is solved, and only there."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from lpn_arc.config import parse_search
+from lpn_arc.data import pattern_test_tasks
+from lpn_arc.evaluation import evaluate_tasks
+from lpn_arc.pretrained import load_pretrained
+
+
+def _pair(tasks, t: int, i: int) -> dict:
+    return {k: jnp.asarray(v[t, i]) for k, v in tasks.items()}
+
+
+def test_the_exact_flag_is_greedy_decoding_reproducing_the_output(tiny_eval):
+    graphdef, params, tasks = tiny_eval
+    model = nnx.merge(graphdef, params)
+    z = jax.random.normal(jax.random.key(1), (model.config.latent_dim,))
+    pair = _pair(tasks, 0, 0)
+    grid, shape = model.generate(z, pair["inputs"], pair["input_shapes"])
+    own = {**pair, "outputs": grid, "output_shapes": shape}  # the model's own answer
+    assert bool(model.log_likelihood_terms(z, own)["exact"])
+    changed = np.asarray(grid).copy()
+    changed[0, 0] = (changed[0, 0] + 1) % 10  # one cell off: no longer what greedy decodes
+    wrong = {**own, "outputs": jnp.asarray(changed)}
+    assert not bool(model.log_likelihood_terms(z, wrong)["exact"])
+
+
+def test_stop_exact_ends_solved_searches_early_and_leaves_the_others_alone():
+    # the shipped Grad-1 pattern model reproduces most specifications at its encoder's latent
+    config, graphdef, params, _ = load_pretrained("pattern-6x6-grad1")
+    tasks = pattern_test_tasks(config, 8, 1.0)
+    spec = parse_search("grad:4")
+    full, stopped = (
+        evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), stop=stop)
+        for stop in ("none", "exact")
+    )
+    budget, spent = full.per_task["evaluations"], stopped.per_task["evaluations"]
+    assert np.all(budget == spec.num_steps + 1) and np.all(spent <= budget)
+    early = spent < budget
+    assert early.any()  # some tasks stopped, and so spent less
+    # a search that never met its stop is the full search: the same answers
+    np.testing.assert_array_equal(stopped.per_task["top1"][~early], full.per_task["top1"][~early])
