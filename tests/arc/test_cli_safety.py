@@ -62,6 +62,20 @@ def test_quickstart_keeps_an_existing_run(tmp_path, capsys):
     assert (out / "checkpoints" / "7" / "keep.txt").read_text() == "mine"
 
 
+def test_quickstart_runs_to_the_end(tmp_path, capsys):
+    # a tiny model for 3 steps on 4 tasks: every part of the command, not its numbers
+    out = tmp_path / "qs"
+    argv = ["quickstart", "--out", str(out), "--tasks", "4", "--steps", "3", *TINY]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["rows"][0]["search"] == "mean"
+    assert report["train_steps"] == 3 and report["environment"]["eval_seed"] == 0
+    assert report["seen_in_training"]["seen_programs"] == 0.0
+    for name in ("accuracy_vs_steps.png", "tasks.png", "search_traces.png"):
+        assert (out / name).stat().st_size > 0
+    assert "held-out programs" in capsys.readouterr().out
+
+
 def test_tensorboard_without_its_extra_is_a_clear_error(tmp_path, capsys, monkeypatch):
     import builtins
 
