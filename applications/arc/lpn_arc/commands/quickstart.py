@@ -65,17 +65,9 @@ def run_quickstart(args: argparse.Namespace) -> int:
             flush=True,
         )
     tasks = pattern_test_tasks(config, args.tasks)
-    rows, outputs = evaluate_all(
-        result.graphdef,
-        result.params,
-        tasks,
-        QUICKSTART_SEARCHES,
-        lr=0.1,
-        scale=0.5,
-        batch_size=32,
-        seed=EVAL_SEED,
-        progress=not args.no_progress,
-    )
+    rows, outputs = evaluate_all(result.graphdef, result.params, tasks, QUICKSTART_SEARCHES,
+                                 lr=0.1, scale=0.5, batch_size=32, seed=EVAL_SEED,
+                                 progress=not args.no_progress)  # fmt: skip
     seen = seen_programs(config, result.step, tasks)
     print(
         f"\n{len(tasks['inputs'])} held-out tasks, trained {result.step} steps in "
