@@ -36,11 +36,11 @@ Each runs from the encoder's mean latent (``encoder``) and from the prior mean, 
 and the seconds of each full run) and ``results/efficiency.png`` (``efficiency_quick.*``
 with ``--quick``, so a quick run does not replace the full curve).
 
-Without ``--checkpoint`` the model is trained here (``--train-steps``; the full quickstart
-recipe by default) into ``benchmarks/results/runs/``, and reused by later runs with the
-same steps and seed. ``--quick`` evaluates that full-recipe model when it exists, and
-otherwise trains 200 steps only (about 2 minutes; a weak model whose curve mainly shows
-that the pipeline runs).
+Without ``--checkpoint`` (a run folder or ``pretrained:NAME``) the model is trained here
+(``--train-steps``; the full quickstart recipe by default) into
+``benchmarks/results/runs/``, and reused by later runs with the same steps and seed.
+``--quick`` evaluates the shipped ``pattern-6x6-grad1`` (the quickstart recipe, 900
+steps, on the program-disjoint split) and trains nothing.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ METHODS = (
 STARTS = ("encoder", "prior")
 HYBRID_SAMPLES = 32
 ES_POPULATION = 10
+QUICK_MODEL = "pretrained:pattern-6x6-grad1"
 LATENT_DIM = 32  # the quickstart model's (CMA-ES is built for a fixed dimension)
 CMA_STD = 0.5  # CMA-ES's initial standard deviation, the random search's scale
 LANGEVIN_STEP = 1e-3  # MALA step size on the summed log-likelihood of the pairs
@@ -110,16 +111,14 @@ def searcher_for(method: str):
 def trained_model(args):
     """``(config, graphdef, params, description)``: the given run, or one trained here."""
     from lpn_arc.config import get_preset
-    from lpn_arc.training import load_run
+    from lpn_arc.pretrained import load_checkpoint
 
-    full_steps = get_preset("quickstart").steps
-    full_run = common.RESULTS_DIR / "runs" / f"quickstart-{full_steps}steps-seed{args.seed}"
-    if not args.checkpoint and args.quick and not args.train_steps and full_run.is_dir():
-        args.checkpoint = full_run  # a quick run evaluates the full run's model when present
+    if not args.checkpoint and args.quick and not args.train_steps:
+        args.checkpoint = QUICK_MODEL  # the quickstart recipe, trained in full and shipped
     if args.checkpoint:
-        config, graphdef, params, _, step = load_run(args.checkpoint)
+        config, graphdef, params, step = load_checkpoint(args.checkpoint)
         return config, graphdef, params, {"checkpoint": str(args.checkpoint), "step": step}
-    steps = args.train_steps or (200 if args.quick else full_steps)
+    steps = args.train_steps or get_preset("quickstart").steps
     config = dataclasses.replace(get_preset("quickstart"), steps=steps, seed=args.seed)
     config = dataclasses.replace(config, checkpoint_every=steps)
     run_dir = common.RESULTS_DIR / "runs" / f"quickstart-{steps}steps-seed{args.seed}"
@@ -297,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         help="16 tasks, budgets <= 100; the "
         "full run's model if present, else one trained 200 steps",
     )
-    parser.add_argument("--checkpoint", help="evaluate this run folder instead of training")
+    parser.add_argument("--checkpoint", help="evaluate this run folder or pretrained:NAME")
     parser.add_argument("--train-steps", type=int, help="steps of the quickstart recipe")
     parser.add_argument("--tasks", type=int, help="held-out tasks (default 64; 16 quick)")
     parser.add_argument("--max-budget", type=int, help="largest budget (default 1000)")
