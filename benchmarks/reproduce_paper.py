@@ -131,21 +131,20 @@ class Run:
         self.config, self.run_dir = config, run_dir
         self.cache_path = run_dir / "reproduce_eval.json"
         self.shipped = shipped if _is_shipped_run(config, run_dir, shipped) else None
+        self.cache = json.loads(self.cache_path.read_text()) if self.cache_path.exists() else {}
         if self.shipped is not None:  # the shipped model is this run, finished: not trained again
             from lpn_arc.pretrained import load_pretrained, pretrained_card
 
             _, self.graphdef, self.params, self.step = load_pretrained(self.shipped)
             run_dir.mkdir(parents=True, exist_ok=True)
-            seconds = None
-        else:
-            _, self.graphdef, self.params, self.step, seconds = common.trained_run(
-                config, run_dir, max_seconds=60 * minutes
-            )
-        self.cache = json.loads(self.cache_path.read_text()) if self.cache_path.exists() else {}
-        if self.shipped is not None and "train_seconds" not in self.cache:
-            self.cache["train_seconds"] = pretrained_card(self.shipped)["training"]["seconds"]
-            self.cache["shipped"] = self.shipped
-            self._save()
+            if "train_seconds" not in self.cache:
+                card = pretrained_card(self.shipped)
+                self.cache.update(train_seconds=card["training"]["seconds"], shipped=self.shipped)
+                self._save()
+            return
+        _, self.graphdef, self.params, self.step, seconds = common.trained_run(
+            config, run_dir, max_seconds=60 * minutes
+        )
         if seconds is not None:  # trained (or resumed) now: keep the time with the results
             self.cache["train_seconds"] = self.cache.get("train_seconds", 0.0) + seconds
             self._save()
