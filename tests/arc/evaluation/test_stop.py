@@ -44,3 +44,27 @@ def test_stop_exact_ends_solved_searches_early_and_leaves_the_others_alone():
     assert early.any()  # some tasks stopped, and so spent less
     # a search that never met its stop is the full search: the same answers
     np.testing.assert_array_equal(stopped.per_task["top1"][~early], full.per_task["top1"][~early])
+
+
+def test_a_probability_margin_stops_later_than_exact_and_never_before_it():
+    config, graphdef, params, _ = load_pretrained("pattern-6x6-grad1")
+    tasks = pattern_test_tasks(config, 8, 1.0)
+    spec = parse_search("grad:4")
+    spent = {
+        stop: evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), stop=stop)
+        .per_task["evaluations"]
+        for stop in ("exact", "exact:0", "exact:0.9", "exact:0.999999")
+    }
+    np.testing.assert_array_equal(spent["exact"], spent["exact:0"])  # the same rule
+    assert np.all(spent["exact:0.9"] >= spent["exact"])  # a margin only adds conditions
+    assert np.all(spent["exact:0.999999"] >= spent["exact:0.9"])
+    assert (spent["exact:0.999999"] > spent["exact"]).any()
+
+
+def test_a_bad_stop_rule_is_refused_with_the_grammar():
+    import pytest
+    from lpn_arc.evaluation.inference import stop_probability
+
+    for bad in ("exact:1", "exact:-0.1", "exact:x", "first", "none:0.5"):
+        with pytest.raises(ValueError, match="'none', 'exact' or 'exact:P'"):
+            stop_probability(bad)

@@ -106,7 +106,8 @@ def evaluate_arc(
             :class:`~lpn_arc.data.DataError` naming it) or ``"unsolved"``: not run, every
             test input answered with a 1 x 1 black grid and scored wrong, and counted in
             ``metrics["too_large"]`` (a small model scored on a whole evaluation set).
-        stop: ``"none"`` or ``"exact"``: see :func:`lpn_arc.evaluation.evaluate_tasks`.
+        stop: ``"none"``, ``"exact"`` or ``"exact:P"``: see
+            :func:`lpn_arc.evaluation.evaluate_tasks`.
         max_pairs: one padded specification size for every task (overrides the buckets).
         start: ``"mean"`` (mean of the encoder means) or ``"sample"`` (mean of sampled
             per-pair latents, the official code); see :func:`evaluate_tasks`.

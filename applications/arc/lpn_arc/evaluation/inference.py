@@ -39,18 +39,51 @@ from lpn_arc.model import (
 )
 from lpn_arc.search import build_search
 
-__all__ = ["STARTS", "STOPS", "batch_fn", "check_choice", "run_queries"]
+__all__ = ["STARTS", "STOPS", "batch_fn", "check_choice", "run_queries", "stop_probability"]
 
 STARTS = ("mean", "sample")
 """Start latents: the mean of the encoder means, or of sampled per-pair latents."""
-STOPS = ("none", "exact")
-"""When a query's search ends: after its whole budget (``"none"``), or (``"exact"``) at the
-first latent whose greedy decoding reproduces every specification pair exactly."""
+STOPS = ("none", "exact", "exact:P")
+"""When a query's search ends: after its whole budget (``"none"``), at the first latent whose
+greedy decoding reproduces every specification pair exactly (``"exact"``), or at the first
+that does so and gives every specification pair a probability of at least ``P`` (``"exact:P"``,
+``0 <= P < 1``; ``"exact"`` is ``"exact:0"``): a margin that keeps searching a latent that
+decodes the pairs right by a hair."""
 
 
-def _every_pair_exact(value: jax.Array, pairs: ls.PairsAux) -> jax.Array:
-    """The stop rule of ``stop="exact"``: every real specification pair is reproduced."""
-    return jnp.all(pairs.aux | ~pairs.mask)
+def stop_probability(stop: str) -> float | None:
+    """The probability threshold of a stop rule: None for ``"none"``, 0 for ``"exact"``.
+
+    Raises:
+        ValueError: for any other text than those of :data:`STOPS`.
+
+    Example:
+        >>> stop_probability("none"), stop_probability("exact"), stop_probability("exact:0.9")
+        (None, 0.0, 0.9)
+    """
+    if stop == "none":
+        return None
+    name, _, text = stop.partition(":") if isinstance(stop, str) else ("", "", "")
+    try:
+        probability = float(text) if text else 0.0
+    except ValueError:
+        probability = -1.0
+    if name != "exact" or not 0.0 <= probability < 1.0:
+        raise ValueError(
+            f"stop must be 'none', 'exact' or 'exact:P' with 0 <= P < 1, got {stop!r}"
+        )
+    return probability
+
+
+def _every_pair_exact(probability: float) -> Callable[[jax.Array, ls.PairsAux], jax.Array]:
+    """The stop rule of ``"exact:P"``: every real specification pair is reproduced by greedy
+    decoding and has a log-likelihood of at least ``log(P)``."""
+    floor = float(np.log(probability)) if probability > 0 else -np.inf
+
+    def stop(value: jax.Array, pairs: ls.PairsAux) -> jax.Array:
+        return jnp.all((pairs.aux & (pairs.values >= floor)) | ~pairs.mask)
+
+    return stop
 
 
 def _query_fn(
@@ -66,7 +99,8 @@ def _query_fn(
     """
     built = build_search(spec)
     encode = encode_fn(graphdef)
-    exact = stop == "exact" and spec.num_steps > 0
+    probability = stop_probability(stop)
+    exact = probability is not None and spec.num_steps > 0
     log_likelihood = (log_likelihood_exact_fn if exact else log_likelihood_fn)(graphdef)
     precompute = precompute_fn(graphdef)
     generate = generate_fn(graphdef)
@@ -90,7 +124,7 @@ def _query_fn(
             keep=keep,
             precompute=precompute,
             has_aux=exact,
-            stop=_every_pair_exact if exact else None,
+            stop=_every_pair_exact(probability) if exact else None,
         )
 
         def decode(z):
@@ -175,7 +209,7 @@ def run_queries(
     if not isinstance(spec, SearchSpec):
         raise ValueError(f"spec must be a SearchSpec (parse_search(...)), got {spec!r}")
     check_choice("start", start, STARTS)
-    check_choice("stop", stop, STOPS)
+    stop_probability(stop)  # raises ValueError for a bad rule
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:

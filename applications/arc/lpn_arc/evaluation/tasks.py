@@ -151,7 +151,9 @@ def evaluate_tasks(
             (the official protocol: ``N`` predictions per task).
         stop: ``"none"``: every search spends its budget; ``"exact"``: a query's search ends
             at the first latent whose greedy decoding reproduces every specification pair
-            (read off the logits the search computes anyway; that latent is attempt 1).
+            (read off the logits the search computes anyway; that latent is attempt 1);
+            ``"exact:P"``: ... and gives every specification pair a probability of at
+            least ``P`` (:data:`lpn_arc.evaluation.inference.STOPS`).
         progress: show a tqdm progress bar over batches.
 
     Returns:
