@@ -150,9 +150,9 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     ev.add_argument(
         "--larger-tasks",
         choices=("error", "unsolved"),
-        default="error",
-        help="ARC: a task with a grid larger than the model's is an error (default), or is "
-        "answered with a 1x1 grid and scored wrong (unsolved; counted as too_large)",
+        default="unsolved",
+        help="ARC: a task with a grid larger than the model's is answered with a 1x1 grid and "
+        "scored wrong (unsolved, default; counted and printed as too_large), or is an error",
     )
     ev.add_argument(
         "--candidates",
@@ -357,12 +357,12 @@ def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """``--start``, ``--optimizer`` and ``--stop``, shared by eval and solve."""
     parser.add_argument(
         "--stop",
-        choices=("none", "exact"),
         default="none",
+        metavar="{none,exact,exact:P}",
         help="spend the whole budget (none, default), or end a task's search at the first "
         "latent whose greedy decoding reproduces every specification pair (exact: 65-98%% "
-        "fewer evaluations but 4-9 points less top-1 on the shipped pattern models, "
-        "docs/choosing)",
+        "fewer evaluations but 4-9 points less top-1 on the shipped pattern models), and "
+        "gives each a probability of at least P (exact:P; docs/choosing)",
     )
     parser.add_argument(
         "--start",

@@ -109,6 +109,10 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
             progress=not args.no_progress,
         )
         validate_submission(result.submission, tasks)
+        if result.metrics.get("too_large"):
+            model = f"{config.model.max_rows}x{config.model.max_cols}"
+            print(f"{text}: {result.metrics['too_large']} of {len(tasks)} tasks have a grid "
+                  f"larger than the model's {model}: answered 1x1, scored wrong")  # fmt: skip
         folder = out if len(searches) == 1 else out / text.replace(":", "_")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "submission.json").write_text(json.dumps(result.submission))
