@@ -69,9 +69,7 @@ def stop_probability(stop: str) -> float | None:
     except ValueError:
         probability = -1.0
     if name != "exact" or not 0.0 <= probability < 1.0:
-        raise ValueError(
-            f"stop must be 'none', 'exact' or 'exact:P' with 0 <= P < 1, got {stop!r}"
-        )
+        raise ValueError(f"stop must be 'none', 'exact' or 'exact:P' with 0 <= P < 1, got {stop!r}")
     return probability
 
 
