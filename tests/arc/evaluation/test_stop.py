@@ -51,8 +51,9 @@ def test_a_probability_margin_stops_later_than_exact_and_never_before_it():
     tasks = pattern_test_tasks(config, 8, 1.0)
     spec = parse_search("grad:4")
     spent = {
-        stop: evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), stop=stop)
-        .per_task["evaluations"]
+        stop: evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), stop=stop).per_task[
+            "evaluations"
+        ]
         for stop in ("exact", "exact:0", "exact:0.9", "exact:0.999999")
     }
     np.testing.assert_array_equal(spent["exact"], spent["exact:0"])  # the same rule
