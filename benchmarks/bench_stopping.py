@@ -86,7 +86,7 @@ def run_stopping(name: str, tasks: dict, args) -> dict:
     from lpn_arc.evaluation import evaluate_tasks
 
     _, graphdef, params = load(name)
-    labels = [(k, s) for k in STOP_BUDGETS for s in ("none", "exact")]
+    labels = [(k, s) for k in STOP_BUDGETS for s in ("none", *args.stops)]
     # one spec per budget: evaluate_tasks caches its compiled function per spec object
     specs = {k: parse_search(f"grad:{k}", lr=0.1, optimizer="clip-adam") for k in STOP_BUDGETS}
 
@@ -108,13 +108,14 @@ def run_stopping(name: str, tasks: dict, args) -> dict:
                     out[f"{k}-{stop}-{metric}"] = result.per_task[metric]
         return out
 
-    return cached(args.cache, f"stopping-{name}-{args.tasks}", compute)
+    rules = "" if tuple(args.stops) == ("exact",) else "-" + "-".join(args.stops)
+    return cached(args.cache, f"stopping-{name}-{args.tasks}{rules}", compute)
 
 
-def stopping_rows(name: str, res: dict, repeats: int, verdicts: dict) -> list:
-    rows, verdict = [], verdicts.setdefault(name, {})
+def stopping_rows(name: str, res: dict, args, verdicts: dict) -> list:
+    rows, verdict, repeats = [], verdicts.setdefault(name, {}), args.repeats
     for k in STOP_BUDGETS:
-        for stop in ("none", "exact"):
+        for stop in ("none", *args.stops):
             at, tag = f"{name}/grad:{k}/stop={stop}", f"{k}-{stop}"
             for metric, unit in (("top1", "fraction"), ("pass2", "fraction"),
                                  ("evaluations", "per query")):  # fmt: skip
@@ -125,12 +126,15 @@ def stopping_rows(name: str, res: dict, repeats: int, verdicts: dict) -> list:
             mid = statistics.median(times)
             rows.append(common.record("stopping", at, "seconds_per_query", mid, "s", len(times),
                                       min(times), mid, max(times)))  # fmt: skip
-        ratio = res[f"{k}-exact-evaluations"].mean() / res[f"{k}-none-evaluations"].mean()
-        rows.append(common.record("stopping", f"{name}/grad:{k}", "evaluations_ratio", ratio,
-                                  "exact/none"))  # fmt: skip
-        loss = res[f"{k}-none-top1"].mean() - res[f"{k}-exact-top1"].mean()
-        verdict[f"grad:{k}"] = {"evaluations_ratio": float(ratio), "top1_loss": float(loss),
-                                "accepted": bool(ratio <= 0.6 and loss <= 0)}  # fmt: skip
+        for stop in args.stops:
+            ratio = res[f"{k}-{stop}-evaluations"].mean() / res[f"{k}-none-evaluations"].mean()
+            tag = f"{name}/grad:{k}" + ("" if stop == "exact" else f"/stop={stop}")
+            rows.append(common.record("stopping", tag, "evaluations_ratio", ratio,
+                                      f"{stop}/none"))  # fmt: skip
+            loss = res[f"{k}-none-top1"].mean() - res[f"{k}-{stop}-top1"].mean()
+            verdict[f"grad:{k}" + ("" if stop == "exact" else f"/{stop}")] = {
+                "evaluations_ratio": float(ratio), "top1_loss": float(loss),
+                "accepted": bool(ratio <= 0.6 and loss <= 0)}  # fmt: skip
     return rows
 
 
@@ -362,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats (part 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="queries per call")
     parser.add_argument("--cache", default=None, help="folder keeping finished pieces")
+    parser.add_argument("--stops", nargs="+", default=["exact", "exact:0.5", "exact:0.9"],
+                        help="stop rules against none (part 1; part 2 reads exact)")  # fmt: skip
     parser.add_argument(
         "--parts",
         nargs="+",
@@ -380,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = pattern_test_tasks(load(name)[0], args.tasks, 1.0)
         stop = run_stopping(name, tasks, args)
         seconds[f"{name} part 1"] = float(stop["compute_seconds"])
-        stop_rows += stopping_rows(name, stop, args.repeats, verdicts)
+        stop_rows += stopping_rows(name, stop, args, verdicts)
         if "overfit" not in args.parts:
             continue
         curves, checks[name], seconds[f"{name} part 2"] = run_overfit(name, tasks, stop, args)
