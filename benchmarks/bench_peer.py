@@ -72,8 +72,11 @@ def load_processes(path: Path) -> dict[str, dict]:
     return done
 
 
-def run_worker(side: str, measurement: str, allocator: str, tasks: Path, args) -> dict:
-    """One fresh process of ``peer_worker.py``; its JSON result."""
+def run_worker(
+    side: str, measurement: str, allocator: str, tasks: Path, args, extra: list[str] = ()
+) -> dict:
+    """One fresh process of ``peer_worker.py`` (``extra``: more of its options); its JSON
+    result."""
     python = sys.executable if side == "ours" else args.official_python
     command = [python, str(WORKER), "--side", side, "--measurement", measurement,
                "--tasks", str(tasks), "--repeats", str(args.repeats)]  # fmt: skip
@@ -81,6 +84,7 @@ def run_worker(side: str, measurement: str, allocator: str, tasks: Path, args) -
         command += ["--official", str(args.official)]
     else:
         command += ["--decoder-mask", args.decoder_mask]
+    command += list(extra)
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     if side == "official":  # lpn_arc's XLA defaults (set on import) are unknown to jax 0.4.26
@@ -125,12 +129,17 @@ def summarise(name: str, variant: str, results: list[dict]) -> tuple[list[dict],
 ALLOCATORS: dict[str, str | None] = {"glibc": None}
 
 
-def bench(args) -> tuple[list[dict], dict]:
+def add_allocators() -> None:
+    """Adds tcmalloc to :data:`ALLOCATORS` where it is installed."""
     from lpn_arc.allocator import find_fast_allocator
 
     tcmalloc = find_fast_allocator()
     if tcmalloc and "tcmalloc" in tcmalloc:
         ALLOCATORS["tcmalloc"] = tcmalloc
+
+
+def bench(args) -> tuple[list[dict], dict]:
+    add_allocators()
     allocators = [a for a in args.allocators if a in ALLOCATORS]
     skipped = [a for a in args.allocators if a not in ALLOCATORS]
     rows, table = [], {}

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-LATENT, LAYERS, HEADS, HEAD_DIM, MLP, SIZE = 32, 2, 6, 16, 1.0, 10
+LATENT, LAYERS, HEADS, HEAD_DIM, MLP = 32, 2, 6, 16, 1.0  # grids: the tasks' own size
 SEARCH_LR, SEARCH_B2 = 0.1, 0.9
 
 
@@ -124,7 +124,10 @@ def ours_program(measurement, tasks, decoder_mask="official"):
 # The official code (imported from the user's checkout)
 
 
-def official(measurement, tasks, repeats, checkout):
+def official(measurement, tasks, repeats, checkout, steps=100, chunk=None):
+    """Times the official side. ``evaluate_steps``: its whole evaluation of a task (encode,
+    ``steps`` clipped-Adam steps, greedy decoding of the two best latents) on the tasks' own
+    grid size, ``chunk`` tasks per call."""
     sys.path.insert(0, str(checkout))
     import jax
     import jax.numpy as jnp
@@ -151,13 +154,16 @@ def official(measurement, tasks, repeats, checkout):
             num_layers=LAYERS,
             latent_dim=LATENT,
             variational=True,
-            max_rows=SIZE,
-            max_cols=SIZE,
+            max_rows=tasks["inputs"].shape[-2],
+            max_cols=tasks["inputs"].shape[-1],
         )
     )
     decoder = DecoderTransformer(
         DecoderTransformerConfig(
-            transformer_layer=layer, num_layers=LAYERS, max_rows=SIZE, max_cols=SIZE
+            transformer_layer=layer,
+            num_layers=LAYERS,
+            max_rows=tasks["inputs"].shape[-2],
+            max_cols=tasks["inputs"].shape[-1],
         )
     )
     model = LPN(encoder=encoder, decoder=decoder)
@@ -212,7 +218,7 @@ def official(measurement, tasks, repeats, checkout):
         return _timed(run, repeats), "step", num
 
     search_kwargs = dict(
-        num_steps=100, lr=SEARCH_LR, optimizer="adam", optimizer_kwargs={"b2": SEARCH_B2}
+        num_steps=steps, lr=SEARCH_LR, optimizer="adam", optimizer_kwargs={"b2": SEARCH_B2}
     )
     spec, spec_shapes = pairs[:, :-1], shapes[:, :-1]
     keys = jax.random.split(key, num)
@@ -255,9 +261,33 @@ def official(measurement, tasks, repeats, checkout):
         return out[:4]
 
     fn = jax.jit(jax.vmap(one))
+    size = chunk or num
+    if num % size:
+        raise ValueError(f"{num} tasks do not split into chunks of {size}")
+    chunks = [slice(i, i + size) for i in range(0, num, size)]
 
     def run():
-        jax.block_until_ready(fn(spec, spec_shapes, query, query_shape, keys))
+        for c in chunks:
+            jax.block_until_ready(fn(spec[c], spec_shapes[c], query[c], query_shape[c], keys[c]))
+
+    return _timed(run, repeats), "task", num
+
+
+def ours_model(tasks, repeats, checkpoint, search, stop, chunk, lr=SEARCH_LR):
+    """Times our whole evaluation of each task's last pair on a trained model (``lpn-arc
+    eval --holdout last``), ``chunk`` queries per compiled call."""
+    import jax
+    from lpn_arc.config import parse_search
+    from lpn_arc.evaluation import evaluate_tasks
+    from lpn_arc.pretrained import load_checkpoint
+
+    _, graphdef, params, _ = load_checkpoint(checkpoint)
+    spec = parse_search(search, lr=lr)  # clipped Adam (b2 0.9), as the official search
+    num = tasks["inputs"].shape[0]
+
+    def run():
+        evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), holdout="last",
+                       stop=stop, batch_size=chunk)  # fmt: skip
 
     return _timed(run, repeats), "task", num
 
@@ -267,9 +297,18 @@ def main() -> int:
     parser.add_argument("--side", choices=("ours", "official"), required=True)
     parser.add_argument(
         "--measurement",
-        choices=("train_mean", "train_grad1", "search_grad100", "evaluate_grad100"),
+        choices=("train_mean", "train_grad1", "search_grad100", "evaluate_grad100",
+                 "evaluate_steps", "evaluate_model"),
         required=True,
-    )
+        help="evaluate_steps: the official evaluation with --steps; evaluate_model: ours on "
+        "--checkpoint with --search and --stop (time to accuracy)",
+    )  # fmt: skip
+    parser.add_argument("--steps", type=int, default=100, help="official search steps")
+    parser.add_argument("--chunk", type=int, default=None, help="tasks per compiled call")
+    parser.add_argument("--checkpoint", help="ours: the trained model (evaluate_model)")
+    parser.add_argument("--search", default="grad:20", help="ours: search (evaluate_model)")
+    parser.add_argument("--stop", default="none", help="ours: stop rule (evaluate_model)")
+    parser.add_argument("--lr", type=float, default=SEARCH_LR, help="ours: (evaluate_model)")
     parser.add_argument("--tasks", required=True, help="the .npz of PATTERN tasks")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--official", help="the official checkout (with --side official)")
@@ -284,14 +323,26 @@ def main() -> int:
 
     with np.load(args.tasks) as data:
         tasks = {name: data[name] for name in data.files}
-    if args.side == "ours":
+    if args.measurement == "evaluate_model":
+        (compile_s, times), per, num = ours_model(
+            tasks,
+            args.repeats,
+            args.checkpoint,
+            args.search,
+            args.stop,
+            args.chunk or 32,
+            args.lr,
+        )
+    elif args.side == "ours":
         (compile_s, times), per, num = ours(
             args.measurement, tasks, args.repeats, args.decoder_mask
         )
     else:
+        measurement = "evaluate_grad100" if args.measurement == "evaluate_steps" else None
         (compile_s, times), per, num = official(
-            args.measurement, tasks, args.repeats, Path(args.official)
-        )
+            measurement or args.measurement, tasks, args.repeats, Path(args.official),
+            args.steps, args.chunk,
+        )  # fmt: skip
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
     print(
         json.dumps(
