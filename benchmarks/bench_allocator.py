@@ -40,7 +40,7 @@ def child(repeats: int) -> dict:
     import jax.numpy as jnp
     import optax
     from lpn_arc.config import get_preset
-    from lpn_arc.data import PAIR_KEYS, pattern_test_tasks, training_batch
+    from lpn_arc.data import pattern_test_tasks, training_batch
     from lpn_arc.model import log_likelihood_fn
     from lpn_arc.training import init_training, make_train_step
 
@@ -56,7 +56,7 @@ def child(repeats: int) -> dict:
 
     log_likelihood = log_likelihood_fn(graphdef)
     tasks = pattern_test_tasks(config, SEARCH_TASKS)
-    spec = {k: jnp.asarray(tasks[k][:, :-1]) for k in PAIR_KEYS}
+    spec = jax.tree.map(lambda x: jnp.asarray(x[:, :-1]), tasks)
     searcher = ls.gradient_ascent(optax.adam(0.1, b2=0.9))
 
     def objective(z, params, pairs):

@@ -136,7 +136,6 @@ def make_runner(graphdef, method: str, max_budget: int):
     """A jitted ``(params, tasks, keys, start) -> (latents at budgets, evaluations)``."""
     import jax
     import jax.numpy as jnp
-    from lpn_arc.data import PAIR_KEYS
     from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
 
     import latentsearch as ls
@@ -147,7 +146,7 @@ def make_runner(graphdef, method: str, max_budget: int):
     budgets = jnp.asarray(BUDGETS)
 
     def one(params, task, key, from_prior):
-        spec = {k: task[k][:-1] for k in PAIR_KEYS}
+        spec = jax.tree.map(lambda x: x[:-1], task)
         posterior = jax.vmap(lambda p: encode(params, p))(spec)
         # the prior start: the encoder's means replaced by the prior's, zero
         posterior = posterior._replace(mean=jnp.where(from_prior, 0.0, posterior.mean))
@@ -172,7 +171,7 @@ def make_runner(graphdef, method: str, max_budget: int):
         latents = jnp.where(reached[:, None], h.best_latents[index], start)
         spent = jnp.where(reached, h.evaluations[index], 0)
         grids, shapes = jax.vmap(
-            lambda z: generate(params, z, task["inputs"][-1], task["input_shapes"][-1])
+            lambda z: generate(params, z, task.inputs[-1], task.input_shapes[-1])
         )(latents)
         return grids, shapes, spent, result.num_evaluations
 
@@ -189,10 +188,10 @@ def bench(args) -> tuple[list[dict], dict]:
     num_tasks = args.tasks or (16 if args.quick else 64)
     max_budget = args.max_budget or (100 if args.quick else max(BUDGETS))
     budgets = [b for b in BUDGETS if b <= max_budget]
-    tasks = {k: jnp.asarray(v) for k, v in pattern_test_tasks(config, num_tasks).items()}
+    tasks = jax.tree.map(jnp.asarray, pattern_test_tasks(config, num_tasks))
     truth, truth_shapes = (
-        np.asarray(tasks["outputs"][:, -1]),
-        np.asarray(tasks["output_shapes"][:, -1]),
+        np.asarray(tasks.outputs[:, -1]),
+        np.asarray(tasks.output_shapes[:, -1]),
     )
     rows, table = [], {}
     keys = jax.random.split(jax.random.key(args.seed), num_tasks)

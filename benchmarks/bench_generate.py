@@ -176,6 +176,7 @@ def bench_arc(seed: int, repeats: int, quick: bool) -> tuple[list[dict], dict]:
     import jax
     import numpy as np
     from flax import nnx
+    from lpn_arc.data import Pair
     from lpn_arc.model import LPNModel, ModelConfig, count_params, generate_fn, split_model
 
     config = ModelConfig.arc_repo()
@@ -247,7 +248,7 @@ def bench_arc(seed: int, repeats: int, quick: bool) -> tuple[list[dict], dict]:
     # Uncached: full teacher-forced decoder passes at 30x30.
     passes = config.max_rows * config.max_cols + 2
     grid, shape = outputs["cached/stop_early/bfloat16"]
-    pair = {"inputs": inputs, "input_shapes": input_shape, "outputs": grid, "output_shapes": shape}
+    pair = Pair(inputs, input_shape, grid, shape)
     logits, compile_pass = _compiled(
         lambda p, z, pair: nnx.merge(graphdef, p).decode_logits(z, pair), forced[full], z, pair
     )

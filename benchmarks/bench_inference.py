@@ -72,7 +72,7 @@ def bench(args) -> tuple[list[dict], dict]:
         print(f"{variant}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[variant].items()))
     extra = {
         "model": model,
-        "tasks": int(tasks["inputs"].shape[0]),
+        "tasks": int(tasks.inputs.shape[0]),
         "holdout": args.holdout,
         "lr": args.lr,
         "table": table,

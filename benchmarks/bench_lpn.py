@@ -144,7 +144,7 @@ def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> lis
     import jax
     import jax.numpy as jnp
     from lpn_arc.config import parse_search
-    from lpn_arc.data import PAIR_KEYS, pattern_test_tasks
+    from lpn_arc.data import pattern_test_tasks
     from lpn_arc.evaluation import evaluate_tasks
     from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn
     from lpn_arc.search import build_search
@@ -153,9 +153,9 @@ def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> lis
     import latentsearch as ls
 
     graphdef, params = init_params(config)
-    tasks = {k: jnp.asarray(v) for k, v in pattern_test_tasks(config, batch).items()}
-    spec_pairs = {k: tasks[k][:, :-1] for k in PAIR_KEYS}
-    query = {k: tasks[k][:, -1] for k in PAIR_KEYS}
+    tasks = jax.tree.map(jnp.asarray, pattern_test_tasks(config, batch))
+    spec_pairs = jax.tree.map(lambda x: x[:, :-1], tasks)
+    query = jax.tree.map(lambda x: x[:, -1], tasks)
     encode, log_likelihood = encode_fn(graphdef), log_likelihood_fn(graphdef)
     generate = generate_fn(graphdef)
     spec = parse_search(SEARCH, lr=0.1)
@@ -185,7 +185,7 @@ def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> lis
     latents = search_batch(params, spec_pairs, keys)[:, 0]
     fns = {
         "search": lambda: search_batch(params, spec_pairs, keys),
-        "generate": lambda: generate_batch(params, latents, query["inputs"], query["input_shapes"]),
+        "generate": lambda: generate_batch(params, latents, query.inputs, query.input_shapes),
     }
     for text in ("mean", SEARCH):
         evaluation_spec = parse_search(text, lr=0.1)

@@ -57,7 +57,7 @@ def write_tasks(path: Path, num: int, seed: int) -> None:
     tasks, _ = generate_pattern_tasks(
         np.random.default_rng(seed), num, num_pairs=4, grid_size=10, pattern_size=4
     )
-    np.savez(path, **tasks)
+    np.savez(path, **tasks.arrays())
 
 
 def load_processes(path: Path) -> dict[str, dict]:

@@ -253,7 +253,7 @@ def _method_searchers():
 def bench_methods(seed: int, repeats: int, batches=METHOD_BATCHES) -> list[dict]:
     """Evaluations per second and compile seconds of each searcher on the pattern decoder."""
     from lpn_arc.config import get_preset
-    from lpn_arc.data import PAIR_KEYS, pattern_test_tasks
+    from lpn_arc.data import pattern_test_tasks
     from lpn_arc.model import log_likelihood_fn
     from lpn_arc.training import init_params
 
@@ -261,7 +261,7 @@ def bench_methods(seed: int, repeats: int, batches=METHOD_BATCHES) -> list[dict]
     graphdef, params = init_params(config)
     log_likelihood = log_likelihood_fn(graphdef)
     tasks = pattern_test_tasks(config, max(batches))
-    spec = {k: jnp.asarray(tasks[k][:, :-1]) for k in PAIR_KEYS}
+    spec = jax.tree.map(lambda x: jnp.asarray(x[:, :-1]), tasks)
 
     def pattern_objective(z, params, pairs):
         return jnp.sum(jax.vmap(lambda pair: log_likelihood(params, z, pair))(pairs))
@@ -280,7 +280,7 @@ def bench_methods(seed: int, repeats: int, batches=METHOD_BATCHES) -> list[dict]
 
                 return jax.vmap(one)(pairs, z0, keys)
 
-            pairs = {k: v[:batch] for k, v in spec.items()}
+            pairs = jax.tree.map(lambda x, b=batch: x[:b], spec)
             z0 = jax.random.normal(jax.random.key(seed), (batch, config.model.latent_dim))
             keys = jax.random.split(jax.random.key(seed), batch)
             start = time.perf_counter()

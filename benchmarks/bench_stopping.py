@@ -98,7 +98,7 @@ def run_stopping(name: str, tasks: dict, args) -> dict:
     def compute():
         out = {}
         for k, stop in labels:  # warm-up: compiles the batch (4 queries per task)
-            evaluate(k, stop, {key: value[: args.batch_size // 4] for key, value in tasks.items()})
+            evaluate(k, stop, jax.tree.map(lambda value: value[: args.batch_size // 4], tasks))
         for repeat in range(args.repeats):  # the variants interleaved in every round
             for k, stop in labels:
                 start = time.perf_counter()
@@ -140,11 +140,14 @@ def stopping_rows(name: str, res: dict, args, verdicts: dict) -> list:
 
 def queries(tasks: dict, combos: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> dict:
     """Per task (task-major) and combo ``(spec pairs, target pairs)``: both, pair format."""
-    from lpn_arc.data import PAIR_KEYS
+    import jax
 
     def take(indices):
-        return {k: np.concatenate([tasks[k][:, list(idx)][:, None] for idx in indices], 1)
-                .reshape(-1, len(indices[0]), *tasks[k].shape[2:]) for k in PAIR_KEYS}  # fmt: skip
+        def pick(x):
+            picked = np.concatenate([x[:, list(idx)][:, None] for idx in indices], 1)
+            return picked.reshape(-1, len(indices[0]), *x.shape[2:])
+
+        return jax.tree.map(pick, tasks)
 
     return {"spec": take([c[0] for c in combos]), "targets": take([c[1] for c in combos])}
 
@@ -195,7 +198,7 @@ def run_history(name: str, factor: str, combos, tasks, args) -> dict:
         spec = parse_search(f"grad:{args.max_steps}", lr=lr, optimizer=optimizer)
         fn = history_fn(graphdef, spec, tuple(entry(k, args.max_steps) for k in BUDGETS))
         data = queries(tasks, combos)
-        num, size, pieces = data["spec"]["inputs"].shape[0], args.batch_size, []
+        num, size, pieces = data["spec"].inputs.shape[0], args.batch_size, []
         for first in range(0, num, size):
             rows = np.minimum(np.arange(first, first + size), num - 1)  # pad with the last
             batch = jax.tree_util.tree_map(lambda x, r=rows: x[r], data)
@@ -203,7 +206,7 @@ def run_history(name: str, factor: str, combos, tasks, args) -> dict:
             pieces.append({k: np.asarray(v)[: num - first] for k, v in out.items()})
         return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
 
-    key = f"{name}-{factor}-spec{len(combos[0][0])}-{len(tasks['inputs'])}-{args.max_steps}"
+    key = f"{name}-{factor}-spec{len(combos[0][0])}-{len(tasks.inputs)}-{args.max_steps}"
     return cached(args.cache, f"history-{key}", compute)
 
 
@@ -291,7 +294,7 @@ def shortcut_checks(base: dict, stop: dict, max_steps: int) -> dict:
 def run_overfit(name: str, tasks: dict, stop: dict, args) -> tuple:
     """Every variant's curves (``{variant: {metric: per-budget values}}``), the checks of
     the shortcuts against the direct evaluations of part 1, and the compute seconds."""
-    sub = {k: v[: args.factor_tasks] for k, v in tasks.items()}  # the factors' tasks
+    sub = tasks._replace(**{k: v[: args.factor_tasks] for k, v in tasks.arrays().items()})
     runs = {f: run_history(name, f, FULL, tasks if f == "baseline" else sub, args)
             for f in FACTORS}  # fmt: skip
     curves = {f: history_stats(res, args.max_steps) for f, res in runs.items()}
@@ -366,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats (part 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="queries per call")
     parser.add_argument("--cache", default=None, help="folder keeping finished pieces")
-    parser.add_argument("--stops", nargs="+", default=["exact", "exact:0.5", "exact:0.9"],
+    parser.add_argument("--stops", nargs="+", default=["exact", "exact:0.9", "exact:0.99"],
                         help="stop rules against none (part 1; part 2 reads exact)")  # fmt: skip
     parser.add_argument(
         "--parts",

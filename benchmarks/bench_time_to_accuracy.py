@@ -47,7 +47,14 @@ OFFICIAL_BUDGETS = (1, 2, 3, 5, 10, 15, 20, 30, 50, 100)
 CANDIDATES = (  # (search, lr, stop): ours, all from the encoder mean with clipped Adam
     *((f"grad:{k}", 0.1, "none") for k in (1, 2, 3, 5, 10)),
     *((f"grad:{k}", lr, "none") for lr in (0.3, 1.0) for k in (1, 2, 3, 5, 10)),
+    *((f"grad:{k}", 0.3, "none") for k in (15, 20, 30)),
     *(("grad:20", 0.1, stop) for stop in ("exact", "exact:0.5", "exact:0.9", "exact:0.99")),
+    *(
+        (f"grad:{k}", 0.1, stop)
+        for k in (30, 50)
+        for stop in ("exact:0.9", "exact:0.99", "exact:0.999")
+    ),
+    *((f"grad:{k}", 0.3, stop) for k in (10, 20) for stop in ("exact:0.9", "exact:0.99")),
 )
 CACHE = common.RESULTS_DIR / "runs" / "time-to-accuracy-cache.json"
 
@@ -59,13 +66,14 @@ def accuracy(search: str, lr: float, stop: str, tasks: dict, model) -> dict:
     from lpn_arc.evaluation import evaluate_tasks
 
     cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
-    key = f"{MODEL}/{len(tasks['inputs'])}/{search}/lr={lr}/stop={stop}"
+    key = f"{MODEL}/{len(tasks.inputs)}/{search}/lr={lr}/stop={stop}"
     if key not in cache:
         _, graphdef, params, _ = model
         spec = parse_search(search, lr=lr, optimizer="clip-adam")
         out = evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), holdout="all",
                              start="mean", stop=stop)  # fmt: skip
-        cache[key] = {"top1": out.metrics["top1"], "evaluations": out.metrics["evaluations"]}
+        evaluations = float(out.per_task["evaluations"].mean())  # per query, not rounded
+        cache[key] = {"top1": out.metrics["top1"], "evaluations": evaluations}
         CACHE.parent.mkdir(parents=True, exist_ok=True)
         CACHE.write_text(json.dumps(cache, indent=1))
         print(f"  {key}: {cache[key]}", file=sys.stderr, flush=True)
@@ -101,7 +109,7 @@ def timings(args, k_star: int, qualified: list[tuple[str, float, str]]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tasks.npz"
         tasks = pattern_test_tasks(config, args.tasks, 1.0)
-        np.savez(path, **{k: np.asarray(v) for k, v in tasks.items()})
+        np.savez(path, **tasks.arrays())
         sides = [("official", ["--steps", str(k_star)])]
         for search, lr, stop in qualified:
             sides.append((label((search, lr, stop)), ["--checkpoint", f"pretrained:{MODEL}",

@@ -72,6 +72,7 @@ def ours_program(measurement, tasks, decoder_mask="official"):
     import jax
     import jax.numpy as jnp
     from lpn_arc.config import get_preset, parse_search
+    from lpn_arc.data import Pair
     from lpn_arc.evaluation.inference import batch_fn
     from lpn_arc.model import encode_fn, log_likelihood_fn, precompute_fn
     from lpn_arc.search import build_search
@@ -86,12 +87,12 @@ def ours_program(measurement, tasks, decoder_mask="official"):
     config = dataclasses.replace(config, model=model)
     graphdef, params, optimizer, opt_state = init_training(config)
     key = jax.random.key(0)
-    arrays = {k: jnp.asarray(v, jnp.int32) for k, v in tasks.items()}
+    arrays = Pair(**{k: jnp.asarray(v, jnp.int32) for k, v in tasks.items()})
     if measurement.startswith("train"):
         step = make_train_step(graphdef, config, optimizer)
         return step, (params, opt_state, arrays, key), "step", num
 
-    spec_pairs = {k: v[:, :-1] for k, v in arrays.items()}
+    spec_pairs = jax.tree.map(lambda v: v[:, :-1], arrays)
     keys = jax.random.split(key, num)
     spec = parse_search("grad:100", lr=SEARCH_LR)  # clipped Adam, as the official search
     if measurement == "search_grad100":
@@ -115,8 +116,8 @@ def ours_program(measurement, tasks, decoder_mask="official"):
         return jax.jit(jax.vmap(one)), (spec_pairs, keys), "task", num
 
     batch = batch_fn(graphdef, spec, 2, "mean")
-    mask = jnp.ones(spec_pairs["inputs"].shape[:2], bool)
-    query = arrays["inputs"][:, -1], arrays["input_shapes"][:, -1]
+    mask = jnp.ones(spec_pairs.inputs.shape[:2], bool)
+    query = arrays.inputs[:, -1], arrays.input_shapes[:, -1]
     return batch, (params, spec_pairs, mask, *query, keys), "task", num
 
 
@@ -278,6 +279,7 @@ def ours_model(tasks, repeats, checkpoint, search, stop, chunk, lr=SEARCH_LR):
     eval --holdout last``), ``chunk`` queries per compiled call."""
     import jax
     from lpn_arc.config import parse_search
+    from lpn_arc.data import Pair
     from lpn_arc.evaluation import evaluate_tasks
     from lpn_arc.pretrained import load_checkpoint
 
@@ -286,7 +288,7 @@ def ours_model(tasks, repeats, checkpoint, search, stop, chunk, lr=SEARCH_LR):
     num = tasks["inputs"].shape[0]
 
     def run():
-        evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), holdout="last",
+        evaluate_tasks(graphdef, params, Pair(**tasks), spec, jax.random.key(0), holdout="last",
                        stop=stop, batch_size=chunk)  # fmt: skip
 
     return _timed(run, repeats), "task", num

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from lpn_arc.config import TrainConfig, get_preset
-from lpn_arc.data import ArcTask, training_batch
+from lpn_arc.data import ArcTask, Pair, training_batch
 from lpn_arc.model import (
     LPNModel,
     ModelConfig,
@@ -70,25 +70,25 @@ def generate_uncached(
     model.check_generate_args(z, inputs, input_shape)
     decoder = model.decoder
     rows_n, cols_n = decoder.cfg.max_rows, decoder.cfg.max_cols
-    pair = {
-        "inputs": inputs,
-        "input_shapes": jnp.asarray(input_shape, jnp.int32),
-        "outputs": jnp.zeros((rows_n, cols_n), jnp.int32),
-        "output_shapes": jnp.ones((2,), jnp.int32),
-    }
+    pair = Pair(
+        inputs,
+        jnp.asarray(input_shape, jnp.int32),
+        jnp.zeros((rows_n, cols_n), jnp.int32),
+        jnp.ones((2,), jnp.int32),
+    )
     rows = jnp.argmax(decoder.logits(z, pair)["rows"]).astype(jnp.int32) + 1
-    pair["output_shapes"] = jnp.stack([rows, jnp.ones((), jnp.int32)])
+    pair = pair._replace(output_shapes=jnp.stack([rows, jnp.ones((), jnp.int32)]))
     cols = jnp.argmax(decoder.logits(z, pair)["cols"]).astype(jnp.int32) + 1
     shape = jnp.stack([rows, cols])
-    pair["output_shapes"] = shape
+    pair = pair._replace(output_shapes=shape)
 
     # One full decoder pass per cell of the predicted shape, in raster order.
     def body(k: jax.Array, grid: jax.Array) -> jax.Array:
         r, c = k // cols, k % cols
-        cells = decoder.logits(z, {**pair, "outputs": grid})["cells"]
+        cells = decoder.logits(z, pair._replace(outputs=grid))["cells"]
         return grid.at[r, c].set(jnp.argmax(cells[r, c]).astype(jnp.int32))
 
-    grid = jax.lax.fori_loop(0, rows * cols, body, pair["outputs"])
+    grid = jax.lax.fori_loop(0, rows * cols, body, pair.outputs)
     return grid, shape
 
 
@@ -110,12 +110,7 @@ def shape_forcer(graphdef: nnx.GraphDef) -> Callable[..., Any]:
 
     @jax.jit
     def head_inputs(params, z, inputs, input_shape, shape):
-        pair = {
-            "inputs": inputs,
-            "input_shapes": input_shape,
-            "outputs": jnp.zeros_like(inputs),
-            "output_shapes": shape,
-        }
+        pair = Pair(inputs, input_shape, jnp.zeros_like(inputs), shape)
 
         def first_logits(params):
             logits = nnx.merge(graphdef, params).decode_logits(z, pair)
@@ -160,12 +155,7 @@ def random_pairs(seed, num, max_rows=5, max_cols=5):
         [rng.integers(1, max_rows + 1, size=(num, 2)), rng.integers(1, max_cols + 1, (num, 2))],
         axis=-1,
     ).astype(np.int32)
-    return {
-        "inputs": grids[:, 0],
-        "input_shapes": shapes[:, 0],
-        "outputs": grids[:, 1],
-        "output_shapes": shapes[:, 1],
-    }
+    return Pair(grids[:, 0], shapes[:, 0], grids[:, 1], shapes[:, 1])
 
 
 def pair_at(pairs, i):

@@ -144,8 +144,9 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     )
     ev.add_argument(
         "--size-buckets",
-        default="10,20,30",
-        help="ARC: the ladder of padded rows and columns (default 10,20,30)",
+        default=None,
+        help="ARC: the ladder of padded rows and columns (default: a third, two thirds and "
+        "all of the model's size: 10,20,30 at 30x30, 4,7,10 at 10x10)",
     )
     ev.add_argument(
         "--larger-tasks",

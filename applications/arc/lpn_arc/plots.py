@@ -161,7 +161,7 @@ def plot_tasks(
     and drawn with the ARC palette. Attempt titles say whether the attempt is correct.
 
     Args:
-        tasks: the pair-format dict given to :func:`lpn_arc.evaluation.evaluate_tasks`.
+        tasks: the :class:`~lpn_arc.data.Pair` given to :func:`lpn_arc.evaluation.evaluate_tasks`.
         output: its :class:`lpn_arc.evaluation.EvalOutput`.
         path: output image file.
         num_tasks: number of tasks (rows) to draw, at most the number evaluated.
@@ -175,10 +175,10 @@ def plot_tasks(
         ValueError: if ``num_tasks`` < 1, an index is out of range, or ``tasks`` and
             ``output`` disagree on shapes.
     """
-    inputs = np.asarray(tasks["inputs"])
-    outputs = np.asarray(tasks["outputs"])
-    input_shapes = np.asarray(tasks["input_shapes"])
-    output_shapes = np.asarray(tasks["output_shapes"])
+    inputs = np.asarray(tasks.inputs)
+    outputs = np.asarray(tasks.outputs)
+    input_shapes = np.asarray(tasks.input_shapes)
+    output_shapes = np.asarray(tasks.output_shapes)
     total, num_pairs = inputs.shape[:2]
     if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
         raise ValueError(f"num_tasks must be a positive int, got {num_tasks!r}")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from lpn_arc.data import ArcTask, DataError, evaluation_arrays
+from lpn_arc.data import ArcTask, DataError, PaddedPairs, Pair, evaluation_arrays, tasks_to_arrays
 
 from tests.arc.helpers import GRID_A, GRID_B, make_task
 
@@ -34,3 +34,13 @@ def test_evaluation_arrays_pad_mask_and_rows():
         evaluation_arrays([a, b], 4, 4, max_pairs=2)
     with pytest.raises(DataError, match=r"task A, train pair 0, output: grid is 3x2, larger"):
         evaluation_arrays([a], 2, 4)
+
+
+def test_tasks_to_arrays_give_the_pairs_and_their_mask_apart():
+    a = make_task("A", [(GRID_A, GRID_B), (GRID_B, GRID_A)])
+    b = make_task("B", [([[3]], [[4]])] * 3)
+    padded = tasks_to_arrays([a, b], 4, 4)
+    assert isinstance(padded, PaddedPairs) and isinstance(padded.pairs, Pair)
+    assert padded.pairs.inputs.shape == (2, 3, 4, 4) and padded.pairs.cache is None
+    assert padded.mask.tolist() == [[True, True, False], [True, True, True]]
+    np.testing.assert_array_equal(padded.pairs.outputs[0, 2], padded.pairs.outputs[0, 0])

@@ -5,14 +5,15 @@ import json
 import numpy as np
 import pytest
 from lpn_arc import cli
-from lpn_arc.data import load_tasks, program_split, task_programs
+from lpn_arc.data import Pair, load_tasks, program_split, task_programs
 
 
 def _programs(path, pattern_size):
     tasks = load_tasks(path)
     inputs = np.stack([np.stack([x for x, _ in t.train]) for t in tasks])
     outputs = np.stack([np.stack([y for _, y in t.train]) for t in tasks])
-    return tasks, task_programs({"inputs": inputs, "outputs": outputs}, pattern_size)
+    shapes = np.full((*inputs.shape[:2], 2), inputs.shape[-1])  # square PATTERN grids
+    return tasks, task_programs(Pair(inputs, shapes, outputs, shapes), pattern_size)
 
 
 def test_both_splits_export_as_arc_task_files_of_disjoint_programs(tmp_path, capsys):

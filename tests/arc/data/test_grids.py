@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lpn_arc.data import GridError, decode_grid, encode_grid, make_pairs
+from lpn_arc.data import GridError, Pair, decode_grid, encode_grid, make_pairs
 
 
 @st.composite
@@ -78,16 +78,27 @@ def test_bad_max_size():
 def test_make_pairs_layout_and_where():
     pairs = [([[1, 2]], [[3], [4]]), ([[5]], [[6, 7, 8]])]
     batch = make_pairs(pairs, 4, 5, where="task x")
-    assert set(batch) == {"inputs", "input_shapes", "outputs", "output_shapes"}
-    assert batch["inputs"].shape == (2, 4, 5) and batch["outputs"].shape == (2, 4, 5)
-    assert batch["input_shapes"].tolist() == [[1, 2], [1, 1]]
-    assert batch["output_shapes"].tolist() == [[2, 1], [1, 3]]
-    assert all(v.dtype == np.int32 for v in batch.values())
-    assert decode_grid(batch["outputs"][1], batch["output_shapes"][1]) == [[6, 7, 8]]
+    assert isinstance(batch, Pair) and batch.cache is None
+    assert set(batch.arrays()) == {"inputs", "input_shapes", "outputs", "output_shapes"}
+    assert batch.inputs.shape == (2, 4, 5) and batch.outputs.shape == (2, 4, 5)
+    assert batch.input_shapes.tolist() == [[1, 2], [1, 1]]
+    assert batch.output_shapes.tolist() == [[2, 1], [1, 3]]
+    assert all(v.dtype == np.int32 for v in batch.arrays().values())
+    assert decode_grid(batch.outputs[1], batch.output_shapes[1]) == [[6, 7, 8]]
     with pytest.raises(GridError, match=r"^task x, pair 1, output: cell \(0, 0\) has colour 12"):
         make_pairs([pairs[0], ([[1]], [[12]])], 4, 5, where="task x")
     with pytest.raises(ValueError, match="no pairs"):
         make_pairs([], 4, 5)
+
+
+def test_pairs_round_trip_through_npz(tmp_path):
+    pairs = make_pairs([([[1, 2]], [[3], [4]]), ([[5]], [[6, 7, 8]])], 4, 5)
+    np.savez(tmp_path / "pairs.npz", **pairs._replace(cache={"unsaved": 1}).arrays())
+    with np.load(tmp_path / "pairs.npz") as data:
+        loaded = Pair(**data)
+    assert loaded.cache is None
+    for want, got in zip(pairs.arrays().values(), loaded.arrays().values(), strict=True):
+        np.testing.assert_array_equal(want, got)
 
 
 def test_decode_grid_errors():

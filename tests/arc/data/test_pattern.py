@@ -24,11 +24,11 @@ def _tasks(seed=0, **kwargs):
 
 def test_layout():
     pairs, patterns = _tasks(num_tasks=5, num_pairs=3, grid_size=7, pattern_size=3)
-    assert pairs["inputs"].shape == (5, 3, 7, 7) and pairs["outputs"].shape == (5, 3, 7, 7)
-    assert pairs["input_shapes"].shape == (5, 3, 2) and (pairs["input_shapes"] == 7).all()
-    assert (pairs["output_shapes"] == 7).all()
+    assert pairs.inputs.shape == (5, 3, 7, 7) and pairs.outputs.shape == (5, 3, 7, 7)
+    assert pairs.input_shapes.shape == (5, 3, 2) and (pairs.input_shapes == 7).all()
+    assert (pairs.output_shapes == 7).all()
     assert patterns.shape == (5, 3, 3)
-    assert all(v.dtype == np.int32 for v in pairs.values()) and patterns.dtype == np.int32
+    assert all(v.dtype == np.int32 for v in pairs.arrays().values()) and patterns.dtype == np.int32
 
 
 @pytest.mark.parametrize("density", [1.0, 0.5])
@@ -38,7 +38,7 @@ def test_marker_and_paste(density):
     seen = set()
     for t in range(20):
         for n in range(4):
-            inp, out = pairs["inputs"][t, n], pairs["outputs"][t, n]
+            inp, out = pairs.inputs[t, n], pairs.outputs[t, n]
             (r, c), *rest = np.argwhere(inp != 0)
             assert not rest and inp[r, c] == 1
             assert 0 <= r <= size - psize and 0 <= c <= size - psize
@@ -54,7 +54,7 @@ def test_density_extremes():
     assert (full >= 1).all() and (full <= 9).all()
     assert set(np.unique(full)) == set(range(1, 10))
     pairs, empty = _tasks(num_tasks=50, density=0.0)
-    assert not empty.any() and not pairs["outputs"].any()
+    assert not empty.any() and not pairs.outputs.any()
     _, half = _tasks(num_tasks=200, density=0.5)
     assert 0.4 < (half > 0).mean() < 0.6
 
@@ -63,8 +63,8 @@ def test_reproducible():
     a, pa = _tasks(seed=3, num_tasks=4)
     b, pb = _tasks(seed=3, num_tasks=4)
     np.testing.assert_array_equal(pa, pb)
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+    for name, value in a.arrays().items():
+        np.testing.assert_array_equal(value, getattr(b, name))
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def test_no_test_program_occurs_among_20000_training_tasks():
 def test_a_run_draws_train_programs_and_is_scored_on_test_programs():
     config = get_preset("quickstart")
     held_out = pattern_test_tasks(config, 128)
-    assert {program_split(_block(t, 2)) for t in held_out["outputs"][:, 0]} == {"test"}
+    assert {program_split(_block(t, 2)) for t in held_out.outputs[:, 0]} == {"test"}
     assert seen_programs(config, 300, held_out)["seen_programs"] == 0.0
     every = dataclasses.replace(config.data, pattern_split="none")
     legacy = dataclasses.replace(config, data=every)

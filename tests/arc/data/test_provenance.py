@@ -65,7 +65,7 @@ def clean_run(task_folder, tmp_path_factory):
 
 
 def _colours_per_task(batch):
-    grids = np.concatenate([batch["inputs"], batch["outputs"]], axis=1)  # (B, 2N, R, C)
+    grids = np.concatenate([batch.pairs.inputs, batch.pairs.outputs], axis=1)  # (B, 2N, R, C)
     return [len(set(np.unique(task)) - {0}) for task in grids]
 
 
@@ -73,7 +73,7 @@ def test_training_never_sees_a_test_output(task_folder, clean_run, tmp_path, mon
     run, config, batches = clean_run
     assert len(batches) == config.steps
     for batch in batches:
-        assert SECRET not in batch["inputs"] and SECRET not in batch["outputs"]
+        assert SECRET not in batch.pairs.inputs and SECRET not in batch.pairs.outputs
 
     # The default (augmentation on) permutes colours, so count them: a task's
     # demonstrations use 2 colours besides black, its test output a third.
@@ -85,7 +85,7 @@ def test_training_never_sees_a_test_output(task_folder, clean_run, tmp_path, mon
     # The same sampler with the test pairs does show them (so the checks above can fail).
     leaky = TrainingData(_arc_config(task_folder, augment=False, include_test_pairs=True))
     seen = [leaky.batch(step) for step in range(4)]
-    assert any(SECRET in batch["outputs"] for batch in seen)
+    assert any(SECRET in batch.pairs.outputs for batch in seen)
 
     record = json.loads((run / "run.json").read_text())["data"]
     (entry,) = record["sources"]

@@ -414,7 +414,7 @@ def test_pattern_generator_validates_every_argument(kwargs):
         return
     pairs, patterns = generate_pattern_tasks(rng, **kwargs)
     t, n = kwargs["num_tasks"], kwargs["num_pairs"]
-    assert pairs["inputs"].shape == pairs["outputs"].shape == (t, n, grid, grid)
+    assert pairs.inputs.shape == pairs.outputs.shape == (t, n, grid, grid)
     assert patterns.shape == (t, kwargs["pattern_size"], kwargs["pattern_size"])
-    assert ((pairs["inputs"] == 1).sum(axis=(-1, -2)) == 1).all()  # exactly one marker
-    assert pairs["outputs"].min() >= 0 and pairs["outputs"].max() <= 9
+    assert ((pairs.inputs == 1).sum(axis=(-1, -2)) == 1).all()  # exactly one marker
+    assert pairs.outputs.min() >= 0 and pairs.outputs.max() <= 9

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from lpn_arc.data import PAIR_KEYS, Augmentation, DataError, TaskSampler, load_tasks
+from lpn_arc.data import Augmentation, DataError, TaskSampler, load_tasks
 
 from tests.arc.helpers import make_task
 
@@ -24,13 +24,13 @@ def _distinct_tasks(num_tasks=3, num_pairs=5, rng=None):
 
 
 def _crop(batch, b, n, key):
-    rows, cols = batch[key[:-1] + "_shapes"][b, n]
-    return batch[key][b, n, :rows, :cols]
+    rows, cols = getattr(batch.pairs, key[:-1] + "_shapes")[b, n]
+    return getattr(batch.pairs, key)[b, n, :rows, :cols]
 
 
 def _check_padding(batch):
     for key in ("inputs", "outputs"):
-        grids, shapes = batch[key], batch[key[:-1] + "_shapes"]
+        grids, shapes = getattr(batch.pairs, key), getattr(batch.pairs, key[:-1] + "_shapes")
         rows = np.arange(grids.shape[2])[:, None] < shapes[..., 0, None, None]
         cols = np.arange(grids.shape[3])[None, :] < shapes[..., 1, None, None]
         assert np.all(grids[~(rows & cols)] == 0)
@@ -41,14 +41,16 @@ def test_sampler_shapes_dtypes_and_determinism():
     sampler = TaskSampler(tasks=load_tasks("arc1-train", limit=20), num_pairs=3)
     assert sampler.num_programs == 20
     batch = sampler.sample(np.random.default_rng(5), 16)
-    assert batch["inputs"].shape == batch["outputs"].shape == (16, 3, 30, 30)
-    assert batch["input_shapes"].shape == batch["output_shapes"].shape == (16, 3, 2)
-    assert all(batch[k].dtype == np.int32 for k in PAIR_KEYS) and batch["pair_mask"].dtype == bool
+    assert batch.pairs.inputs.shape == batch.pairs.outputs.shape == (16, 3, 30, 30)
+    assert batch.pairs.input_shapes.shape == batch.pairs.output_shapes.shape == (16, 3, 2)
+    assert all(v.dtype == np.int32 for v in batch.pairs.arrays().values())
+    assert batch.mask.dtype == bool
     _check_padding(batch)
     again = sampler.sample(np.random.default_rng(5), 16)
-    assert all(np.array_equal(batch[k], again[k]) for k in batch)
+    assert all(np.array_equal(*pair) for pair in zip(batch.pairs, again.pairs, strict=True))
+    assert np.array_equal(batch.mask, again.mask)
     other = sampler.sample(np.random.default_rng(6), 16)
-    assert not np.array_equal(batch["inputs"], other["inputs"])
+    assert not np.array_equal(batch.pairs.inputs, other.pairs.inputs)
 
 
 def test_sampler_without_augmentation_draws_distinct_pairs_of_one_task():
@@ -81,17 +83,17 @@ def test_sampler_pair_choice():
     # fewer pairs than N: each of them once, the other slots masked out
     short = TaskSampler(rearc={"short": pairs[:2]}, num_pairs=5, max_rows=4, augment=False)
     batch = short.sample(rng, 50)
-    firsts = batch["inputs"][:, :, 0, 0]
-    assert batch["pair_mask"].tolist() == [[True, True, False, False, False]] * 50
+    firsts = batch.pairs.inputs[:, :, 0, 0]
+    assert batch.mask.tolist() == [[True, True, False, False, False]] * 50
     assert all(sorted(row[:2]) == [1, 2] for row in firsts.tolist())
     # exactly N pairs: each task is a permutation of all of them
     exact = TaskSampler(rearc={"exact": pairs}, num_pairs=5, max_rows=4, augment=False)
-    firsts = exact.sample(rng, 50)["inputs"][:, :, 0, 0]
+    firsts = exact.sample(rng, 50).pairs.inputs[:, :, 0, 0]
     assert all(sorted(row) == [1, 2, 3, 4, 5] for row in firsts.tolist())
     assert len({tuple(row) for row in firsts.tolist()}) > 10  # in random orders
     # more pairs than N: distinct pairs, each pair equally likely
     many = TaskSampler(rearc={"many": pairs}, num_pairs=2, max_rows=4, augment=False)
-    firsts = many.sample(rng, 2000)["inputs"][:, :, 0, 0]
+    firsts = many.sample(rng, 2000).pairs.inputs[:, :, 0, 0]
     assert np.all(firsts[:, 0] != firsts[:, 1])
     counts = np.bincount(firsts.ravel(), minlength=6)[1:]
     assert np.all(np.abs(counts - 800) < 100), counts
@@ -143,9 +145,11 @@ def test_sampler_augments_whole_tasks_consistently():
         assert any(_matches(sampled, pool) for pool in originals), b
     # the shapes follow the transforms: a 2x5 grid appears as 2x5 and as 5x2
     wide = make_task("wide", [(np.ones((2, 5)), np.ones((2, 5)))] * 2)
-    shapes = TaskSampler(tasks=[wide], num_pairs=2, max_rows=6, max_cols=6).sample(
-        np.random.default_rng(0), 32
-    )["input_shapes"]
+    shapes = (
+        TaskSampler(tasks=[wide], num_pairs=2, max_rows=6, max_cols=6)
+        .sample(np.random.default_rng(0), 32)
+        .pairs.input_shapes
+    )
     assert {tuple(s) for s in shapes.reshape(-1, 2).tolist()} == {(2, 5), (5, 2)}
 
 
@@ -155,8 +159,9 @@ def test_sampler_non_square_limits_keep_grids_fitting():
     sampler = TaskSampler(tasks=[tall, small], num_pairs=2, max_rows=6, max_cols=4)
     batch = sampler.sample(np.random.default_rng(0), 64)
     _check_padding(batch)
-    assert np.all(batch["input_shapes"][..., 0] <= 6) and np.all(batch["input_shapes"][..., 1] <= 4)
-    assert {tuple(s) for s in batch["input_shapes"].reshape(-1, 2).tolist()} == {
+    shapes = batch.pairs.input_shapes
+    assert np.all(shapes[..., 0] <= 6) and np.all(shapes[..., 1] <= 4)
+    assert {tuple(s) for s in shapes.reshape(-1, 2).tolist()} == {
         (6, 2),
         (3, 4),
         (4, 3),
@@ -200,11 +205,11 @@ def test_a_task_with_two_demonstrations_never_holds_a_held_out_pair_in_its_speci
     for augment in (False, True):
         sampler = TaskSampler(tasks=tasks, num_pairs=4, augment=augment)
         batch = sampler.sample(np.random.default_rng(1), 200)
-        assert batch["pair_mask"].sum(axis=1).tolist() == [2] * 200
+        assert batch.mask.sum(axis=1).tolist() == [2] * 200
         for b in range(200):
             real = [
                 (_crop(batch, b, n, "inputs").tobytes(), _crop(batch, b, n, "outputs").tobytes())
-                for n in np.flatnonzero(batch["pair_mask"][b])
+                for n in np.flatnonzero(batch.mask[b])
             ]
             for i, held_out in enumerate(real):
                 assert held_out not in real[:i] + real[i + 1 :]
@@ -217,8 +222,9 @@ def test_a_bucketed_batch_is_padded_to_the_smallest_ladder_size_that_holds_it():
     seen = set()
     for _ in range(300):
         batch = sampler.sample(rng, 8)
-        rows, cols = batch["inputs"].shape[-2:]
-        extent = np.concatenate([batch["input_shapes"], batch["output_shapes"]], 1).max((0, 1))
+        rows, cols = batch.pairs.inputs.shape[-2:]
+        pairs = batch.pairs
+        extent = np.concatenate([pairs.input_shapes, pairs.output_shapes], 1).max((0, 1))
         assert rows == min(b for b in (10, 20, 30) if b >= extent[0])
         assert cols == min(b for b in (10, 20, 30) if b >= extent[1])
         seen.add((rows, cols))
@@ -241,8 +247,8 @@ def test_bucketed_batches_keep_every_program_equally_likely():
     counts = np.zeros(len(tasks))
     for _ in range(1500):
         batch = sampler.sample(rng, 2)
-        for first in batch["inputs"][:, 0, 0, 0]:
+        for first in batch.pairs.inputs[:, 0, 0, 0]:
             counts[first - 1] += 1
-        rows = batch["inputs"].shape[-2]
-        assert rows == {1: 10, 2: 10, 3: 20, 4: 20, 5: 30, 6: 30}[batch["inputs"][0, 0, 0, 0]]
+        inputs = batch.pairs.inputs
+        assert inputs.shape[-2] == {1: 10, 2: 10, 3: 20, 4: 20, 5: 30, 6: 30}[inputs[0, 0, 0, 0]]
     np.testing.assert_allclose(counts / counts.sum(), 1 / 6, atol=0.02)

@@ -6,13 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from lpn_arc.config import parse_search
-from lpn_arc.data import pattern_test_tasks
+from lpn_arc.data import Pair, pattern_test_tasks
 from lpn_arc.evaluation import evaluate_tasks
 from lpn_arc.pretrained import load_pretrained
 
 
-def _pair(tasks, t: int, i: int) -> dict:
-    return {k: jnp.asarray(v[t, i]) for k, v in tasks.items()}
+def _pair(tasks: Pair, t: int, i: int) -> Pair:
+    return jax.tree.map(lambda v: jnp.asarray(v[t, i]), tasks)
 
 
 def test_the_exact_flag_is_greedy_decoding_reproducing_the_output(tiny_eval):
@@ -20,12 +20,12 @@ def test_the_exact_flag_is_greedy_decoding_reproducing_the_output(tiny_eval):
     model = nnx.merge(graphdef, params)
     z = jax.random.normal(jax.random.key(1), (model.config.latent_dim,))
     pair = _pair(tasks, 0, 0)
-    grid, shape = model.generate(z, pair["inputs"], pair["input_shapes"])
-    own = {**pair, "outputs": grid, "output_shapes": shape}  # the model's own answer
+    grid, shape = model.generate(z, pair.inputs, pair.input_shapes)
+    own = pair._replace(outputs=grid, output_shapes=shape)  # the model's own answer
     assert bool(model.log_likelihood_terms(z, own)["exact"])
     changed = np.asarray(grid).copy()
     changed[0, 0] = (changed[0, 0] + 1) % 10  # one cell off: no longer what greedy decodes
-    wrong = {**own, "outputs": jnp.asarray(changed)}
+    wrong = own._replace(outputs=jnp.asarray(changed))
     assert not bool(model.log_likelihood_terms(z, wrong)["exact"])
 
 

@@ -66,7 +66,7 @@ def test_last_batch_padding_matches_single_batch(tiny_eval, sample_spec, sample_
 
 def test_metrics_match_attempts(tiny_eval, grad_output):
     _, _, tasks = tiny_eval
-    truth = tasks["outputs"][:, -1], tasks["output_shapes"][:, -1]
+    truth = tasks.outputs[:, -1], tasks.output_shapes[:, -1]
     top1 = exact_matches(grad_output.attempt_1, grad_output.attempt_shapes[:, 0], *truth)
     second = exact_matches(grad_output.attempt_2, grad_output.attempt_shapes[:, 1], *truth)
     np.testing.assert_array_equal(grad_output.per_task["top1"], top1)
@@ -123,13 +123,13 @@ def test_holdout_all_predicts_each_pair_from_the_others(tiny_eval, grad_spec, gr
     # grad_output's spec and batch size: the three evaluations share one compilation
     spec, key = grad_spec, jax.random.key(0)
     every = evaluate_tasks(graphdef, params, tasks, spec, key, holdout="all", batch_size=4)
-    num_pairs = tasks["inputs"].shape[1]
+    num_pairs = tasks.inputs.shape[1]
     assert every.attempt_1.shape == (EVAL_TASKS * num_pairs, 5, 5)
     # row t * N + (N - 1) is the last-pair protocol's prediction for task t
     last = every.scores[num_pairs - 1 :: num_pairs]
     np.testing.assert_allclose(last, grad_output.scores, rtol=1e-5, atol=1e-5)
     # row t * N + 0 holds out pair 0: the same as moving pair 0 to the end
-    rolled = {name: np.roll(value, -1, axis=1) for name, value in tasks.items()}
+    rolled = jax.tree.map(lambda value: np.roll(value, -1, axis=1), tasks)
     first = evaluate_tasks(graphdef, params, rolled, spec, key, batch_size=4)
     np.testing.assert_allclose(every.scores[::num_pairs], first.scores, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(every.attempt_1[::num_pairs], first.attempt_1)
@@ -138,7 +138,7 @@ def test_holdout_all_predicts_each_pair_from_the_others(tiny_eval, grad_spec, gr
 
 def test_rejects_tasks_without_query(tiny_eval):
     graphdef, params, tasks = tiny_eval
-    one_pair = {name: value[:, :1] for name, value in tasks.items()}
+    one_pair = jax.tree.map(lambda value: value[:, :1], tasks)
     with pytest.raises(ValueError, match=">= 2 pairs"):
         evaluate_tasks(graphdef, params, one_pair, parse_search("mean"), jax.random.key(0))
     with pytest.raises(ValueError, match="batch_size"):

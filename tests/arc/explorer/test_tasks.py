@@ -29,8 +29,8 @@ def test_pattern_tasks_are_the_held_out_set_in_the_arc_format():
 def test_task_arrays_pad_pairs_to_a_bucket_and_keep_the_truth():
     arrays = task_arrays(TASK, 4, 4)
     assert arrays.mask.tolist() == [True, True, False]
-    assert arrays.pairs["inputs"].shape == (3, 4, 4)
-    assert arrays.pairs["output_shapes"][:2].tolist() == [[2, 2], [2, 2]]
+    assert arrays.pairs.inputs.shape == (3, 4, 4)
+    assert arrays.pairs.output_shapes[:2].tolist() == [[2, 2], [2, 2]]
     assert arrays.query_shape.tolist() == [1, 2] and arrays.truth == [[3]]
 
 

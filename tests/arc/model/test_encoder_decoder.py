@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from lpn_arc.data import Pair
 from lpn_arc.model import LPNModel, encode_fn, generate_fn, log_likelihood_fn, split_model
 
 from latentsearch import DiagGaussian
@@ -26,16 +27,17 @@ def test_encode(tiny):
 
 def test_padding_is_masked(tiny):
     """Cells outside the shapes affect neither the encoder nor the decoder."""
-    pair = pair_at(random_pairs(1, 1), 0)
-    pair["input_shapes"] = np.array([3, 2], np.int32)
-    pair["output_shapes"] = np.array([2, 4], np.int32)
-    other = dict(pair)
-    for key, shape in (("inputs", pair["input_shapes"]), ("outputs", pair["output_shapes"])):
-        grid = np.array(pair[key])
+    pair = pair_at(random_pairs(1, 1), 0)._replace(
+        input_shapes=np.array([3, 2], np.int32), output_shapes=np.array([2, 4], np.int32)
+    )
+    changed = {}
+    for key, shape in (("inputs", pair.input_shapes), ("outputs", pair.output_shapes)):
+        grid = np.array(getattr(pair, key))
         inside = grid[: shape[0], : shape[1]].copy()
         grid = (grid + 3) % 10
         grid[: shape[0], : shape[1]] = inside
-        other[key] = grid
+        changed[key] = grid
+    other = pair._replace(**changed)
     a, b = tiny["encode"](tiny["params"], pair), tiny["encode"](tiny["params"], other)
     np.testing.assert_allclose(a.mean, b.mean, rtol=1e-5, atol=1e-6)
     z = jnp.linspace(-1.0, 1.0, 4)
@@ -46,24 +48,23 @@ def test_padding_is_masked(tiny):
 
 def test_decoder_is_causal(tiny):
     """Rows ignore the output; cols ignore cols and cells; a cell ignores later cells."""
-    pair = pair_at(random_pairs(2, 1), 0)
-    pair["output_shapes"] = np.array([5, 5], np.int32)
+    pair = pair_at(random_pairs(2, 1), 0)._replace(output_shapes=np.array([5, 5], np.int32))
     z = jnp.array([0.3, -0.2, 1.0, 0.5])
     base = tiny["logits"](z, pair)
-    changed = dict(pair, outputs=np.array(pair["outputs"]))
-    changed["outputs"][2:, :] = (changed["outputs"][2:, :] + 1) % 10
-    changed["outputs"][1, 3:] = (changed["outputs"][1, 3:] + 1) % 10  # cells from (1, 3) on
-    new = tiny["logits"](z, changed)
+    outputs = np.array(pair.outputs)
+    outputs[2:, :] = (outputs[2:, :] + 1) % 10
+    outputs[1, 3:] = (outputs[1, 3:] + 1) % 10  # cells from (1, 3) on
+    new = tiny["logits"](z, pair._replace(outputs=outputs))
     np.testing.assert_allclose(base["rows"], new["rows"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(base["cols"], new["cols"], rtol=1e-5, atol=1e-5)
     cells_a, cells_b = np.asarray(base["cells"]), np.asarray(new["cells"])
     np.testing.assert_allclose(cells_a[:1], cells_b[:1], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(cells_a[1, :4], cells_b[1, :4], rtol=1e-5, atol=1e-5)
     assert not np.allclose(cells_a[1, 4], cells_b[1, 4])
-    shape_changed = tiny["logits"](z, dict(pair, output_shapes=np.array([5, 2], np.int32)))
+    shape_changed = tiny["logits"](z, pair._replace(output_shapes=np.array([5, 2], np.int32)))
     np.testing.assert_allclose(base["rows"], shape_changed["rows"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(base["cols"], shape_changed["cols"], rtol=1e-5, atol=1e-5)
-    rows_changed = tiny["logits"](z, dict(pair, output_shapes=np.array([3, 5], np.int32)))
+    rows_changed = tiny["logits"](z, pair._replace(output_shapes=np.array([3, 5], np.int32)))
     np.testing.assert_allclose(base["rows"], rows_changed["rows"], rtol=1e-5, atol=1e-5)
     assert not np.allclose(base["cols"], rows_changed["cols"])
 
@@ -91,12 +92,12 @@ def mask_probe():
     model = LPNModel(MASK_CFG, rngs=nnx.Rngs(3))
     states = jax.jit(lambda z, pair: model.decoder.hidden_states(z, pair))
     rng = np.random.default_rng(0)
-    pair = {
-        "inputs": rng.integers(1, 10, (R, C)).astype(np.int32),
-        "input_shapes": np.array([2, 2], np.int32),  # input cells (r, c), r, c < 2, are valid
-        "outputs": rng.integers(1, 10, (R, C)).astype(np.int32),
-        "output_shapes": np.array([2, 3], np.int32),  # output rows 0-1 are valid
-    }
+    pair = Pair(
+        inputs=rng.integers(1, 10, (R, C)).astype(np.int32),
+        input_shapes=np.array([2, 2], np.int32),  # input cells (r, c), r, c < 2, are valid
+        outputs=rng.integers(1, 10, (R, C)).astype(np.int32),
+        output_shapes=np.array([2, 3], np.int32),  # output rows 0-1 are valid
+    )
     z = jnp.array([0.5, -1.0, 0.25, 2.0])
     valid_in = INPUT_CELLS[[0, 1, 3, 4]]  # raster (0,0) (0,1) (1,0) (1,1)
     valid_out = FIRST_OUT + np.arange(6)  # raster (0,0) .. (1,2)
@@ -107,12 +108,12 @@ def mask_probe():
 def _moved(probe, *, z=None, **changes):
     """Indices of the valid tokens whose state changes when ``z`` or grid cells change."""
     states, pair, z0, valid = probe
-    other = {name: np.array(value) for name, value in pair.items()}
+    other = {name: np.array(value) for name, value in pair.arrays().items()}
     for name, cells in changes.items():  # name: "inputs" or "outputs"; cells: [(r, c)]
         for r, c in cells:
             other[name][r, c] = other[name][r, c] % 9 + 1  # another non-black colour
     before = np.asarray(states(z0, pair))
-    after = np.asarray(states(z0 if z is None else z, other))
+    after = np.asarray(states(z0 if z is None else z, Pair(**other)))
     moved = ~np.all(np.isclose(before, after, rtol=1e-6, atol=1e-6), axis=-1)
     return set(np.flatnonzero(moved).tolist()) & set(valid.tolist())
 
@@ -160,8 +161,7 @@ def test_log_likelihood_finite_and_depends_on_z(tiny):
 
 
 def test_log_likelihood_terms_and_normalisation(tiny):
-    pair = pair_at(random_pairs(4, 1), 0)
-    pair["output_shapes"] = np.array([3, 4], np.int32)
+    pair = pair_at(random_pairs(4, 1), 0)._replace(output_shapes=np.array([3, 4], np.int32))
     z = jnp.array([0.1, 0.2, -0.3, 0.4])
     sum_model = LPNModel(dataclasses.replace(TINY, cell_normalisation="sum"), rngs=nnx.Rngs(0))
     nnx.update(sum_model, tiny["params"])
@@ -183,7 +183,7 @@ def test_log_likelihood_terms_and_normalisation(tiny):
     np.testing.assert_allclose(mean_terms["rows"], jax.nn.log_softmax(logits["rows"])[2], rtol=1e-6)
     np.testing.assert_allclose(mean_terms["cols"], jax.nn.log_softmax(logits["cols"])[3], rtol=1e-6)
     cell_lp = jax.nn.log_softmax(logits["cells"])[:3, :4]
-    expected = np.take_along_axis(np.asarray(cell_lp), pair["outputs"][:3, :4, None], -1)
+    expected = np.take_along_axis(np.asarray(cell_lp), pair.outputs[:3, :4, None], -1)
     np.testing.assert_allclose(mean_terms["cells"], expected.mean(), rtol=1e-5)
     np.testing.assert_allclose(sum_terms["cells"], expected.sum(), rtol=1e-5)
     np.testing.assert_allclose(sum_terms["rows"], mean_terms["rows"], rtol=1e-6)
@@ -219,7 +219,7 @@ def test_bfloat16_activations():
     def run(params):
         q = encode_fn(graphdef)(params, pair)
         value = log_likelihood_fn(graphdef)(params, z, pair)
-        grid, shape = generate_fn(graphdef)(params, z, pair["inputs"], pair["input_shapes"])
+        grid, shape = generate_fn(graphdef)(params, z, pair.inputs, pair.input_shapes)
         return q, value, grid, shape
 
     q, value, grid, shape = run(params)
@@ -246,18 +246,18 @@ def test_dropout_only_with_key():
 
 def test_shape_errors(tiny):
     pairs = random_pairs(0, 2)
-    with pytest.raises(ValueError, match=r"pair\['inputs'\] must be a 2-D grid of at most 5x5"):
+    with pytest.raises(ValueError, match=r"pair.inputs must be a 2-D grid of at most 5x5"):
         tiny["model"].encode(pairs)
-    big = {**pair_at(pairs, 0), "inputs": np.zeros((6, 5), np.int32)}
+    big = pair_at(pairs, 0)._replace(inputs=np.zeros((6, 5), np.int32))
     with pytest.raises(ValueError, match=r"at most 5x5 .* got shape \(6, 5\)"):
         tiny["model"].log_likelihood(jnp.ones(4), big)
-    ragged = {**pair_at(pairs, 0), "outputs": np.zeros((4, 5), np.int32)}
+    ragged = pair_at(pairs, 0)._replace(outputs=np.zeros((4, 5), np.int32))
     with pytest.raises(ValueError, match="padded alike"):
         tiny["model"].encode(ragged)
     with pytest.raises(ValueError, match="z must have shape"):
         tiny["model"].log_likelihood(jnp.ones((2, 4)), pair_at(pairs, 0))
-    with pytest.raises(ValueError, match="missing keys"):
-        tiny["model"].encode({"inputs": pairs["inputs"][0]})
+    with pytest.raises(ValueError, match="pair must be a lpn_arc.data.Pair, got dict"):
+        tiny["model"].encode(pair_at(pairs, 0)._asdict())
 
 
 @pytest.mark.parametrize("which", ["tiny", "tiny_rope"])
@@ -267,17 +267,18 @@ def test_size_buckets_give_the_full_size_values(which, request):
     rng = np.random.default_rng(3)
     for i in range(4):
         rows, cols = (int(v) for v in rng.integers(1, 4, size=2))
-        pair = {
-            "inputs": np.zeros((5, 5), np.int32),
-            "input_shapes": np.array([rows, cols], np.int32),
-            "outputs": np.zeros((5, 5), np.int32),
-            "output_shapes": np.array([cols, rows], np.int32),
-        }
-        pair["inputs"][:rows, :cols] = rng.integers(0, 10, size=(rows, cols))
-        pair["outputs"][:cols, :rows] = rng.integers(0, 10, size=(cols, rows))
+        pair = Pair(
+            inputs=np.zeros((5, 5), np.int32),
+            input_shapes=np.array([rows, cols], np.int32),
+            outputs=np.zeros((5, 5), np.int32),
+            output_shapes=np.array([cols, rows], np.int32),
+        )
+        pair.inputs[:rows, :cols] = rng.integers(0, 10, size=(rows, cols))
+        pair.outputs[:cols, :rows] = rng.integers(0, 10, size=(cols, rows))
         size = (3, 4) if i % 2 else (3, 3)
-        small = {**pair, "inputs": pair["inputs"][: size[0], : size[1]]}
-        small["outputs"] = pair["outputs"][: size[0], : size[1]]
+        small = pair._replace(
+            inputs=pair.inputs[: size[0], : size[1]], outputs=pair.outputs[: size[0], : size[1]]
+        )
         z = jnp.asarray(rng.normal(size=4), jnp.float32)
         full_q, small_q = fx["encode"](fx["params"], pair), fx["encode"](fx["params"], small)
         np.testing.assert_allclose(full_q.mean, small_q.mean, rtol=1e-5, atol=1e-5)

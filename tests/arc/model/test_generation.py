@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from lpn_arc.data import Pair
 from lpn_arc.model import LPNModel, ModelConfig, generate_fn, split_model
 
 from tests.arc.helpers import TINY, generate_uncached, random_pairs, shape_forcer
@@ -13,7 +14,7 @@ from tests.arc.helpers import TINY, generate_uncached, random_pairs, shape_force
 def _generation_inputs(seed, num, max_rows=5, max_cols=5):
     pairs = random_pairs(seed, num, max_rows, max_cols)
     zs = 2.0 * jax.random.normal(jax.random.key(seed), (num, 4))
-    return zs, pairs["inputs"], pairs["input_shapes"]
+    return zs, pairs.inputs, pairs.input_shapes
 
 
 def _sub_jaxprs(params):
@@ -161,12 +162,7 @@ def test_cached_generation_30x30_is_teacher_forced_greedy(positions, dtype):
     for stop, (grids, shapes) in outputs.items():
         grids, shapes = np.asarray(grids), np.asarray(shapes)
         assert any(r != c for r, c in shapes) and max(r * c for r, c in shapes) >= 100, stop
-        pairs = {
-            "inputs": inputs,
-            "input_shapes": in_shapes,
-            "outputs": grids,
-            "output_shapes": shapes,
-        }
+        pairs = Pair(inputs, in_shapes, grids, shapes)
         _check_teacher_forced_greedy(logits_fn(zs, pairs), grids, shapes, dtype)
 
 
@@ -200,12 +196,7 @@ def test_generation_is_argmax_of_teacher_forced_distribution(tiny):
     zs, inputs, shapes = _generation_inputs(11, 6)
     grids, out_shapes = tiny["generate"](tiny["params"], zs, inputs, shapes)
     for i in range(6):
-        pair = {
-            "inputs": inputs[i],
-            "input_shapes": shapes[i],
-            "outputs": grids[i],
-            "output_shapes": out_shapes[i],
-        }
+        pair = Pair(inputs[i], shapes[i], grids[i], out_shapes[i])
         logits = tiny["logits"](zs[i], pair)
         rows, cols = (int(v) for v in out_shapes[i])
         assert int(jnp.argmax(logits["rows"])) + 1 == rows

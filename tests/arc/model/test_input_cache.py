@@ -36,8 +36,8 @@ def test_cached_logits_equal_the_full_pass(model):
     a, b = full(zs, pairs), cached(zs, pairs)
     np.testing.assert_allclose(a["rows"], b["rows"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(a["cols"], b["cols"], rtol=1e-4, atol=1e-5)
-    rows = np.arange(5)[None, :, None] < pairs["output_shapes"][:, 0, None, None]
-    cols = np.arange(5)[None, None, :] < pairs["output_shapes"][:, 1, None, None]
+    rows = np.arange(5)[None, :, None] < pairs.output_shapes[:, 0, None, None]
+    cols = np.arange(5)[None, None, :] < pairs.output_shapes[:, 1, None, None]
     inside = (rows & cols)[..., None]
     np.testing.assert_allclose(
         np.where(inside, a["cells"], 0), np.where(inside, b["cells"], 0), rtol=1e-4, atol=1e-5
@@ -89,8 +89,7 @@ def test_lpn_loss_with_the_input_cache_equals_without():
 
 
 def test_input_tokens_ignore_the_latent_only_with_the_input_only_mask():
-    pair = pair_at(random_pairs(7, 1), 0)
-    pair["input_shapes"] = np.array([4, 4], np.int32)
+    pair = pair_at(random_pairs(7, 1), 0)._replace(input_shapes=np.array([4, 4], np.int32))
     z1, z2 = jnp.zeros(TINY.latent_dim), jnp.ones(TINY.latent_dim)
     lat = 5 * 5 + 2
     for mask, moves in (("input-only", False), ("official", True)):

@@ -19,14 +19,14 @@ def test_a_corrupted_cache_changes_the_logits_and_a_changed_input_does_not():
     logits = jax.jit(model.decode_logits)
     reference = logits(z, cached)
 
-    cache = cached["input_cache"]
+    cache = cached.cache
     for part in ("keys", "values"):
         corrupted = {**cache, part: cache[part] + 1.0}
-        changed = logits(z, {**cached, "input_cache": corrupted})
+        changed = logits(z, cached._replace(cache=corrupted))
         assert not np.allclose(changed["cells"], reference["cells"], atol=1e-3), part
 
     # With the cache in place, the input grid itself is never read again.
-    other_input = {**cached, "inputs": (np.asarray(cached["inputs"]) + 3) % 10}
+    other_input = cached._replace(inputs=(np.asarray(cached.inputs) + 3) % 10)
     same = logits(z, other_input)
     for name in ("rows", "cols", "cells"):
         np.testing.assert_array_equal(same[name], reference[name])

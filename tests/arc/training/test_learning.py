@@ -88,7 +88,7 @@ def test_search_raises_the_spec_likelihood_of_a_briefly_trained_model(briefly_tr
         gain = out.scores[:, 0] - mean_score
         assert np.mean(gain > 1e-4) > 0.75, (text, gain)
         assert np.mean(gain) > 1e-3, (text, gain)
-        truth = tasks["outputs"][:, -1], tasks["output_shapes"][:, -1]
+        truth = tasks.outputs[:, -1], tasks.output_shapes[:, -1]
         top1 = exact_matches(out.attempt_1, out.attempt_shapes[:, 0], *truth)
         second = exact_matches(out.attempt_2, out.attempt_shapes[:, 1], *truth)
         np.testing.assert_array_equal(out.per_task["pass2"], top1 | second)

@@ -24,7 +24,7 @@ def test_dropout_applies_in_training_only():
         config = tiny_config(train_search="mean")
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=rate))
         graphdef, params = init_params(config)
-        task = {k: v[0] for k, v in training_batch(config, 0).items()}
+        task = jax.tree.map(lambda v: v[0], training_batch(config, 0))
         loss = jax.jit(task_loss_fn(graphdef, config))
         key = jax.random.key(0)
         return [float(loss(params, task, key, jax.random.key(s))[0]) for s in (1, 2, 1)]
@@ -93,8 +93,8 @@ SHARDED_SCRIPT = textwrap.dedent(
             "param_devices": len(leaves[0].sharding.device_set),
         }}
     batch = shard_batch(data_mesh(), training_batch(scale_config(), 0))
-    out["batch_devices"] = len(batch["inputs"].sharding.device_set)
-    shards = batch["inputs"].addressable_shards
+    out["batch_devices"] = len(batch.pairs.inputs.sharding.device_set)
+    shards = batch.pairs.inputs.addressable_shards
     out["batch_shard_rows"] = sorted({{s.data.shape[0] for s in shards}})
     print("RESULT" + json.dumps(out))
     """

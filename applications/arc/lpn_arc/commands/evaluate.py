@@ -49,7 +49,7 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     seen = seen_programs(config, step, tasks)
     print(
-        f"checkpoint {args.checkpoint} (step {step}), {len(tasks['inputs'])} test tasks "
+        f"checkpoint {args.checkpoint} (step {step}), {len(tasks.inputs)} test tasks "
         f"(holdout {args.holdout}), start {args.start}, optimizer {args.optimizer}, "
         f"allocator {allocator()}"
     )
@@ -100,7 +100,7 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
             batch_size=args.batch_size or 4,
             candidates=args.candidates,
             pair_buckets=int_list(args.pair_buckets, "--pair-buckets"),
-            size_buckets=int_list(args.size_buckets, "--size-buckets"),
+            size_buckets=args.size_buckets and int_list(args.size_buckets, "--size-buckets"),
             buckets=args.buckets == "on",
             larger=args.larger_tasks,
             stop=args.stop,

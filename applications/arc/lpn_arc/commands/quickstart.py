@@ -70,7 +70,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
                                  progress=not args.no_progress)  # fmt: skip
     seen = seen_programs(config, result.step, tasks)
     print(
-        f"\n{len(tasks['inputs'])} held-out tasks, trained {result.step} steps in "
+        f"\n{len(tasks.inputs)} held-out tasks, trained {result.step} steps in "
         f"{result.seconds:.0f} s"
     )
     print(programs_line(seen))

@@ -28,10 +28,10 @@ def _pattern_task(config, text: str):
     k = int(index)
     tasks = pattern_test_tasks(config, k + 1)
     grids = []
-    for i in range(tasks["inputs"].shape[1]):
-        (ri, ci), (ro, co) = tasks["input_shapes"][k, i], tasks["output_shapes"][k, i]
-        grids.append((np.asarray(tasks["inputs"][k, i, :ri, :ci], np.int8),
-                      np.asarray(tasks["outputs"][k, i, :ro, :co], np.int8)))  # fmt: skip
+    for i in range(tasks.inputs.shape[1]):
+        (ri, ci), (ro, co) = tasks.input_shapes[k, i], tasks.output_shapes[k, i]
+        grids.append((np.asarray(tasks.inputs[k, i, :ri, :ci], np.int8),
+                      np.asarray(tasks.outputs[k, i, :ro, :co], np.int8)))  # fmt: skip
     return ArcTask(f"pattern-{k}", tuple(grids[:-1]), (grids[-1][0],), (grids[-1][1],), text)
 
 

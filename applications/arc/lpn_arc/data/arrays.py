@@ -7,14 +7,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from lpn_arc.data.arc import ArcTask
-from lpn_arc.data.grids import DataError, GridError, check_int, encode_grid, pairs_from_sides
+from lpn_arc.data.grids import (
+    DataError,
+    GridError,
+    PaddedPairs,
+    check_int,
+    encode_grid,
+    pairs_from_sides,
+)
 
 __all__ = ["evaluation_arrays", "tasks_to_arrays"]
 
 
 def tasks_to_arrays(
     tasks: Sequence[ArcTask], max_rows: int, max_cols: int, *, max_pairs: int | None = None
-) -> dict[str, np.ndarray]:
+) -> PaddedPairs:
     """The train pairs of each task in the pair format, padded to P pairs with a mask.
 
     Args:
@@ -24,8 +31,9 @@ def tasks_to_arrays(
         max_pairs: P; by default the largest number of train pairs among the tasks.
 
     Returns:
-        ``{"inputs": (T, P, R, C), "input_shapes": (T, P, 2), "outputs", "output_shapes",
-        "mask": (T, P) bool}``; padded pairs repeat the task's first pair, mask False.
+        ``PaddedPairs(pairs, mask)``: ``pairs`` a :class:`~lpn_arc.data.Pair` of ``inputs``
+        ``(T, P, R, C)``, ``input_shapes`` ``(T, P, 2)``, ``outputs`` and ``output_shapes``,
+        and ``mask`` ``(T, P)`` bool; padded pairs repeat the task's first pair, mask False.
 
     Raises:
         DataError: if there are no tasks, a task has more than ``max_pairs`` train pairs or a
@@ -53,7 +61,7 @@ def tasks_to_arrays(
                     pair[side], *grids.shape[-2:], where
                 )
         mask[t, : len(task.train)] = True
-    return {**pairs_from_sides(grids, shapes), "mask": mask}
+    return PaddedPairs(pairs_from_sides(grids, shapes), mask)
 
 
 def _encode(grid: np.ndarray, max_rows: int, max_cols: int, where: str) -> tuple:
@@ -97,7 +105,8 @@ def evaluation_arrays(
     rows = [(t, task.task_id, i) for t, task in enumerate(tasks) for i in range(task.num_test)]
     q = len(rows)
     which = np.array([t for t, _, _ in rows], dtype=np.int64)
-    arrays = {f"spec_{key}": value[which] for key, value in spec.items()}
+    arrays = {f"spec_{key}": value[which] for key, value in spec.pairs.arrays().items()}
+    arrays["spec_mask"] = spec.mask[which]
     grids, shapes = np.zeros((2, q, max_rows, max_cols), np.int32), np.zeros((2, q, 2), np.int32)
     has_truth = np.array([tasks[t].test_outputs is not None for t, _, _ in rows], dtype=bool)
     for r, (t, task_id, i) in enumerate(rows):
@@ -110,5 +119,5 @@ def evaluation_arrays(
                 task.test_outputs[i], max_rows, max_cols, f"{where}, output"
             )
     query = pairs_from_sides(grids, shapes)
-    arrays.update({f"query_{key}": value for key, value in query.items()}, has_truth=has_truth)
+    arrays.update({f"query_{key}": v for key, v in query.arrays().items()}, has_truth=has_truth)
     return arrays, [(task_id, i) for _, task_id, i in rows]

@@ -11,7 +11,7 @@ import numpy as np
 
 from lpn_arc.config import SIZE_LADDER, TrainConfig
 from lpn_arc.data.arc import load_rearc, load_tasks
-from lpn_arc.data.grids import Pair, check_int
+from lpn_arc.data.grids import PaddedPairs, Pair, check_int
 from lpn_arc.data.pattern import generate_pattern_tasks, pad_to_model
 from lpn_arc.data.provenance import (
     check_training_pairs,
@@ -102,8 +102,9 @@ def _drop_larger(by_source, rearc, size: tuple[int, int], include_test_pairs: bo
     return kept, rearc, dropped
 
 
-def training_batch(config: TrainConfig, step: int) -> Pair:
-    """The batch of ``step``: a pure function of ``(seed, step)``, so resuming is exact."""
+def training_batch(config: TrainConfig, step: int) -> PaddedPairs:
+    """The batch of ``step``: a pure function of ``(seed, step)``, so resuming is exact
+    (see :meth:`TrainingData.batch`)."""
     return TrainingData(config).batch(step)
 
 
@@ -199,11 +200,12 @@ class TrainingData:
             seed.append(self.process_index)
         return np.random.default_rng(seed)
 
-    def batch(self, step: int) -> Pair:
-        """This process's ``(local_batch_size, N, R, C)`` share of step ``step``'s batch."""
+    def batch(self, step: int) -> PaddedPairs:
+        """This process's ``(local_batch_size, N, R, C)`` share of step ``step``'s batch:
+        the pairs and the mask of the real ones (None for PATTERN tasks, all real)."""
         if self.sampler is not None:
             return self.sampler.sample(self._rng(step), self.local_batch_size)
-        return self.pattern_batch(step)[0]
+        return PaddedPairs(self.pattern_batch(step)[0], None)
 
     def pattern_batch(self, step: int) -> tuple[Pair, np.ndarray]:
         """A PATTERN run's batch of ``step`` and its ``(B, P, P)`` patterns: train programs

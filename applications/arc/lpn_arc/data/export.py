@@ -54,7 +54,7 @@ def pattern_task_file(data: DataConfig, split: str, num_tasks: int, seed: int) -
     out = {}
     for t in range(num_tasks):
         grids = [
-            {"input": pairs["inputs"][t, i].tolist(), "output": pairs["outputs"][t, i].tolist()}
+            {"input": pairs.inputs[t, i].tolist(), "output": pairs.outputs[t, i].tolist()}
             for i in range(data.num_pairs)
         ]
         out[f"pattern-{split}-{seed}-{t:05d}"] = {"train": grids[:-1], "test": grids[-1:]}

@@ -3,15 +3,20 @@
 An ARC grid has 1 to 30 rows and 1 to 30 columns of colours 0-9. Models work on
 zero-padded ``(max_rows, max_cols)`` ``int32`` arrays plus the true ``[rows, cols]``.
 
-:data:`Pair`, the pair format used by the whole package (data, model, training and
-evaluation), is a dict pytree::
+:class:`Pair`, the pair format used by the whole package (data, model, training and
+evaluation), is a named tuple, so a JAX pytree::
 
-    {"inputs": (..., R, C) int32, "input_shapes": (..., 2) int32,
-     "outputs": (..., R, C) int32, "output_shapes": (..., 2) int32}
+    Pair(inputs=(..., R, C) int32, input_shapes=(..., 2) int32,
+         outputs=(..., R, C) int32, output_shapes=(..., 2) int32, cache=None)
 
 with any leading axes (pair axis, task axis) first; a single pair has no leading axis.
-Before padding, an ARC task's example is a :data:`GridPair`: its ``(input, output)`` grids
-as they were loaded (``int8`` arrays of their own sizes).
+``cache`` is what the model prepares once per pair (the input-only decoder mask's input
+keys and values, :meth:`lpn_arc.model.LPNModel.precompute`); None, an empty pytree, until
+then. Pairs padded to a fixed count travel as :class:`PaddedPairs`: the pairs and the mask
+of the real ones. ``np.savez(path, **pairs.arrays())`` writes pairs and
+``Pair(**np.load(path))`` reads them back. Before padding, an ARC task's example is a
+:data:`GridPair`: its ``(input, output)`` grids as they were loaded (``int8`` arrays of
+their own sizes).
 """
 
 from __future__ import annotations
@@ -19,18 +24,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import chain
 from numbers import Integral
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = [
     "MAX_GRID_SIZE",
     "NUM_COLOURS",
-    "PAIR_KEYS",
     "DataError",
     "Grid",
     "GridError",
     "GridPair",
+    "PaddedPairs",
     "Pair",
     "as_grid",
     "check_int",
@@ -42,11 +47,50 @@ __all__ = [
 
 MAX_GRID_SIZE = 30
 NUM_COLOURS = 10
-PAIR_KEYS = ("inputs", "input_shapes", "outputs", "output_shapes")
 
-Pair = dict[str, Any]
-"""The pair format (see the module docstring): NumPy or JAX arrays under :data:`PAIR_KEYS`,
-and whatever a stage adds (``"mask"`` of padded pairs, the model's ``"input_cache"``)."""
+
+class Pair(NamedTuple):
+    """The pair format (see the module docstring): NumPy or JAX arrays of one pair or of
+    pairs stacked on leading axes.
+
+    Example:
+        >>> pairs = make_pairs([([[1, 2]], [[3], [4]])], 2, 2)
+        >>> pairs.inputs.shape, pairs.output_shapes.tolist(), pairs.cache
+        ((1, 2, 2), [[2, 1]], None)
+        >>> sorted(pairs.arrays())
+        ['input_shapes', 'inputs', 'output_shapes', 'outputs']
+    """
+
+    inputs: Any
+    """``(..., R, C)`` padded input grids."""
+    input_shapes: Any
+    """``(..., 2)`` the inputs' ``[rows, cols]``."""
+    outputs: Any
+    """``(..., R, C)`` padded output grids."""
+    output_shapes: Any
+    """``(..., 2)`` the outputs' ``[rows, cols]``."""
+    cache: Any = None
+    """What the model prepared once per pair (the input-only mask's input cache), or None."""
+
+    def arrays(self) -> dict[str, Any]:
+        """The grids and shapes by field name, the cache left out: ``np.savez(path,
+        **pairs.arrays())`` writes pairs that ``Pair(**np.load(path))`` reads back."""
+        return {name: getattr(self, name) for name in self._fields if name != "cache"}
+
+
+class PaddedPairs(NamedTuple):
+    """Pairs padded to a fixed count per task and which of them are real.
+
+    Padded slots repeat a real pair of their task and must never be scored: ``mask`` is
+    False there. A JAX pytree, like :class:`Pair`.
+    """
+
+    pairs: Pair
+    """The pairs, ``(..., P, R, C)`` grids."""
+    mask: Any
+    """``(..., P)`` bool, True for a real pair; None: every pair is real."""
+
+
 GridPair = tuple[np.ndarray, np.ndarray]
 """One unpadded ``(input, output)`` example of an ARC task, as loaded."""
 Grid = Sequence[Sequence[int]] | np.ndarray
@@ -195,8 +239,8 @@ def make_pairs(
             reported as ``"<where>, pair <i>, input|output"``.
 
     Returns:
-        ``{"inputs": (N, R, C), "input_shapes": (N, 2), "outputs": (N, R, C),
-        "output_shapes": (N, 2)}``, all ``int32``.
+        A :class:`Pair` of ``inputs`` ``(N, R, C)``, ``input_shapes`` ``(N, 2)``, ``outputs``
+        ``(N, R, C)`` and ``output_shapes`` ``(N, 2)``, all ``int32``.
 
     Raises:
         GridError: if any grid is invalid.
@@ -215,18 +259,14 @@ def make_pairs(
         grid, shape = encode_grid(pair[1], max_rows, max_cols, where=f"{prefix}pair {i}, output")
         outputs.append(grid)
         output_shapes.append(shape)
-    return {
-        "inputs": np.stack(inputs),
-        "input_shapes": np.stack(input_shapes),
-        "outputs": np.stack(outputs),
-        "output_shapes": np.stack(output_shapes),
-    }
+    return Pair(
+        np.stack(inputs), np.stack(input_shapes), np.stack(outputs), np.stack(output_shapes)
+    )
 
 
 def pairs_from_sides(grids: np.ndarray, shapes: np.ndarray) -> Pair:
     """The pair format from stacked ``(2, ...)`` input/output grids and shapes."""
-    return {"inputs": grids[0], "input_shapes": shapes[0], "outputs": grids[1],
-            "output_shapes": shapes[1]}  # fmt: skip
+    return Pair(grids[0], shapes[0], grids[1], shapes[1])
 
 
 def as_grid(obj: Any, where: str) -> np.ndarray:

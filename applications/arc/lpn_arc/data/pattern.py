@@ -124,8 +124,8 @@ def task_programs(tasks: Pair, pattern_size: int) -> list[str]:
         >>> task_programs(tasks, 2) == [program_text(p) for p in patterns]
         True
     """
-    inputs = np.asarray(tasks["inputs"])[:, 0]
-    outputs = np.asarray(tasks["outputs"])[:, 0]
+    inputs = np.asarray(tasks.inputs)[:, 0]
+    outputs = np.asarray(tasks.outputs)[:, 0]
     programs = []
     for t, (grid, output) in enumerate(zip(inputs, outputs, strict=True)):
         marks = np.argwhere(grid == MARKER_COLOUR)
@@ -161,9 +161,10 @@ def generate_pattern_tasks(
             (:func:`program_split`); ``None``: every program (the draws of lpn-arc 0.1).
 
     Returns:
-        ``(pairs, patterns)``: ``pairs`` is ``{"inputs": (T, N, G, G), "input_shapes":
-        (T, N, 2), "outputs": (T, N, G, G), "output_shapes": (T, N, 2)}`` (``int32``, all
-        shapes ``[G, G]``) and ``patterns`` is the ``int32`` ``(T, P, P)`` array of patterns.
+        ``(pairs, patterns)``: ``pairs`` is a :class:`~lpn_arc.data.Pair` of ``inputs``
+        ``(T, N, G, G)``, ``input_shapes`` ``(T, N, 2)``, ``outputs`` ``(T, N, G, G)`` and
+        ``output_shapes`` ``(T, N, 2)`` (``int32``, all shapes ``[G, G]``) and ``patterns``
+        is the ``int32`` ``(T, P, P)`` array of patterns.
 
     Raises:
         ValueError: if an argument is out of range (the message names it).
@@ -198,24 +199,18 @@ def generate_pattern_tasks(
     ]
 
     shapes = np.full((num_tasks, num_pairs, 2), grid_size, dtype=np.int32)
-    pairs = {
-        "inputs": inputs,
-        "input_shapes": shapes,
-        "outputs": outputs,
-        "output_shapes": shapes.copy(),
-    }
-    return pairs, patterns
+    return Pair(inputs, shapes, outputs, shapes.copy()), patterns
 
 
 def pad_to_model(tasks: Pair, config: TrainConfig) -> Pair:
     """Zero-pads generated grids to the model's ``max_rows x max_cols``."""
     rows, cols = config.model.max_rows, config.model.max_cols
-    out = dict(tasks)
-    for name in ("inputs", "outputs"):
-        grid = tasks[name]
-        pad = [(0, 0)] * (grid.ndim - 2) + [(0, rows - grid.shape[-2]), (0, cols - grid.shape[-1])]
-        out[name] = np.pad(grid, pad)
-    return out
+
+    def pad(grid: np.ndarray) -> np.ndarray:
+        extra = [(0, rows - grid.shape[-2]), (0, cols - grid.shape[-1])]
+        return np.pad(grid, [(0, 0)] * (grid.ndim - 2) + extra)
+
+    return tasks._replace(inputs=pad(tasks.inputs), outputs=pad(tasks.outputs))
 
 
 def pattern_test_tasks(

@@ -13,7 +13,7 @@ from lpn_arc.data.grids import (
     NUM_COLOURS,
     DataError,
     GridPair,
-    Pair,
+    PaddedPairs,
     as_grid,
     check_int,
     pairs_from_sides,
@@ -33,7 +33,7 @@ class TaskSampler:
 
     The programs are the ARC tasks (their demonstration pairs only, unless
     ``include_test_pairs``) and the re-arc pair pools. A sampled task holds ``min(N,
-    count)`` distinct pairs of its program, the rest masked out (``pair_mask``): 293 of the
+    count)`` distinct pairs of its program, the rest masked out (the batch's ``mask``): 293 of the
     400 ARC-AGI-1 training tasks have only 2 or 3 demonstrations, and a copy of the
     held-out pair in its own specification would teach the model to copy. All grids are
     padded once into ``int8`` arrays (``2 * max_rows * max_cols`` bytes per pair: about
@@ -70,8 +70,8 @@ class TaskSampler:
         >>> from lpn_arc.data import load_tasks
         >>> sampler = TaskSampler(tasks=load_tasks("arc1-train", limit=8), num_pairs=3)
         >>> batch = sampler.sample(np.random.default_rng(0), 2)
-        >>> batch["inputs"].shape, batch["output_shapes"].shape
-        ((2, 3, 30, 30), (2, 3, 2))
+        >>> batch.pairs.inputs.shape, batch.pairs.output_shapes.shape, batch.mask.shape
+        ((2, 3, 30, 30), (2, 3, 2), (2, 3))
     """
 
     def __init__(
@@ -167,7 +167,7 @@ class TaskSampler:
             picks[:, j] = r
         return np.where(np.arange(n)[None, :] < counts[:, None], picks, picks[:, :1])
 
-    def sample(self, rng: np.random.Generator, batch_size: int) -> Pair:
+    def sample(self, rng: np.random.Generator, batch_size: int) -> PaddedPairs:
         """Samples a batch of tasks (deterministic given ``rng``).
 
         Args:
@@ -175,14 +175,14 @@ class TaskSampler:
             batch_size: number of tasks B.
 
         Returns:
-            ``{"inputs": (B, N, R, C), "input_shapes": (B, N, 2), "outputs": ...,
-            "output_shapes": ..., "pair_mask": (B, N) bool}``, grids and shapes ``int32``,
-            packed top-left, zero elsewhere; with a ``ladder``, ``R x C`` is the batch's
-            size bucket. A task never holds the same pair twice: a
-            program with fewer than N pairs fills its first ``count`` slots with distinct
-            pairs and masks the rest out (``pair_mask`` False; their grids repeat the first
-            pair and are never scored), so a held-out pair is never in its own
-            specification.
+            ``PaddedPairs(pairs, mask)``: ``pairs`` a :class:`~lpn_arc.data.Pair` of
+            ``inputs`` ``(B, N, R, C)``, ``input_shapes`` ``(B, N, 2)``, ``outputs`` and
+            ``output_shapes`` (``int32``, packed top-left, zero elsewhere; with a
+            ``ladder``, ``R x C`` is the batch's size bucket) and ``mask`` ``(B, N)`` bool.
+            A task never holds the same pair twice: a program with fewer than N pairs fills
+            its first ``count`` slots with distinct pairs and masks the rest out (``mask``
+            False; their grids repeat the first pair and are never scored), so a held-out
+            pair is never in its own specification.
         """
         check_int("batch_size", batch_size, 1)
         b, n, rows, cols = batch_size, self.num_pairs, self.max_rows, self.max_cols
@@ -212,5 +212,5 @@ class TaskSampler:
         if self.ladder is not None:  # the batch's size bucket
             extent = shapes.reshape(-1, 2).max(axis=0)
             grids = grids[..., : self._bucket(extent[0], rows), : self._bucket(extent[1], cols)]
-        pair_mask = np.arange(n)[None, :] < counts[:, None]
-        return {**pairs_from_sides(grids, shapes.astype(np.int32)), "pair_mask": pair_mask}
+        mask = np.arange(n)[None, :] < counts[:, None]
+        return PaddedPairs(pairs_from_sides(grids, shapes.astype(np.int32)), mask)

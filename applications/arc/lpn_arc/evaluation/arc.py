@@ -1,16 +1,17 @@
 """Evaluation on ARC tasks: every test input, the task's train pairs as the specification.
 
 **Size buckets.** A task is padded to the smallest rows and the smallest columns of a fixed
-ladder (default 10, 20, 30; rows and columns separately) that hold all its grids: its
-demonstrations and its test inputs. Its specification is scored and its output generated
-in that size (the same values as at the model's full size, less work: a 10 x 10 bucket is a
-205-token decoder sequence instead of 1,805 at 30 x 30), and its number of pairs is padded
-(with a mask) to a few pair buckets, so tasks share at most ``pair buckets x ladder^2``
-compilations. An unknown test output may be larger than its bucket (3 of the 419 test
-inputs of ARC-AGI-1 evaluation): when the model predicts a shape the bucket cannot hold,
-that test input is solved again at the model's full size, so the results equal those of
-full padding. :func:`evaluate_arc` returns per-task metrics and an ARC Prize submission
-(checked by :func:`lpn_arc.evaluation.validate_submission`).
+ladder (default: a third, two thirds and all of the model's size, so 10, 20, 30 for a
+30 x 30 model and 4, 7, 10 for a 10 x 10 one; rows and columns separately) that hold all
+its grids: its demonstrations and its test inputs. Its specification is scored and its
+output generated in that size (the same values as at the model's full size, less work: a
+10 x 10 bucket is a 205-token decoder sequence instead of 1,805 at 30 x 30), and its
+number of pairs is padded (with a mask) to a few pair buckets, so tasks share at most
+``pair buckets x ladder^2`` compilations. An unknown test output may be larger than its
+bucket (3 of the 419 test inputs of ARC-AGI-1 evaluation): when the model predicts a shape
+the bucket cannot hold, that test input is solved again at the model's full size, so the
+results equal those of full padding. :func:`evaluate_arc` returns per-task metrics and an
+ARC Prize submission (checked by :func:`lpn_arc.evaluation.validate_submission`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from flax import nnx
 
 from lpn_arc.config import ModelConfig, SearchSpec
-from lpn_arc.data import ArcTask, decode_grid, evaluation_arrays
+from lpn_arc.data import ArcTask, Pair, decode_grid, evaluation_arrays
 from lpn_arc.evaluation.inference import check_choice, run_queries
 from lpn_arc.evaluation.metrics import ATTEMPT2_RULES, SECOND_ATTEMPT, score_attempts
 
@@ -66,7 +67,7 @@ def evaluate_arc(
     batch_size: int = 4,
     candidates: int = 4,
     pair_buckets: Sequence[int] = (3, 5, 10),
-    size_buckets: Sequence[int] = (10, 20, 30),
+    size_buckets: Sequence[int] | None = None,
     buckets: bool = True,
     larger: str = "error",
     stop: str = "none",
@@ -99,7 +100,8 @@ def evaluate_arc(
         candidates: distinct latents decoded per test input (>= 2).
         pair_buckets: padded specification sizes (a task with more train pairs than the
             largest bucket is padded to the largest count among ``tasks``).
-        size_buckets: the ladder of padded rows and columns (each capped at the model's).
+        size_buckets: the ladder of padded rows and columns (each capped at the model's);
+            None: :func:`default_ladder` of the model.
         buckets: pad each task to its size bucket (default); False pads every grid to the
             model's ``max_rows x max_cols``.
         larger: a task with a grid larger than the model's: ``"error"`` (default, a
@@ -135,7 +137,7 @@ def evaluate_arc(
         tasks = [t for t in tasks if _fits(t, config)]
         if not tasks:
             return _with_unsolved(None, too_large, spec.text, time.perf_counter() - start_time)
-    ladder = _ladder(size_buckets) if buckets else ()
+    ladder = _ladder(size_buckets or default_ladder(config)) if buckets else ()
     groups = _bucket_groups(tasks, config, pair_buckets, ladder, max_pairs)
     # Query ids in task order (they pick the search keys), then one run per bucket.
     first_query = np.cumsum([0] + [task.num_test for task in tasks])
@@ -224,6 +226,20 @@ def _with_unsolved(
     return ArcEvalOutput(metrics=metrics, submission=submission, queries=queries)
 
 
+def default_ladder(config: ModelConfig) -> tuple[int, ...]:
+    """A third, two thirds and all of the model's larger side (rounded up): at most three
+    sizes per axis, so at most nine size buckets and their compilations.
+
+    Example:
+        >>> from lpn_arc.config import ModelConfig
+        >>> small = ModelConfig(10, 10, 32, 2, 2, num_heads=4, head_dim=16, mlp_factor=2.0)
+        >>> default_ladder(ModelConfig.arc_repo()), default_ladder(small)
+        ((10, 20, 30), (4, 7, 10))
+    """
+    side = max(config.max_rows, config.max_cols)
+    return tuple(sorted({-(-side // 3), -(-2 * side // 3), side}))
+
+
 def _ladder(size_buckets: Sequence[int]) -> tuple[int, ...]:
     if not size_buckets or any(
         isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in size_buckets
@@ -289,12 +305,12 @@ def _bucket_queries(
     arrays, _ = evaluation_arrays(group, config.max_rows, config.max_cols, max_pairs=size)
     rows, cols = bucket
     queries = {
-        "spec_pairs": {
-            "inputs": arrays["spec_inputs"][..., :rows, :cols],
-            "input_shapes": arrays["spec_input_shapes"],
-            "outputs": arrays["spec_outputs"][..., :rows, :cols],
-            "output_shapes": arrays["spec_output_shapes"],
-        },
+        "spec_pairs": Pair(
+            arrays["spec_inputs"][..., :rows, :cols],
+            arrays["spec_input_shapes"],
+            arrays["spec_outputs"][..., :rows, :cols],
+            arrays["spec_output_shapes"],
+        ),
         "spec_mask": arrays["spec_mask"],
         "query_inputs": arrays["query_inputs"][..., :rows, :cols],
         "query_input_shapes": arrays["query_input_shapes"],

@@ -16,7 +16,7 @@ import numpy as np
 from flax import nnx
 
 from lpn_arc.config import SearchSpec
-from lpn_arc.data import PAIR_KEYS, Pair
+from lpn_arc.data import Pair
 from lpn_arc.evaluation.inference import check_choice, run_queries
 from lpn_arc.evaluation.metrics import ATTEMPT2_RULES, SECOND_ATTEMPT, score_attempts
 
@@ -56,16 +56,13 @@ class EvalOutput:
     per_task: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
-def _check_tasks(tasks: Pair) -> dict[str, np.ndarray]:
-    if not isinstance(tasks, dict):
-        raise ValueError(f"tasks must be a dict in the pair format, got {type(tasks).__name__}")
-    missing = [name for name in PAIR_KEYS if name not in tasks]
-    if missing:
-        raise ValueError(f"tasks is missing keys {missing}")
-    arrays = {name: np.asarray(tasks[name]) for name in PAIR_KEYS}
+def _check_tasks(tasks: Pair) -> Pair:
+    if not isinstance(tasks, Pair):
+        raise ValueError(f"tasks must be a lpn_arc.data.Pair, got {type(tasks).__name__}")
+    arrays = {name: np.asarray(value) for name, value in tasks.arrays().items()}
     grids = arrays["inputs"]
     if grids.ndim != 4:
-        raise ValueError(f"tasks['inputs'] must have shape (T, N, R, C), got {grids.shape}")
+        raise ValueError(f"tasks.inputs must have shape (T, N, R, C), got {grids.shape}")
     num_tasks, num_pairs = grids.shape[:2]
     expected = {
         "inputs": grids.shape,
@@ -75,34 +72,33 @@ def _check_tasks(tasks: Pair) -> dict[str, np.ndarray]:
     }
     for name, shape in expected.items():
         if arrays[name].shape != shape:
-            raise ValueError(f"tasks[{name!r}] must have shape {shape}, got {arrays[name].shape}")
+            raise ValueError(f"tasks.{name} must have shape {shape}, got {arrays[name].shape}")
     if num_tasks < 1:
         raise ValueError("tasks holds no task")
     if num_pairs < 2:
         raise ValueError(
             f"each task needs >= 2 pairs (specification + query), got {num_pairs} pair(s)"
         )
-    return {name: value.astype(np.int32) for name, value in arrays.items()}
+    return Pair(**{name: value.astype(np.int32) for name, value in arrays.items()})
 
 
-def _holdout_queries(arrays: dict[str, np.ndarray], holdout: str) -> tuple[dict[str, Any], ...]:
+def _holdout_queries(tasks: Pair, holdout: str) -> tuple[dict[str, Any], ...]:
     """Queries of stacked tasks: ``(queries, truth, ids)``; with ``"all"`` each pair of a
     task is predicted from the others (task-major order), with ``"last"`` the last pair."""
-    num_tasks, num_pairs = arrays["inputs"].shape[:2]
+    num_tasks, num_pairs = tasks.inputs.shape[:2]
     held = [num_pairs - 1] if holdout == "last" else list(range(num_pairs))
     others = np.array([[j for j in range(num_pairs) if j != i] for i in held])  # (H, N-1)
     queries = {
-        "spec_pairs": {  # (T * H, N - 1, ...)
-            name: arrays[name][:, others].reshape(-1, num_pairs - 1, *arrays[name].shape[2:])
-            for name in PAIR_KEYS
-        },
+        "spec_pairs": jax.tree.map(  # (T * H, N - 1, ...)
+            lambda x: x[:, others].reshape(-1, num_pairs - 1, *x.shape[2:]), tasks
+        ),
         "spec_mask": np.ones((num_tasks * len(held), num_pairs - 1), bool),
-        "query_inputs": arrays["inputs"][:, held].reshape(-1, *arrays["inputs"].shape[2:]),
-        "query_input_shapes": arrays["input_shapes"][:, held].reshape(-1, 2),
+        "query_inputs": tasks.inputs[:, held].reshape(-1, *tasks.inputs.shape[2:]),
+        "query_input_shapes": tasks.input_shapes[:, held].reshape(-1, 2),
     }
     truth = (
-        arrays["outputs"][:, held].reshape(-1, *arrays["outputs"].shape[2:]),
-        arrays["output_shapes"][:, held].reshape(-1, 2),
+        tasks.outputs[:, held].reshape(-1, *tasks.outputs.shape[2:]),
+        tasks.output_shapes[:, held].reshape(-1, 2),
     )
     # Keys: task t (holdout "last") keeps key fold_in(key, t); pair i of task t gets t*N + i.
     ids = np.arange(num_tasks) if holdout == "last" else np.arange(num_tasks * num_pairs)
@@ -133,8 +129,8 @@ def evaluate_tasks(
     Args:
         graphdef: the model graph from :func:`lpn_arc.model.split_model`.
         params: the parameter pytree from ``split_model``.
-        tasks: pair-format dict with a leading task axis: ``"inputs"``/``"outputs"``
-            ``(T, N, R, C)`` and ``"input_shapes"``/``"output_shapes"`` ``(T, N, 2)``.
+        tasks: a :class:`~lpn_arc.data.Pair` with a leading task axis: ``inputs`` and
+            ``outputs`` ``(T, N, R, C)``, ``input_shapes`` and ``output_shapes`` ``(T, N, 2)``.
         spec: the search, e.g. ``parse_search("grad:100")``.
         key: PRNG key of stochastic searchers (and of ``start="sample"``).
         batch_size: queries per compiled call (>= 1).
@@ -166,11 +162,11 @@ def evaluate_tasks(
             ``batch_size``, ``start``, ``attempt2`` or ``holdout``, or a ``spec`` that is
             not a ``SearchSpec``.
     """
-    arrays = _check_tasks(tasks)
+    tasks = _check_tasks(tasks)
     check_choice("attempt2", attempt2, ATTEMPT2_RULES)
     check_choice("holdout", holdout, HOLDOUTS)
     start_time = time.perf_counter()
-    queries, (outputs, output_shapes), ids = _holdout_queries(arrays, holdout)
+    queries, (outputs, output_shapes), ids = _holdout_queries(tasks, holdout)
     results = run_queries(
         graphdef,
         params,

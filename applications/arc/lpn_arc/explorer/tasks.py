@@ -23,6 +23,7 @@ from lpn_arc.config import TrainConfig
 from lpn_arc.data import (
     DataError,
     GridError,
+    Pair,
     encode_grid,
     load_tasks,
     make_pairs,
@@ -57,14 +58,15 @@ class TaskArrays:
     """A checked task, padded to the model.
 
     Attributes:
-        pairs: the specification in the pair format, ``P`` pairs padded to a bucket.
+        pairs: the specification, a :class:`~lpn_arc.data.Pair` of ``P`` pairs padded to a
+            bucket.
         mask: ``(P,)`` which of the padded pairs are real.
         query_input: ``(R, C)`` the padded query input.
         query_shape: ``(2,)`` its ``[rows, cols]``.
         truth: the query's expected output grid (rows of colours) or None.
     """
 
-    pairs: dict[str, np.ndarray]
+    pairs: Pair
     mask: np.ndarray
     query_input: np.ndarray
     query_shape: np.ndarray
@@ -119,10 +121,11 @@ def task_arrays(task: Any, max_rows: int, max_cols: int) -> TaskArrays:
         raise TaskError(str(err)) from None
     count = len(train)
     size = next(b for b in PAIR_BUCKETS if b >= count)
-    padded = {
-        name: np.concatenate([v, np.repeat(v[-1:], size - count, axis=0)])
-        for name, v in pairs.items()
-    }
+
+    def pad(v: np.ndarray) -> np.ndarray:  # the bucket's slots repeat the last real pair
+        return np.concatenate([v, np.repeat(v[-1:], size - count, axis=0)])
+
+    padded = pairs._replace(**{name: pad(v) for name, v in pairs.arrays().items()})
     return TaskArrays(padded, np.arange(size) < count, query, shape, truth)
 
 
@@ -187,13 +190,13 @@ def pattern_tasks(config: TrainConfig, count: int) -> list[dict[str, Any]]:
     """
     arrays = pattern_test_tasks(config)
     tasks = []
-    for t in range(min(count, arrays["inputs"].shape[0])):
+    for t in range(min(count, arrays.inputs.shape[0])):
         pairs = [
             {
-                "input": _crop(arrays["inputs"][t, i], arrays["input_shapes"][t, i]),
-                "output": _crop(arrays["outputs"][t, i], arrays["output_shapes"][t, i]),
+                "input": _crop(arrays.inputs[t, i], arrays.input_shapes[t, i]),
+                "output": _crop(arrays.outputs[t, i], arrays.output_shapes[t, i]),
             }
-            for i in range(arrays["inputs"].shape[1])
+            for i in range(arrays.inputs.shape[1])
         ]
         tasks.append({"train": pairs[:-1], "test": pairs[-1:]})
     return tasks

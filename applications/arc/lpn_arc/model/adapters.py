@@ -74,13 +74,14 @@ def precompute_fn(graphdef: nnx.GraphDef) -> Callable[..., Pair]:
 
     Example:
         >>> import jax.numpy as jnp
+        >>> from lpn_arc.data import Pair
         >>> from lpn_arc.model import ModelConfig
         >>> cfg = ModelConfig(3, 3, 4, 1, 1, num_heads=2, head_dim=4, mlp_factor=1.0,
         ...                   decoder_mask="input-only")
         >>> graphdef, params = split_model(LPNModel(cfg, rngs=nnx.Rngs(0)))
-        >>> pair = {"inputs": jnp.zeros((3, 3), jnp.int32), "input_shapes": jnp.array([2, 3]),
-        ...         "outputs": jnp.zeros((3, 3), jnp.int32), "output_shapes": jnp.array([3, 3])}
-        >>> precompute_fn(graphdef)(params, pair)["input_cache"]["keys"].shape
+        >>> grid = jnp.zeros((3, 3), jnp.int32)
+        >>> pair = Pair(grid, jnp.array([2, 3]), grid, jnp.array([3, 3]))
+        >>> precompute_fn(graphdef)(params, pair).cache["keys"].shape
         (1, 11, 2, 4)
     """
 

@@ -168,10 +168,10 @@ class Decoder(nnx.Module):
         """Output-side tokens ``(2 + R'C', E)`` of a teacher-forced pair (rows and cols
         tokens, then the cells), their key validity and their rotary positions (``(0, 0)``
         for the shape tokens, the next cell's for a cell token)."""
-        rows_n, cols_n = jnp.shape(pair["outputs"])  # the model's R x C, or a smaller bucket
-        out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
+        rows_n, cols_n = jnp.shape(pair.outputs)  # the model's R x C, or a smaller bucket
+        out_shape = jnp.asarray(pair.output_shapes, jnp.int32)
         r, c = cell_positions(rows_n, cols_n)
-        cells, (next_r, next_c) = self.output_cell_tokens(pair["outputs"], r, c, out_shape[1])
+        cells, (next_r, next_c) = self.output_cell_tokens(pair.outputs, r, c, out_shape[1])
         zeros = jnp.zeros((2,), jnp.int32)
         tokens = jnp.concatenate(
             [
@@ -209,7 +209,7 @@ class Decoder(nnx.Module):
             dropout_key: dropout key (None = deterministic).
         """
         prefix, prefix_valid, (prefix_r, prefix_c) = self.prefix_tokens(
-            z, pair["inputs"], jnp.asarray(pair["input_shapes"], jnp.int32)
+            z, pair.inputs, jnp.asarray(pair.input_shapes, jnp.int32)
         )
         out, out_valid, (out_r, out_c) = self.output_tokens(pair)
         rope = self.rope(jnp.concatenate([prefix_r, out_r]), jnp.concatenate([prefix_c, out_c]))
@@ -247,17 +247,17 @@ class Decoder(nnx.Module):
             ``{"rows": (R,), "cols": (C,), "cells": (R', C', 10)}`` float32 logits; ``rows[k]``
             scores ``k + 1`` rows; ``cells[r, c]`` is the distribution of output cell
             ``(r, c)`` (meaningful inside the output shape only). ``R' x C'`` is the padded
-            size of ``pair["outputs"]``: the model's ``R x C`` or any smaller size that
+            size of ``pair.outputs``: the model's ``R x C`` or any smaller size that
             holds the grids (a size bucket: the same values for the valid cells, less work).
         """
         x = self.hidden_states(z, pair, dropout_key=dropout_key)
-        return self.heads(x, pair, latent_index=jnp.size(pair["inputs"]) + 2)
+        return self.heads(x, pair, latent_index=jnp.size(pair.inputs) + 2)
 
     def heads(self, x: jax.Array, pair: Pair, *, latent_index: int) -> dict[str, jax.Array]:
         """The rows, cols and cell logits read off token states ``x`` whose latent token
         sits at ``latent_index`` (followed by the output rows, cols and cell tokens)."""
-        rows_n, cols_n = jnp.shape(pair["outputs"])
-        out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
+        rows_n, cols_n = jnp.shape(pair.outputs)
+        out_shape = jnp.asarray(pair.output_shapes, jnp.int32)
         r, c = cell_positions(rows_n, cols_n)
         lat = latent_index
 

@@ -62,14 +62,14 @@ class Encoder(nnx.Module):
             The posterior ``DiagGaussian`` with float32 mean and log-variance ``(d,)``.
         """
         cfg = self.cfg
-        rows, cols = jnp.shape(pair["inputs"])
-        if jnp.shape(pair["outputs"]) != (rows, cols):
+        rows, cols = jnp.shape(pair.inputs)
+        if jnp.shape(pair.outputs) != (rows, cols):
             raise ValueError(
                 f"the encoder needs inputs and outputs padded alike, got {(rows, cols)} and "
-                f"{jnp.shape(pair['outputs'])}"
+                f"{jnp.shape(pair.outputs)}"
             )
-        in_shape = jnp.asarray(pair["input_shapes"], jnp.int32)
-        out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
+        in_shape = jnp.asarray(pair.input_shapes, jnp.int32)
+        out_shape = jnp.asarray(pair.output_shapes, jnp.int32)
         channel = self.channel(jnp.arange(2))  # (2, E)
 
         shape_tokens = jnp.stack(
@@ -80,7 +80,7 @@ class Encoder(nnx.Module):
                 lookup(self.shape_cols, out_shape[1] - 1) + channel[1],
             ]
         )
-        grids = jnp.stack([pair["inputs"], pair["outputs"]], axis=-1)  # (R, C, 2)
+        grids = jnp.stack([pair.inputs, pair.outputs], axis=-1)  # (R, C, 2)
         r, c = cell_positions(rows, cols)
         cells = lookup(self.colour, grids)  # (R, C, 2, E)
         rope = None

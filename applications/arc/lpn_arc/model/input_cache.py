@@ -45,7 +45,7 @@ def input_cache(decoder: Decoder, pair: Pair) -> dict[str, jax.Array]:
             "input tokens attend to the latent, so nothing of them is independent of z)"
         )
     tokens, valid, (rows, cols) = decoder.input_tokens(
-        pair["inputs"], jnp.asarray(pair["input_shapes"], jnp.int32)
+        pair.inputs, jnp.asarray(pair.input_shapes, jnp.int32)
     )
     rope = decoder.rope(rows, cols)
     x, keys, values = tokens, [], []
@@ -62,7 +62,7 @@ def input_cache(decoder: Decoder, pair: Pair) -> dict[str, jax.Array]:
 def cached_logits(
     decoder: Decoder, z: jax.Array, pair: Pair, *, dropout_key: jax.Array | None = None
 ) -> dict[str, jax.Array]:
-    """Teacher-forced logits of a pair whose ``"input_cache"`` holds its input side.
+    """Teacher-forced logits of a pair whose ``cache`` holds its input side.
 
     The latent token and the output tokens (``R'C' + 3``) run through the decoder, attending
     to the cached input keys and values (valid ones only) and causally to each other, as
@@ -71,13 +71,14 @@ def cached_logits(
     Args:
         decoder: the :class:`~lpn_arc.model.decoder.Decoder` the cache was computed with.
         z: latent ``(d,)``.
-        pair: one pair in the pair format with ``"input_cache"`` (:func:`input_cache`).
+        pair: one pair in the pair format with its ``cache`` (:func:`input_cache`), as
+            :meth:`~lpn_arc.model.LPNModel.precompute` prepares it.
         dropout_key: dropout key (None = deterministic).
 
     Returns:
         The logits of :meth:`~lpn_arc.model.decoder.Decoder.logits`.
     """
-    cache = pair["input_cache"]
+    cache = pair.cache
     out, out_valid, (out_r, out_c) = decoder.output_tokens(pair)
     zero = jnp.zeros((1,), jnp.int32)
     tokens = jnp.concatenate([decoder.latent_token(z), out])

@@ -13,7 +13,7 @@ from flax import nnx
 
 from latentsearch import DiagGaussian
 from lpn_arc.config import ModelConfig
-from lpn_arc.data import NUM_COLOURS, PAIR_KEYS, Pair
+from lpn_arc.data import NUM_COLOURS, Pair
 from lpn_arc.model.decoder import Decoder
 from lpn_arc.model.encoder import Encoder
 from lpn_arc.model.generation import greedy_generate
@@ -71,7 +71,7 @@ class LPNModel(nnx.Module):
         :meth:`lpn_arc.model.decoder.Decoder.logits`); raises ValueError on wrong shapes."""
         check_pair(self.config, pair)
         check_shape("z", z, (self.config.latent_dim,))
-        if "input_cache" in pair:  # from precompute: the input side is done already
+        if pair.cache is not None:  # from precompute: the input side is done already
             return cached_logits(self.decoder, z, pair, dropout_key=dropout_key)
         return self.decoder.logits(z, pair, dropout_key=dropout_key)
 
@@ -80,7 +80,7 @@ class LPNModel(nnx.Module):
 
         With ``decoder_mask="input-only"`` the decoder's input tokens never see the latent,
         so their keys and values in every layer are computed here once
-        (``pair["input_cache"]``, see :mod:`lpn_arc.model.input_cache`) and every later
+        (``pair.cache``, see :mod:`lpn_arc.model.input_cache`) and every later
         :meth:`log_likelihood` of the pair, at any z, runs the latent and output tokens
         only. With the official mask there is nothing to precompute: the pair is returned
         as is. Pass it as ``precompute`` to ``latentsearch.lpn_loss``.
@@ -89,12 +89,12 @@ class LPNModel(nnx.Module):
             pair: one pair in the pair format.
 
         Returns:
-            The pair, with ``"input_cache"`` for the input-only mask.
+            The pair, with its ``cache`` for the input-only mask (a prepared pair).
         """
         check_pair(self.config, pair)
         if self.config.decoder_mask == "official":
             return pair
-        return {**pair, "input_cache": input_cache(self.decoder, pair)}
+        return pair._replace(cache=input_cache(self.decoder, pair))
 
     def log_likelihood_terms(
         self, z: jax.Array, pair: Pair, *, dropout_key: jax.Array | None = None
@@ -120,7 +120,7 @@ class LPNModel(nnx.Module):
         """
         cfg = self.config
         logits = self.decode_logits(z, pair, dropout_key=dropout_key)
-        out_shape = jnp.asarray(pair["output_shapes"], jnp.int32)
+        out_shape = jnp.asarray(pair.output_shapes, jnp.int32)
         rows_lp = jax.nn.log_softmax(logits["rows"])[
             jnp.clip(out_shape[0] - 1, 0, cfg.max_rows - 1)
         ]
@@ -129,14 +129,14 @@ class LPNModel(nnx.Module):
         ]
         cell_lp = jnp.take_along_axis(
             jax.nn.log_softmax(logits["cells"]),
-            jnp.clip(jnp.asarray(pair["outputs"], jnp.int32), 0, NUM_COLOURS - 1)[..., None],
+            jnp.clip(jnp.asarray(pair.outputs, jnp.int32), 0, NUM_COLOURS - 1)[..., None],
             axis=-1,
         )[..., 0]
-        valid = valid_cells(out_shape, *jnp.shape(pair["outputs"]))
+        valid = valid_cells(out_shape, *jnp.shape(pair.outputs))
         cells = jnp.sum(jnp.where(valid, cell_lp, 0.0))
         if cfg.cell_normalisation == "mean":
             cells = cells / jnp.maximum(jnp.sum(valid), 1).astype(jnp.float32)
-        targets = jnp.asarray(pair["outputs"], jnp.int32)
+        targets = jnp.asarray(pair.outputs, jnp.int32)
         exact = (
             (jnp.argmax(logits["rows"]) + 1 == out_shape[0])
             & (jnp.argmax(logits["cols"]) + 1 == out_shape[1])
@@ -209,17 +209,14 @@ def check_shape(name: str, value: jax.Array, expected: tuple[int, ...]) -> None:
 
 def check_pair(cfg: ModelConfig, pair: Pair) -> None:
     """Raises ValueError unless ``pair`` is one pair in the pair format that fits ``cfg``."""
-    if not isinstance(pair, dict):
-        raise ValueError(f"pair must be a dict in the pair format, got {type(pair).__name__}")
-    missing = [key for key in PAIR_KEYS if key not in pair]
-    if missing:
-        raise ValueError(f"pair is missing keys {missing}")
+    if not isinstance(pair, Pair):
+        raise ValueError(f"pair must be a lpn_arc.data.Pair, got {type(pair).__name__}")
     for name in ("inputs", "outputs"):  # any padded size up to the model's (a size bucket)
-        grid = tuple(jnp.shape(pair[name]))
+        grid = tuple(jnp.shape(getattr(pair, name)))
         if len(grid) != 2 or not (1 <= grid[0] <= cfg.max_rows and 1 <= grid[1] <= cfg.max_cols):
             raise ValueError(
-                f"pair[{name!r}] must be a 2-D grid of at most {cfg.max_rows}x{cfg.max_cols} "
+                f"pair.{name} must be a 2-D grid of at most {cfg.max_rows}x{cfg.max_cols} "
                 f"(one pair; vmap over batches), got shape {grid}"
             )
-    check_shape("pair['input_shapes']", pair["input_shapes"], (2,))
-    check_shape("pair['output_shapes']", pair["output_shapes"], (2,))
+    check_shape("pair.input_shapes", pair.input_shapes, (2,))
+    check_shape("pair.output_shapes", pair.output_shapes, (2,))

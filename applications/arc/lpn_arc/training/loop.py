@@ -14,7 +14,7 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lpn_arc.config import TrainConfig, config_to_dict
-from lpn_arc.data import Pair, TrainingData, prefetch
+from lpn_arc.data import PaddedPairs, TrainingData, prefetch
 from lpn_arc.training.checkpoints import (
     checkpoint_manager,
     load_run,
@@ -320,7 +320,7 @@ class _Run:
             )  # fmt: skip
         return self._step_fns[key]
 
-    def _one_step(self, local_batch: Pair) -> dict[str, Any]:
+    def _one_step(self, local_batch: PaddedPairs) -> dict[str, Any]:
         """Runs one step on this process's share of the batch; keeps its new state only
         when its loss and gradient norm are finite (else :class:`TrainingError`)."""
         batch = shard_batch(self.mesh, local_batch)

@@ -15,7 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import latentsearch as ls
 from lpn_arc.config import SearchSpec, TrainConfig
-from lpn_arc.data import Pair
+from lpn_arc.data import PaddedPairs, Pair
 from lpn_arc.model import LPNModel, encode_fn, log_likelihood_fn, precompute_fn, split_model
 from lpn_arc.search import build_search
 
@@ -84,32 +84,43 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(devices), ("data",))
 
 
-def shard_batch(mesh: Mesh, local_batch: Pair) -> Pair:
+def shard_batch(mesh: Mesh, local_batch: PaddedPairs) -> PaddedPairs:
     """Places this process's share of a batch on the mesh, sharded along the task axis.
 
     With one process this is a plain sharded ``device_put``; with several (after
-    ``jax.distributed.initialize()``) each contributes its rows to one global array.
+    ``jax.distributed.initialize()``) each contributes its rows to one global array. Any
+    pytree of arrays with the task axis first (a :class:`~lpn_arc.data.PaddedPairs` or a
+    :class:`~lpn_arc.data.Pair`) is placed alike.
     """
     sharding = NamedSharding(mesh, PartitionSpec("data"))
-    return {
-        name: jax.make_array_from_process_local_data(sharding, value)
-        for name, value in local_batch.items()
-    }
+    return jax.tree.map(
+        lambda value: jax.make_array_from_process_local_data(sharding, value), local_batch
+    )
 
 
 _DROPOUT_STREAM = 0xD0  # a task's dropout key is fold_in(its key, _DROPOUT_STREAM)
 
 
+class _KeyedPair(NamedTuple):
+    """What ``latentsearch.lpn_loss`` sees of a pair in training: the pair and, beside it,
+    its own dropout key (raw key data, one per pair; None without dropout), so that the
+    per-pair callables the loss vmaps over the pair axis each get their pair's key."""
+
+    pair: Pair
+    dropout_key: Any = None
+
+
 def task_loss_fn(graphdef: Any, config: TrainConfig, search: SearchSpec | None = None):
     """The training loss of one task, ``(params, task, key, dropout_key) -> (loss, metrics)``.
 
-    ``latentsearch.lpn_loss`` (paper Algorithm 2) with the configuration's search; a
-    task's optional ``"pair_mask"`` (ARC tasks with fewer distinct pairs than N) leaves its
-    masked pairs out of every specification and of the loss. With
-    ``config.model.dropout > 0`` the encoder and the scoring of each held-out pair apply
-    dropout, each pair with its own key from ``dropout_key``, while the search inside the
-    loss runs without dropout (as the official code); with dropout 0, ``dropout_key`` is
-    unused.
+    ``latentsearch.lpn_loss`` (paper Algorithm 2) with the configuration's search on
+    ``task``, a :class:`~lpn_arc.data.PaddedPairs` of one task (its pairs and their mask;
+    ARC tasks with fewer distinct pairs than N leave their masked pairs out of every
+    specification and of the loss) or a :class:`~lpn_arc.data.Pair` (every pair real).
+    With ``config.model.dropout > 0`` the encoder and the scoring of each held-out pair
+    apply dropout, each pair with its own key from ``dropout_key``, while the search inside
+    the loss runs without dropout (as the official code); with dropout 0, ``dropout_key``
+    is unused.
 
     Args:
         graphdef: the model graph.
@@ -121,39 +132,35 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: SearchSpec | None =
     log_likelihood = log_likelihood_fn(graphdef)
     precompute = precompute_fn(graphdef)
 
-    def strip(pair):
-        """The pair without its dropout key."""
-        return {name: value for name, value in pair.items() if name != "dropout_key"}
-
-    def dropout(pair, stream):
+    def dropout(item: _KeyedPair, stream: int):
         """The pair's dropout key folded with ``stream``, or None without dropout."""
-        if "dropout_key" not in pair:
+        if item.dropout_key is None:
             return None
-        return jax.random.fold_in(jax.random.wrap_key_data(pair["dropout_key"]), stream)
+        return jax.random.fold_in(jax.random.wrap_key_data(item.dropout_key), stream)
 
-    def encode_pair(params, pair):
-        return encode(params, strip(pair), dropout(pair, 0))
+    def encode_pair(params, item):
+        return encode(params, item.pair, dropout(item, 0))
 
-    def search_log_likelihood(params, z, pair):
-        return log_likelihood(params, z, strip(pair))
+    def search_log_likelihood(params, z, item):
+        return log_likelihood(params, z, item.pair)
 
-    def held_out_log_likelihood(params, z, pair):
-        return log_likelihood(params, z, strip(pair), dropout(pair, 2))
+    def held_out_log_likelihood(params, z, item):
+        return log_likelihood(params, z, item.pair, dropout(item, 2))
 
-    def precompute_pair(params, pair):  # the input-only mask's input cache, once per pair
-        return {**pair, **precompute(params, strip(pair))}
+    def precompute_pair(params, item):  # the input-only mask's input cache, once per pair
+        return item._replace(pair=precompute(params, item.pair))
 
     def loss(params, task, key, dropout_key):
-        pairs = dict(task)
-        pair_mask = pairs.pop("pair_mask", None)  # ARC tasks with fewer pairs than N
+        pairs, pair_mask = _as_padded(task)
+        keys = None
         if config.model.dropout > 0:
-            num_pairs = jnp.shape(task["inputs"])[0]
-            pairs["dropout_key"] = jax.random.key_data(jax.random.split(dropout_key, num_pairs))
+            num_pairs = jnp.shape(pairs.inputs)[0]
+            keys = jax.random.key_data(jax.random.split(dropout_key, num_pairs))
         return ls.lpn_loss(
             params,
             encode_pair,
             search_log_likelihood,
-            pairs,
+            _KeyedPair(pairs, keys),
             key,
             pair_mask=pair_mask,
             searcher=built.searcher,
@@ -167,6 +174,20 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: SearchSpec | None =
     return loss
 
 
+def _as_padded(batch: PaddedPairs | Pair) -> PaddedPairs:
+    """A batch as :class:`~lpn_arc.data.PaddedPairs`: a bare :class:`~lpn_arc.data.Pair`
+    has every pair real (mask None).
+
+    Raises:
+        ValueError: for anything else (a dict of the old pair format, say).
+    """
+    if isinstance(batch, PaddedPairs):
+        return batch
+    if isinstance(batch, Pair):
+        return PaddedPairs(batch, None)
+    raise ValueError(f"a batch is a PaddedPairs or a Pair, got {type(batch).__name__}")
+
+
 def make_train_step(
     graphdef: Any,
     config: TrainConfig,
@@ -177,9 +198,11 @@ def make_train_step(
 ):
     """The jitted step ``(params, opt_state, batch, key) -> (params, opt_state, metrics)``.
 
-    Task ``i`` of the batch gets the key ``split(key, batch_size)[i]`` whatever the number
-    of micro-batches (``config.grad_accum``) or devices, so those change the result only by
-    floating-point summation order.
+    ``batch`` is a :class:`~lpn_arc.data.PaddedPairs` with the task axis first (the
+    training batches, :func:`lpn_arc.data.training_batch`) or a :class:`~lpn_arc.data.Pair`
+    (every pair real). Task ``i`` of the batch gets the key ``split(key, batch_size)[i]``
+    whatever the number of micro-batches (``config.grad_accum``) or devices, so those
+    change the result only by floating-point summation order.
 
     Args:
         graphdef: the model graph.
@@ -222,7 +245,7 @@ def make_train_step(
         return jax.tree_util.tree_map(lambda x: x / accum, total)
 
     def step(params, opt_state, batch, key):
-        (loss, metrics), grads = loss_and_grads(params, batch, key)
+        (loss, metrics), grads = loss_and_grads(params, _as_padded(batch), key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
