@@ -38,11 +38,11 @@ def trained(mask: str, seed: int, steps: int):
     model = dataclasses.replace(base.model, decoder_mask=mask)
     config = dataclasses.replace(base, model=model, seed=seed, steps=steps)
     run_dir = common.RESULTS_DIR / "runs" / f"quickstart-{mask}-{steps}steps-seed{seed}"
-    _, graphdef, params, step, seconds = common.trained_run(config, run_dir)
-    if step < steps:  # never score a half-trained model (an interrupted run)
-        raise SystemExit(f"training of {run_dir.name} stopped at step {step}; "
+    ckpt, seconds = common.trained_run(config, run_dir)
+    if ckpt.step < steps:  # never score a half-trained model (an interrupted run)
+        raise SystemExit(f"training of {run_dir.name} stopped at step {ckpt.step}; "
                          "rerun to resume it")  # fmt: skip
-    return graphdef, params, config, seconds
+    return ckpt.graphdef, ckpt.params, config, seconds
 
 
 def finished_runs(steps: int, tasks: int) -> dict[tuple[str, int], dict]:

@@ -116,20 +116,21 @@ def trained_model(args):
     if not args.checkpoint and args.quick and not args.train_steps:
         args.checkpoint = QUICK_MODEL  # the quickstart recipe, trained in full and shipped
     if args.checkpoint:
-        config, graphdef, params, step = load_checkpoint(args.checkpoint)
-        return config, graphdef, params, {"checkpoint": str(args.checkpoint), "step": step}
+        ckpt = load_checkpoint(args.checkpoint)
+        described = {"checkpoint": str(args.checkpoint), "step": ckpt.step}
+        return ckpt.config, ckpt.graphdef, ckpt.params, described
     steps = args.train_steps or get_preset("quickstart").steps
     config = dataclasses.replace(get_preset("quickstart"), steps=steps, seed=args.seed)
     config = dataclasses.replace(config, checkpoint_every=steps)
     run_dir = common.RESULTS_DIR / "runs" / f"quickstart-{steps}steps-seed{args.seed}"
     description = {"trained": str(run_dir), "recipe": "quickstart", "steps": steps}
     print(f"the quickstart recipe for {steps} steps in {run_dir}", file=sys.stderr)
-    config, graphdef, params, _, seconds = common.trained_run(config, run_dir)
+    ckpt, seconds = common.trained_run(config, run_dir)
     if seconds is None:
         print(f"reused the model in {run_dir}", file=sys.stderr)
-        return config, graphdef, params, {**description, "reused": True}
+        return ckpt.config, ckpt.graphdef, ckpt.params, {**description, "reused": True}
     description["train_seconds"] = round(seconds, 1)
-    return config, graphdef, params, description
+    return ckpt.config, ckpt.graphdef, ckpt.params, description
 
 
 def make_runner(graphdef, method: str, max_budget: int):

@@ -135,9 +135,11 @@ def main(argv: list[str] | None = None) -> None:
 
     steps, repeats = (5, 3) if args.quick else (args.steps, 10)
     start = time.perf_counter()
-    config, graphdef, params, step = load_checkpoint(args.checkpoint)
-    tasks = pattern_tasks(config, args.tasks)
-    explorer = Explorer(config, graphdef, params, tasks, name=args.checkpoint, step=step)
+    ckpt = load_checkpoint(args.checkpoint)
+    tasks = pattern_tasks(ckpt.config, args.tasks)
+    explorer = Explorer(
+        ckpt.config, ckpt.graphdef, ckpt.params, tasks, name=args.checkpoint, step=ckpt.step
+    )
     warm_up(explorer)
     rows = [_row("startup", "load, encode, fit, warm up", [time.perf_counter() - start])]
     with BackgroundServer(explorer) as url:
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         task = _request(url + "api/task/1")["task"]
         rows += _search_rows(url, task, steps)
         rows += _interaction_rows(url, task, repeats)
-    extra = {"checkpoint": args.checkpoint, "step": step, "quick": args.quick}
+    extra = {"checkpoint": args.checkpoint, "step": ckpt.step, "quick": args.quick}
     path = common.write_results(
         "explorer_quick" if args.quick else "explorer", rows, seed=0, extra=extra
     )

@@ -56,7 +56,8 @@ def load(name: str, normalisation: str = "mean"):
     from lpn_arc.training import init_params
 
     if normalisation == "mean":  # the shipped models' own
-        return load_pretrained(name)[:3]
+        ckpt = load_pretrained(name)
+        return ckpt.config, ckpt.graphdef, ckpt.params
     config, _, params = load(name)
     model = dataclasses.replace(config.model, cell_normalisation=normalisation)
     config = dataclasses.replace(config, model=model)

@@ -68,10 +68,9 @@ def accuracy(search: str, lr: float, stop: str, tasks: dict, model) -> dict:
     cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
     key = f"{MODEL}/{len(tasks.inputs)}/{search}/lr={lr}/stop={stop}"
     if key not in cache:
-        _, graphdef, params, _ = model
         spec = parse_search(search, lr=lr, optimizer="clip-adam")
-        out = evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), holdout="all",
-                             start="mean", stop=stop)  # fmt: skip
+        out = evaluate_tasks(model.graphdef, model.params, tasks, spec, jax.random.key(0),
+                             holdout="all", start="mean", stop=stop)  # fmt: skip
         evaluations = float(out.per_task["evaluations"].mean())  # per query, not rounded
         cache[key] = {"top1": out.metrics["top1"], "evaluations": evaluations}
         CACHE.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +85,7 @@ def accuracies(num_tasks: int) -> tuple[dict, dict]:
     from lpn_arc.pretrained import load_pretrained
 
     model = load_pretrained(MODEL)
-    tasks = pattern_test_tasks(model[0], num_tasks, 1.0)
+    tasks = pattern_test_tasks(model.config, num_tasks, 1.0)
     official = {k: accuracy(f"grad:{k}", 0.1, "none", tasks, model) for k in OFFICIAL_BUDGETS}
     ours = {label(c): accuracy(*c, tasks, model) for c in CANDIDATES}
     return official, ours
@@ -104,7 +103,7 @@ def timings(args, k_star: int, qualified: list[tuple[str, float, str]]) -> dict:
     from lpn_arc.data import pattern_test_tasks
     from lpn_arc.pretrained import load_pretrained
 
-    config = load_pretrained(MODEL)[0]
+    config = load_pretrained(MODEL).config
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tasks.npz"

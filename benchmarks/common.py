@@ -94,36 +94,42 @@ def allocator() -> str:
 
 def trained_run(
     config: Any, run_dir: Path, *, max_seconds: float | None = None
-) -> tuple[Any, Any, Any, int, float | None]:
-    """``(config, graphdef, params, step, train_seconds)`` of the lpn-arc run in ``run_dir``:
-    reused when its saved configuration equals ``config`` and it has reached
-    ``config.steps`` (``train_seconds`` None), else trained there, resumed from its latest
-    checkpoint (:func:`lpn_arc.training.train`).
+) -> tuple[Any, float | None]:
+    """``(checkpoint, train_seconds)`` of the lpn-arc run in ``run_dir``: its
+    :class:`lpn_arc.training.Checkpoint` (``opt_state`` None), reused when its saved
+    configuration equals ``config`` and it has reached ``config.steps`` (``train_seconds``
+    None), else trained there, resumed from its latest checkpoint
+    (:func:`lpn_arc.training.train`).
 
     Raises:
         ValueError: when ``run_dir`` holds a run of another configuration (naming the fields
             that differ), which is never reused.
     """
+    import dataclasses
+
     from lpn_arc.config import config_to_dict
-    from lpn_arc.training import load_run, train
+    from lpn_arc.training import Checkpoint, load_run, train
 
     try:
-        saved, graphdef, params, _, step = load_run(run_dir)
+        saved = load_run(run_dir)
     except FileNotFoundError:
         saved = None
     if saved is not None:
-        differ = _differences(config_to_dict(saved), config_to_dict(config))
+        differ = _differences(config_to_dict(saved.config), config_to_dict(config))
         if differ:
             raise ValueError(
                 f"{run_dir} holds a run of another configuration ({'; '.join(differ[:8])}); "
                 "delete it or choose another folder"
             )
-        if step >= config.steps:
-            return saved, graphdef, params, step, None
+        if saved.step >= config.steps:
+            return dataclasses.replace(saved, opt_state=None), None
     start = time.perf_counter()
     result = train(config, run_dir, resume=True, progress=True, max_seconds=max_seconds)
     seconds = time.perf_counter() - start
-    return config, result.graphdef, result.params, result.step, seconds
+    trained = Checkpoint(
+        config=config, graphdef=result.graphdef, params=result.params, step=result.step
+    )
+    return trained, seconds
 
 
 def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:

@@ -93,9 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     from lpn_arc.explorer.searching import warm_up
     from lpn_arc.pretrained import load_checkpoint
 
-    config, graphdef, params, step = load_checkpoint(args.checkpoint)
-    tasks = pattern_tasks(config, 32)
-    explorer = Explorer(config, graphdef, params, tasks, name=args.checkpoint, step=step)
+    ckpt = load_checkpoint(args.checkpoint)
+    tasks = pattern_tasks(ckpt.config, 32)
+    explorer = Explorer(
+        ckpt.config, ckpt.graphdef, ckpt.params, tasks, name=args.checkpoint, step=ckpt.step
+    )
     warm_up(explorer)
     driver = _browser()
     try:

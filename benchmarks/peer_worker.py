@@ -283,13 +283,13 @@ def ours_model(tasks, repeats, checkpoint, search, stop, chunk, lr=SEARCH_LR):
     from lpn_arc.evaluation import evaluate_tasks
     from lpn_arc.pretrained import load_checkpoint
 
-    _, graphdef, params, _ = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
     spec = parse_search(search, lr=lr)  # clipped Adam (b2 0.9), as the official search
     num = tasks["inputs"].shape[0]
 
     def run():
-        evaluate_tasks(graphdef, params, Pair(**tasks), spec, jax.random.key(0), holdout="last",
-                       stop=stop, batch_size=chunk)  # fmt: skip
+        evaluate_tasks(ckpt.graphdef, ckpt.params, Pair(**tasks), spec, jax.random.key(0),
+                       holdout="last", stop=stop, batch_size=chunk)  # fmt: skip
 
     return _timed(run, repeats), "task", num
 

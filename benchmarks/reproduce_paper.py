@@ -135,16 +135,14 @@ class Run:
         if self.shipped is not None:  # the shipped model is this run, finished: not trained again
             from lpn_arc.pretrained import load_pretrained, pretrained_card
 
-            _, self.graphdef, self.params, self.step = load_pretrained(self.shipped)
+            self.checkpoint = load_pretrained(self.shipped)
             run_dir.mkdir(parents=True, exist_ok=True)
             if "train_seconds" not in self.cache:
                 card = pretrained_card(self.shipped)
                 self.cache.update(train_seconds=card["training"]["seconds"], shipped=self.shipped)
                 self._save()
             return
-        _, self.graphdef, self.params, self.step, seconds = common.trained_run(
-            config, run_dir, max_seconds=60 * minutes
-        )
+        self.checkpoint, seconds = common.trained_run(config, run_dir, max_seconds=60 * minutes)
         if seconds is not None:  # trained (or resumed) now: keep the time with the results
             self.cache["train_seconds"] = self.cache.get("train_seconds", 0.0) + seconds
             self._save()
@@ -156,7 +154,7 @@ class Run:
         return {
             "method": method,
             "seed": seed,
-            "steps": self.step,
+            "steps": self.checkpoint.step,
             **split_record(self.config),
             "seen_programs": seen,
             "train_seconds": self.cache.get("train_seconds"),
@@ -179,7 +177,8 @@ class Run:
         data = self.config.data
         return json.dumps(
             {"search": search, "density": density, "tasks": num_tasks, **EVAL_SETTINGS,
-             "step": self.step, "test_seed": data.test_seed, "pattern_split": data.pattern_split,
+             "step": self.checkpoint.step, "test_seed": data.test_seed,
+             "pattern_split": data.pattern_split,
              "lpn_arc": lpn_arc.__version__, "latentsearch": latentsearch.__version__},
             sort_keys=True,
         )  # fmt: skip
@@ -198,7 +197,7 @@ class Run:
                                 optimizer=EVAL_SETTINGS["optimizer"])  # fmt: skip
             start = time.perf_counter()
             out = evaluate_tasks(  # every pair held out in turn: the paper's protocol
-                self.graphdef, self.params, tasks, spec, jax.random.key(0),
+                self.checkpoint.graphdef, self.checkpoint.params, tasks, spec, jax.random.key(0),
                 start=EVAL_SETTINGS["start"], attempt2=EVAL_SETTINGS["attempt2"],
                 holdout=EVAL_SETTINGS["holdout"],
             )  # fmt: skip
@@ -211,11 +210,11 @@ class Run:
         """The fraction of the evaluated programs that this run's training drew (cached)."""
         from lpn_arc.data import pattern_test_tasks, seen_programs
 
-        key = json.dumps({"density": density, "tasks": num_tasks, "steps": self.step,
+        key = json.dumps({"density": density, "tasks": num_tasks, "steps": self.checkpoint.step,
                           "test_seed": self.config.data.test_seed}, sort_keys=True)  # fmt: skip
         if key not in self.cache.setdefault("seen_programs", {}):
             tasks = pattern_test_tasks(self.config, num_tasks, density)
-            record = seen_programs(self.config, self.step, tasks)
+            record = seen_programs(self.config, self.checkpoint.step, tasks)
             self.cache["seen_programs"][key] = record["seen_programs"]
             self._save()
         return self.cache["seen_programs"][key]
@@ -380,7 +379,12 @@ def export_model(args, part: str, method: str, run_info: dict, run: Run) -> None
     density = 1.0 if part == "table1" else OOD_TRAIN_DENSITY
     tasks = pattern_test_tasks(run.config, 16, density)
     check = evaluate_tasks(
-        run.graphdef, run.params, tasks, parse_search("mean"), jax.random.key(0), holdout="last"
+        run.checkpoint.graphdef,
+        run.checkpoint.params,
+        tasks,
+        parse_search("mean"),
+        jax.random.key(0),
+        holdout="last",
     )
     best = run_info["top1"]["grad:100" if part == "table1" else "density=0.5/grad:100"]
     label = {

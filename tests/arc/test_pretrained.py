@@ -30,10 +30,12 @@ def models_dir(tiny_run, tmp_path, monkeypatch):
 
 
 def test_an_exported_run_loads_by_name_with_the_same_parameters(tiny_run, models_dir):
-    config, _, params, _, step = load_run(tiny_run)
-    loaded_config, _, loaded, loaded_step = pretrained.load_checkpoint("pretrained:tiny")
-    assert config_to_dict(loaded_config) == config_to_dict(config) and loaded_step == step == 2
-    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded), strict=True):
+    run = load_run(tiny_run)
+    loaded = pretrained.load_checkpoint("pretrained:tiny")
+    assert config_to_dict(loaded.config) == config_to_dict(run.config)
+    assert loaded.step == run.step == 2
+    assert run.opt_state is not None and loaded.opt_state is None  # parameters only
+    for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(loaded.params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     card = pretrained.pretrained_card("tiny")
     assert card["summary"] == CARD["summary"] and card["params"] > 0
@@ -47,8 +49,11 @@ def test_an_exported_run_loads_by_name_with_the_same_parameters(tiny_run, models
 
 
 def test_a_run_folder_loads_through_the_same_function(tiny_run):
-    _, _, params, step = pretrained.load_checkpoint(tiny_run)
-    assert step == 2 and jax.tree.leaves(params)
+    loaded = pretrained.load_checkpoint(tiny_run)
+    assert loaded.step == 2 and jax.tree.leaves(loaded.params)
+    assert loaded.opt_state is None  # as from a shipped model; load_run restores it
+    with pytest.raises(TypeError):  # read by name: a Checkpoint does not unpack
+        _config, *_rest = loaded
 
 
 def test_parameters_that_do_not_match_the_card_are_refused(models_dir):
@@ -101,9 +106,9 @@ def test_a_shipped_model_says_what_it_is_and_loads(name):
         assert card[key], key
     assert card["training"]["command"].startswith(("lpn-arc ", "make ", "python "))
     assert card["results"]["top1"] and card["results"]["tasks"] > 0
-    _, _, params, step = pretrained.load_pretrained(name)  # checks the parameters' digest
-    assert step == card["step"]
-    assert sum(np.asarray(x).size for x in jax.tree.leaves(params)) == card["params"]
+    loaded = pretrained.load_pretrained(name)  # checks the parameters' digest
+    assert loaded.step == card["step"] and loaded.opt_state is None
+    assert sum(np.asarray(x).size for x in jax.tree.leaves(loaded.params)) == card["params"]
 
 
 def test_the_default_model_decodes_as_its_card_recorded():
@@ -113,8 +118,8 @@ def test_the_default_model_decodes_as_its_card_recorded():
     from lpn_arc.evaluation import evaluate_tasks
 
     check = pretrained.pretrained_card(pretrained.DEFAULT_MODEL)["check"]
-    config, graphdef, params, _ = pretrained.load_pretrained(pretrained.DEFAULT_MODEL)
-    tasks = pattern_test_tasks(config, check["tasks"], check["density"])
-    out = evaluate_tasks(graphdef, params, tasks, parse_search(check["search"]),
+    ckpt = pretrained.load_pretrained(pretrained.DEFAULT_MODEL)
+    tasks = pattern_test_tasks(ckpt.config, check["tasks"], check["density"])
+    out = evaluate_tasks(ckpt.graphdef, ckpt.params, tasks, parse_search(check["search"]),
                          jax.random.key(0), holdout=check["holdout"])  # fmt: skip
     assert out.metrics["top1"] == pytest.approx(check["top1"], abs=1e-9)

@@ -19,14 +19,18 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
+
+if TYPE_CHECKING:
+    from lpn_arc.training import Checkpoint
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -86,8 +90,9 @@ def _params_digest(params: Any) -> str:
     return digest.hexdigest()
 
 
-def load_pretrained(name: str) -> tuple[Any, Any, Any, int]:
-    """Loads the shipped model ``name``: ``(config, graphdef, params, step)``.
+def load_pretrained(name: str) -> Checkpoint:
+    """Loads the shipped model ``name``: a :class:`~lpn_arc.training.Checkpoint` whose
+    ``opt_state`` is None (the shipped models keep their parameters alone).
 
     Raises:
         ValueError: for an unknown name, or parameters that do not match the card's
@@ -96,7 +101,7 @@ def load_pretrained(name: str) -> tuple[Any, Any, Any, int]:
     import orbax.checkpoint as ocp
 
     from lpn_arc.config import config_from_dict
-    from lpn_arc.training import init_params
+    from lpn_arc.training import Checkpoint, init_params
 
     card = pretrained_card(name)
     config = config_from_dict(card["config"])
@@ -109,7 +114,7 @@ def load_pretrained(name: str) -> tuple[Any, Any, Any, int]:
         params = checkpointer.restore(MODELS_DIR / name / "params", abstract)
     if _params_digest(params) != card["params_sha256"]:
         raise ValueError(f"pretrained model {name!r}: its parameters do not match its checksum")
-    return config, graphdef, params, int(card["step"])
+    return Checkpoint(config=config, graphdef=graphdef, params=params, step=int(card["step"]))
 
 
 def pretrained_name(checkpoint: str | Path) -> str | None:
@@ -118,16 +123,16 @@ def pretrained_name(checkpoint: str | Path) -> str | None:
     return text[len(PREFIX) :] if text.startswith(PREFIX) else None
 
 
-def load_checkpoint(checkpoint: str | Path) -> tuple[Any, Any, Any, int]:
-    """A run folder written by ``lpn-arc train``, or ``pretrained:NAME``:
-    ``(config, graphdef, params, step)``."""
+def load_checkpoint(checkpoint: str | Path) -> Checkpoint:
+    """A run folder written by ``lpn-arc train``, or ``pretrained:NAME``: a
+    :class:`~lpn_arc.training.Checkpoint` of the parameters, whose ``opt_state`` is None
+    (for inference and search; :func:`lpn_arc.training.load_run` restores it)."""
     name = pretrained_name(checkpoint)
     if name is not None:
         return load_pretrained(name)
     from lpn_arc.training import load_run
 
-    config, graphdef, params, _, step = load_run(checkpoint)
-    return config, graphdef, params, step
+    return dataclasses.replace(load_run(checkpoint), opt_state=None)
 
 
 def checkpoint_folder(checkpoint: str | Path) -> Path:
@@ -156,22 +161,22 @@ def export_pretrained(
     from lpn_arc.model import count_params
     from lpn_arc.training import load_run, run_info
 
-    config, _, params, _, step = load_run(run_dir)
+    ckpt = load_run(run_dir)
     run = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
     folder = Path(models_dir or MODELS_DIR) / name
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(folder.resolve() / "params", params)
+        checkpointer.save(folder.resolve() / "params", ckpt.params)
     full = {
         "name": name,
         "license": WEIGHTS_LICENSE,
         **card,
-        "config": config_to_dict(config),
-        "step": step,
-        "params": count_params(params),
-        "params_sha256": _params_digest(params),
+        "config": config_to_dict(ckpt.config),
+        "step": ckpt.step,
+        "params": count_params(ckpt.params),
+        "params_sha256": _params_digest(ckpt.params),
         "versions": run_info()["versions"],
     }
     (folder / "card.json").write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")

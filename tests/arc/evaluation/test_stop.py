@@ -31,11 +31,11 @@ def test_the_exact_flag_is_greedy_decoding_reproducing_the_output(tiny_eval):
 
 def test_stop_exact_ends_solved_searches_early_and_leaves_the_others_alone():
     # the shipped Grad-1 pattern model reproduces most specifications at its encoder's latent
-    config, graphdef, params, _ = load_pretrained("pattern-6x6-grad1")
-    tasks = pattern_test_tasks(config, 8, 1.0)
+    ckpt = load_pretrained("pattern-6x6-grad1")
+    tasks = pattern_test_tasks(ckpt.config, 8, 1.0)
     spec = parse_search("grad:4")
     full, stopped = (
-        evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), stop=stop)
+        evaluate_tasks(ckpt.graphdef, ckpt.params, tasks, spec, jax.random.key(0), stop=stop)
         for stop in ("none", "exact")
     )
     budget, spent = full.per_task["evaluations"], stopped.per_task["evaluations"]
@@ -47,13 +47,13 @@ def test_stop_exact_ends_solved_searches_early_and_leaves_the_others_alone():
 
 
 def test_a_probability_margin_stops_later_than_exact_and_never_before_it():
-    config, graphdef, params, _ = load_pretrained("pattern-6x6-grad1")
-    tasks = pattern_test_tasks(config, 8, 1.0)
+    ckpt = load_pretrained("pattern-6x6-grad1")
+    tasks = pattern_test_tasks(ckpt.config, 8, 1.0)
     spec = parse_search("grad:4")
     spent = {
-        stop: evaluate_tasks(graphdef, params, tasks, spec, jax.random.key(0), stop=stop).per_task[
-            "evaluations"
-        ]
+        stop: evaluate_tasks(
+            ckpt.graphdef, ckpt.params, tasks, spec, jax.random.key(0), stop=stop
+        ).per_task["evaluations"]
         for stop in ("exact", "exact:0", "exact:0.9", "exact:0.999999")
     }
     np.testing.assert_array_equal(spent["exact"], spent["exact:0"])  # the same rule

@@ -13,7 +13,7 @@ from tests.arc.helpers import tiny_config
 def test_a_run_starts_from_the_parameters_of_another(tmp_path):
     first = tiny_config(steps=2, checkpoint_every=2, train_search="mean")
     train(first, tmp_path / "first", progress=False, check_memory=False)
-    _, _, trained, _, _ = load_run(tmp_path / "first")
+    trained = load_run(tmp_path / "first").params
     further = dataclasses.replace(first, steps=1, init_from=str(tmp_path / "first"), seed=3)
     stopped = train(further, tmp_path / "further", progress=False, check_memory=False, stop_at=0)
     for a, b in zip(jax.tree.leaves(stopped.params), jax.tree.leaves(trained), strict=True):

@@ -19,9 +19,9 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
     assert full.step == resumed.step == 6
     for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(resumed.params), strict=True):
         np.testing.assert_array_equal(a, b)
-    saved_config, _, params, _, step = load_run(tmp_path / "killed")
-    assert step == 6 and saved_config == config
-    for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(params), strict=True):
+    saved = load_run(tmp_path / "killed")
+    assert saved.step == 6 and saved.config == config
+    for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(saved.params), strict=True):
         np.testing.assert_array_equal(a, b)
     records = [
         json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()

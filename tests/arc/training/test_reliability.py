@@ -178,17 +178,17 @@ def _corrupt(run_dir: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["truncated", "flipped", "checksum", "metadata", "emptied"])
 def test_a_corrupted_latest_checkpoint_falls_back_to_the_previous(runs, tmp_path, how):
     source = runs["tmp"] / "reference"
-    _, _, params_4, opt_4, step = load_run(source, step=4)
+    step_4 = load_run(source, step=4)
     run_dir = tmp_path / "run"
     shutil.copytree(source, run_dir)
     _corrupt(run_dir, how)
     with pytest.warns(CheckpointWarning, match=r"checkpoints: skipped unreadable .*step 6: .*"):
-        config, _, params, opt_state, step = load_run(run_dir)
+        loaded = load_run(run_dir)
     (run_dir / "checkpoints" / "6" / "lpn_arc_files.sha256.json").unlink(missing_ok=True)
     with pytest.warns(CheckpointWarning, match=r"step 6: .*; using step 4"):  # Orbax notices
-        assert load_run(run_dir)[4] == 4
-    assert step == 4 and config == CONFIG
-    _assert_same_params((params, opt_state), (params_4, opt_4))
+        assert load_run(run_dir).step == 4
+    assert loaded.step == 4 and loaded.config == CONFIG
+    _assert_same_params((loaded.params, loaded.opt_state), (step_4.params, step_4.opt_state))
     with pytest.raises(CheckpointError, match=r"no readable checkpoint .* step 6"):
         load_run(run_dir, step=6)
     if how == "truncated":  # resuming continues from step 4 and ends where it should
@@ -288,9 +288,9 @@ def test_ctrl_c_writes_a_final_checkpoint_and_the_run_resumes_exactly(
     assert _steps(tmp_path / "run") == [2, 3]
     monkeypatch.undo()
     assert cli.main([*CLI_ARGS, "--out", out, "--resume"]) == 0
-    _, _, params, _, step = load_run(out)
-    assert step == 6
-    _assert_same_params(params, runs["reference"].params)
+    loaded = load_run(out)
+    assert loaded.step == 6
+    _assert_same_params(loaded.params, runs["reference"].params)
     assert signal.getsignal(signal.SIGINT) is before  # restored
 
 
@@ -413,9 +413,9 @@ def test_random_sigkills_at_any_point_then_resume_are_bit_identical(tmp_path):
         raise AssertionError(stderr[-3000:])
     assert len(kills) >= 5, kills
     assert any(mode == "save" and torn for mode, torn in kills), kills  # a write was cut
-    _, _, params, _, step = load_run(run_dir)
-    assert step == 12
-    _assert_same_params(params, reference.params)
+    loaded = load_run(run_dir)
+    assert loaded.step == 12
+    _assert_same_params(loaded.params, reference.params)
     assert _records(run_dir) == _records(tmp_path / "reference")
 
 
@@ -453,7 +453,7 @@ def test_a_huge_learning_rate_gives_a_clear_non_finite_error(tmp_path):
     config = tiny_config(train_search="mean", lr=1e30, warmup_steps=0, checkpoint_every=1)
     with pytest.raises(TrainingError, match=r"non-finite .* at step \d+ .*last good checkpoint"):
         train(config, tmp_path / "run", progress=False)
-    _, _, params, _, _ = load_run(tmp_path / "run")
+    params = load_run(tmp_path / "run").params
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
 
 
@@ -467,9 +467,10 @@ EVAL_CHILD = textwrap.dedent(
     from lpn_arc.evaluation import evaluate_tasks
     from lpn_arc.training import load_run
 
-    config, graphdef, params, _, _ = load_run(sys.argv[1])
-    tasks = pattern_test_tasks(config, 8)
-    out = evaluate_tasks(graphdef, params, tasks, parse_search(sys.argv[3]), jax.random.key(0))
+    ckpt = load_run(sys.argv[1])
+    tasks = pattern_test_tasks(ckpt.config, 8)
+    spec = parse_search(sys.argv[3])
+    out = evaluate_tasks(ckpt.graphdef, ckpt.params, tasks, spec, jax.random.key(0))
     np.savez(sys.argv[2], attempt_1=out.attempt_1, attempt_2=out.attempt_2,
              attempt_shapes=out.attempt_shapes, scores=out.scores, traces=out.traces)
     """
@@ -492,9 +493,10 @@ def test_evaluation_reruns_are_bit_identical_across_processes(runs, tmp_path, se
         )
         assert done.returncode == 0, done.stderr[-3000:]
         outputs.append(dict(np.load(path)))
-    config, graphdef, params, _, _ = load_run(runs["tmp"] / "reference")
+    ckpt = load_run(runs["tmp"] / "reference")
+    tasks = pattern_test_tasks(ckpt.config, 8)
     here = evaluate_tasks(
-        graphdef, params, pattern_test_tasks(config, 8), parse_search(search), jax.random.key(0)
+        ckpt.graphdef, ckpt.params, tasks, parse_search(search), jax.random.key(0)
     )
     outputs.append({name: getattr(here, name) for name in outputs[0]})
     for name in outputs[0]:

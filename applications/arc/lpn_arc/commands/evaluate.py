@@ -29,14 +29,14 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    config, graphdef, params, step = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
     searches = args.search or ["mean"]
     if args.data is not None:
-        return _eval_arc(args, config, graphdef, params, step, searches)
-    tasks = pattern_test_tasks(config, args.tasks, args.density)
+        return _eval_arc(args, ckpt, searches)
+    tasks = pattern_test_tasks(ckpt.config, args.tasks, args.density)
     rows, _ = evaluate_all(
-        graphdef,
-        params,
+        ckpt.graphdef,
+        ckpt.params,
         tasks,
         searches,
         lr=args.lr,
@@ -47,9 +47,9 @@ def run_eval(args: argparse.Namespace) -> int:
         **inference_options(args),
         holdout=args.holdout,
     )
-    seen = seen_programs(config, step, tasks)
+    seen = seen_programs(ckpt.config, ckpt.step, tasks)
     print(
-        f"checkpoint {args.checkpoint} (step {step}), {len(tasks.inputs)} test tasks "
+        f"checkpoint {args.checkpoint} (step {ckpt.step}), {len(tasks.inputs)} test tasks "
         f"(holdout {args.holdout}), start {args.start}, optimizer {args.optimizer}, "
         f"allocator {allocator()}"
     )
@@ -57,20 +57,20 @@ def run_eval(args: argparse.Namespace) -> int:
     print(format_table(rows, columns_of(args)))
     report = {
         "checkpoint": str(args.checkpoint),
-        "step": step,
+        "step": ckpt.step,
         "seen_in_training": seen,
         "inference": {**inference_options(args), "holdout": args.holdout, "lr": args.lr},
         "rows": rows,
     }
     print(json.dumps(report))
-    report["environment"] = {**run_info(config), "eval_seed": args.seed}
+    report["environment"] = {**run_info(ckpt.config), "eval_seed": args.seed}
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "results.json").write_text(json.dumps(report, indent=2))
     return 0
 
 
-def _eval_arc(args, config, graphdef, params, step, searches) -> int:
+def _eval_arc(args, ckpt, searches) -> int:
     """``lpn-arc eval --data``: every test input of ARC tasks, a submission per search."""
     import jax
 
@@ -81,19 +81,19 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
     from lpn_arc.training import run_info
 
     tasks = load_arc(args.data, args.solutions, args.limit)
-    seen = check_no_test_leak(checkpoint_folder(args.checkpoint), config, tasks)
+    seen = check_no_test_leak(checkpoint_folder(args.checkpoint), ckpt.config, tasks)
     out = Path(args.out) if args.out else output_folder(args.checkpoint, "eval")
     out.mkdir(parents=True, exist_ok=True)
     print(
-        f"checkpoint {args.checkpoint} (step {step}); {len(tasks)} tasks from {args.data}, "
+        f"checkpoint {args.checkpoint} (step {ckpt.step}); {len(tasks)} tasks from {args.data}, "
         f"{sum(t.num_test for t in tasks)} test inputs; allocator {allocator()}"
     )
     print(seen_line(seen))
     rows, queries = [], {}
     for text in searches:
         result = evaluate_arc(
-            graphdef,
-            params,
+            ckpt.graphdef,
+            ckpt.params,
             tasks,
             parse_search(text, lr=args.lr, scale=args.scale, optimizer=args.optimizer),
             jax.random.key(args.seed),
@@ -110,7 +110,7 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
         )
         validate_submission(result.submission, tasks)
         if result.metrics.get("too_large"):
-            model = f"{config.model.max_rows}x{config.model.max_cols}"
+            model = f"{ckpt.config.model.max_rows}x{ckpt.config.model.max_cols}"
             print(f"{text}: {result.metrics['too_large']} of {len(tasks)} tasks have a grid "
                   f"larger than the model's {model}: answered 1x1, scored wrong")  # fmt: skip
         folder = out if len(searches) == 1 else out / text.replace(":", "_")
@@ -122,14 +122,14 @@ def _eval_arc(args, config, graphdef, params, step, searches) -> int:
     print(format_table(rows, columns_of(args, ARC_COLUMNS)))
     report = {
         "checkpoint": str(args.checkpoint),
-        "step": step,
+        "step": ckpt.step,
         "data": args.data,
         "seen_in_training": seen,
         "inference": {**inference_options(args), "lr": args.lr},
         "allocator": allocator(),
         "rows": rows,
         "queries": queries,
-        "environment": {**run_info(config), "eval_seed": args.seed},
+        "environment": {**run_info(ckpt.config), "eval_seed": args.seed},
     }
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'results.json'}")

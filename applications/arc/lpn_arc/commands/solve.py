@@ -51,24 +51,25 @@ def run_solve(args: argparse.Namespace) -> int:
     from lpn_arc.pretrained import checkpoint_folder, load_checkpoint
 
     if args.task.startswith("pattern:"):  # a held-out task of the checkpoint's own kind
-        config, graphdef, params, step = load_checkpoint(args.checkpoint)
-        task = _pattern_task(config, args.task)
+        ckpt = load_checkpoint(args.checkpoint)
+        task = _pattern_task(ckpt.config, args.task)
     else:
         tasks = load_arc(args.task)
         if len(tasks) != 1:
             raise ValueError(f"{args.task} holds {len(tasks)} tasks; solve takes one task")
         task = tasks[0]
-        config, graphdef, params, step = load_checkpoint(args.checkpoint)
-        print(seen_line(check_no_test_leak(checkpoint_folder(args.checkpoint), config, [task])))
+        ckpt = load_checkpoint(args.checkpoint)
+        folder = checkpoint_folder(args.checkpoint)
+        print(seen_line(check_no_test_leak(folder, ckpt.config, [task])))
     spec = parse_search(args.search, lr=args.lr, scale=args.scale, optimizer=args.optimizer)
     result = evaluate_arc(
-        graphdef, params, [task], spec, jax.random.key(args.seed), batch_size=1, start=args.start,
-        buckets=args.buckets == "on", stop=args.stop,
+        ckpt.graphdef, ckpt.params, [task], spec, jax.random.key(args.seed), batch_size=1,
+        start=args.start, buckets=args.buckets == "on", stop=args.stop,
     )  # fmt: skip
     out = Path(args.out) if args.out else output_folder(args.checkpoint, "solve")
     print(
         f"task {task.task_id}: {len(task.train)} spec pairs, search {spec.text}, "
-        f"checkpoint step {step}"
+        f"checkpoint step {ckpt.step}"
     )
     for i, (x, y) in enumerate(task.train):
         print(f"spec {i} input:\n{_format_grid(x)}\nspec {i} output:\n{_format_grid(y)}")

@@ -51,19 +51,22 @@ def run_explore(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
     started = time.perf_counter()
-    config, graphdef, params, step = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
+    config = ckpt.config
     tasks = offered_tasks(config, args.tasks, args.data)
     if not config.data.is_pattern or args.data is not None:  # ARC tasks with their answers
         from lpn_arc.data import check_no_test_leak
 
         offered = load_arc(args.data or "arc1-eval")
         print(seen_line(check_no_test_leak(checkpoint_folder(args.checkpoint), config, offered)))
-    explorer = Explorer(config, graphdef, params, tasks, name=args.checkpoint, step=step)
+    explorer = Explorer(
+        config, ckpt.graphdef, ckpt.params, tasks, name=args.checkpoint, step=ckpt.step
+    )
     url = f"http://{'localhost' if args.host in ('127.0.0.1', '::1') else args.host}:{args.port}/"
 
     def ready():
         print(
-            f"explorer of {args.checkpoint} (step {step}, {len(tasks)} tasks) ready in "
+            f"explorer of {args.checkpoint} (step {ckpt.step}, {len(tasks)} tasks) ready in "
             f"{time.perf_counter() - started:.1f} s at {url} (Ctrl-C stops it)",
             flush=True,
         )

@@ -3,7 +3,8 @@
 * :mod:`~lpn_arc.training.step`: the loss of a task (``latentsearch.lpn_loss``), AdamW with
   warm-up and clipping, micro-batch accumulation, bfloat16, ``jax.sharding``;
 * :mod:`~lpn_arc.training.loop`: :func:`train`, resumable, stopped cleanly by Ctrl-C;
-* :mod:`~lpn_arc.training.checkpoints`: Orbax checkpoints with digests, :func:`load_run`;
+* :mod:`~lpn_arc.training.checkpoints`: Orbax checkpoints with digests, :func:`load_run`
+  and the :class:`Checkpoint` every loader returns;
 * :mod:`~lpn_arc.training.metrics`: ``metrics.jsonl`` and ``metrics.csv``;
 * :mod:`~lpn_arc.training.run_folder`: ``config.json`` and ``run.json`` (:func:`run_info`);
 * :mod:`~lpn_arc.training.memory`: the compiled step's memory checked before it runs;
@@ -13,7 +14,7 @@
 Training batches come from :mod:`lpn_arc.data` (:class:`lpn_arc.data.TrainingData`).
 """
 
-from lpn_arc.training.checkpoints import load_run
+from lpn_arc.training.checkpoints import Checkpoint, load_run
 from lpn_arc.training.errors import (
     CheckpointError,
     CheckpointWarning,
@@ -34,6 +35,7 @@ from lpn_arc.training.step import (
 )
 
 __all__ = [
+    "Checkpoint",
     "CheckpointError",
     "CheckpointWarning",
     "MemoryLimitError",

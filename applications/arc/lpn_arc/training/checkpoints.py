@@ -1,7 +1,9 @@
 """Orbax checkpoints of a run folder, with SHA-256 digests of their files and state.
 
-A checkpoint holds the parameters, the optimiser state, the step and the configuration.
-An unreadable one (truncated, corrupted, a checksum mismatch) is skipped with a
+A checkpoint holds the parameters, the optimiser state, the step and the configuration;
+every loader (:func:`load_run` here, ``lpn_arc.pretrained.load_pretrained`` and
+``load_checkpoint``) returns them as a :class:`Checkpoint`. An unreadable one (truncated,
+corrupted, a checksum mismatch) is skipped with a
 :class:`~lpn_arc.training.errors.CheckpointWarning` naming it, and the one before is used.
 """
 
@@ -12,6 +14,7 @@ import json
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,44 @@ from lpn_arc.training.errors import CheckpointError, CheckpointWarning
 from lpn_arc.training.run_folder import atomic_write, run_info
 from lpn_arc.training.step import init_params, make_optimizer
 
-__all__ = ["checkpoint_manager", "load_run", "quarantine_checkpoints", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "checkpoint_manager",
+    "load_run",
+    "quarantine_checkpoints",
+    "save_checkpoint",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    """A loaded model: what :func:`load_run`, ``lpn_arc.pretrained.load_pretrained`` and
+    ``lpn_arc.pretrained.load_checkpoint`` return, read by name (it neither unpacks nor
+    indexes; it is built by keyword).
+
+    Attributes:
+        config: the :class:`~lpn_arc.config.TrainConfig` the model was trained with.
+        graphdef: the model's graph (``flax.nnx``), to merge with ``params``.
+        params: the parameters (a pytree of arrays).
+        step: the training step the parameters are from.
+        opt_state: the optimiser state, restored by :func:`load_run` only (to resume a run);
+            None for a shipped model and from ``load_checkpoint``, which load the
+            parameters alone.
+
+    Its ``repr`` shows the configuration and the step, not the arrays.
+
+    Example:
+        >>> from lpn_arc.pretrained import load_checkpoint
+        >>> ckpt = load_checkpoint("pretrained:pattern-6x6-grad1")
+        >>> ckpt.config.model.max_rows, ckpt.step, ckpt.opt_state is None
+        (6, 900, True)
+    """
+
+    config: TrainConfig
+    graphdef: Any = field(repr=False)
+    params: Any = field(repr=False)
+    step: int
+    opt_state: Any = field(default=None, repr=False)
 
 
 def checkpoint_manager(run_dir: Path, keep: int = 2) -> ocp.CheckpointManager:
@@ -115,7 +155,7 @@ def save_checkpoint(
         atomic_write(step_dir / _FILE_DIGESTS, json.dumps(_file_digests(step_dir), indent=1))
 
 
-def _restore(manager: ocp.CheckpointManager, step: int) -> tuple[TrainConfig, Any, Any, Any, int]:
+def _restore(manager: ocp.CheckpointManager, step: int) -> Checkpoint:
     _verify_files(Path(manager.directory) / str(step))
     meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     if not isinstance(meta, dict) or "config" not in meta or "step" not in meta:
@@ -134,7 +174,13 @@ def _restore(manager: ocp.CheckpointManager, step: int) -> tuple[TrainConfig, An
     expected = meta.get("state_sha256")  # absent in checkpoints of older versions
     if expected is not None and _state_digest(state) != expected:
         raise ValueError("its parameters do not match the checksum saved with them")
-    return config, graphdef, state["params"], state["opt_state"], int(meta["step"])
+    return Checkpoint(
+        config=config,
+        graphdef=graphdef,
+        params=state["params"],
+        step=int(meta["step"]),
+        opt_state=state["opt_state"],
+    )
 
 
 def _one_line(err: BaseException) -> str:
@@ -142,10 +188,8 @@ def _one_line(err: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def load_run(
-    run_dir: str | Path, step: int | None = None
-) -> tuple[TrainConfig, Any, Any, Any, int]:
-    """Loads a run folder's checkpoint: ``(config, graphdef, params, opt_state, step)``.
+def load_run(run_dir: str | Path, step: int | None = None) -> Checkpoint:
+    """Loads a run folder's checkpoint: a :class:`Checkpoint` with its optimiser state.
 
     Without ``step``, the latest readable checkpoint: one that cannot be read (truncated
     or corrupted files, a checksum mismatch) is skipped with a :class:`CheckpointWarning`

@@ -16,6 +16,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from lpn_arc.config import TrainConfig, config_to_dict
 from lpn_arc.data import PaddedPairs, TrainingData, prefetch
 from lpn_arc.training.checkpoints import (
+    Checkpoint,
     checkpoint_manager,
     load_run,
     quarantine_checkpoints,
@@ -118,11 +119,12 @@ def train(
     )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    manager, (graphdef, params, opt_state, start) = _open_run(config, run_dir, resume)
+    manager, begin = _open_run(config, run_dir, resume)
+    start = begin.step
     write_config_json(run_dir, config)
     write_run_json(run_dir, config, start, data.provenance)
     run = _Run(
-        config, run_dir, mesh, manager, graphdef, (params, opt_state, start),
+        config, run_dir, mesh, manager, begin.graphdef, (begin.params, begin.opt_state, start),
         check_memory=check_memory,
     )  # fmt: skip
     run.watch(
@@ -144,20 +146,23 @@ def train(
             bar.close()
         manager.close()
     seconds = time.perf_counter() - began
-    return TrainResult(graphdef, run.params, run.step, seconds, run.metrics, stop.requested)
+    return TrainResult(begin.graphdef, run.params, run.step, seconds, run.metrics, stop.requested)
 
 
-def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, tuple]:
-    """The checkpoint manager and ``(graphdef, params, opt_state, start step)``: freshly
-    initialised, or (``resume``) the latest readable checkpoint's, whose configuration must
-    equal ``config``; unreadable later steps are moved to ``corrupt_checkpoints/``."""
+def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, Checkpoint]:
+    """The checkpoint manager and the :class:`Checkpoint` the run starts from: freshly
+    initialised (step 0), or (``resume``) the latest readable checkpoint, whose configuration
+    must equal ``config``; unreadable later steps are moved to ``corrupt_checkpoints/``."""
     manager = checkpoint_manager(run_dir, config.keep_checkpoints)
     if manager.latest_step() is None:
         graphdef, params, optimizer, opt_state = init_training(config)
         if config.init_from:
             params = _initial_params(config, params)
             opt_state = optimizer.init(params)
-        return manager, (graphdef, params, opt_state, 0)
+        fresh = Checkpoint(
+            config=config, graphdef=graphdef, params=params, step=0, opt_state=opt_state
+        )
+        return manager, fresh
     if not resume:
         manager.close()
         raise TrainingError(
@@ -166,18 +171,13 @@ def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, tu
         )
     saved_steps = manager.all_steps()
     manager.close()
-    saved, graphdef, params, opt_state, start = load_run(run_dir)
-    if config_to_dict(saved) != config_to_dict(config):
+    saved = load_run(run_dir)
+    if config_to_dict(saved.config) != config_to_dict(config):
         raise TrainingError(
             f"cannot resume {run_dir}: its configuration differs from the requested one"
         )
-    quarantine_checkpoints(run_dir, [s for s in saved_steps if s > start])
-    return checkpoint_manager(run_dir, config.keep_checkpoints), (
-        graphdef,
-        params,
-        opt_state,
-        start,
-    )
+    quarantine_checkpoints(run_dir, [s for s in saved_steps if s > saved.step])
+    return checkpoint_manager(run_dir, config.keep_checkpoints), saved
 
 
 def _event_writer(run_dir: Path) -> Any:
@@ -193,15 +193,15 @@ def _event_writer(run_dir: Path) -> Any:
 
 def _initial_params(config: TrainConfig, fresh: Any) -> Any:
     """The parameters of ``config.init_from``, which must have the architecture of ``fresh``."""
-    source, _, params, _, _ = load_run(config.init_from)
-    if source.model != config.model:
+    source = load_run(config.init_from)
+    if source.config.model != config.model:
         raise TrainingError(
             f"init_from {config.init_from}: its model differs from this run's "
-            f"({source.model} vs {config.model})"
+            f"({source.config.model} vs {config.model})"
         )
-    if jax.tree.structure(params) != jax.tree.structure(fresh):
+    if jax.tree.structure(source.params) != jax.tree.structure(fresh):
         raise TrainingError(f"init_from {config.init_from}: its parameters do not fit the model")
-    return params
+    return source.params
 
 
 def _progress_bar(config: TrainConfig, start: int) -> Any:
