@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -108,19 +109,18 @@ class Study:
 
     def train(self, config, run_dir: Path):
         """The run (trained or resumed up to ``--minutes`` now), and its training seconds."""
-        out = common.trained_run(config, run_dir, max_seconds=60 * self.args.minutes)
-        config, graphdef, params, step, seconds = out
+        ckpt, seconds = common.trained_run(config, run_dir, max_seconds=60 * self.args.minutes)
         record = run_dir / "study_train.json"
         spent = json.loads(record.read_text()) if record.exists() else {"seconds": 0.0}
         if seconds is not None:
             spent["seconds"] += seconds
             record.write_text(json.dumps(spent))
-        if step < config.steps:
+        if ckpt.step < config.steps:
             raise SystemExit(
-                f"{run_dir}: trained to step {step} of {config.steps} in this session's "
+                f"{run_dir}: trained to step {ckpt.step} of {config.steps} in this session's "
                 f"--minutes; run the study again to continue it"
             )
-        return graphdef, params, step, spent["seconds"]
+        return ckpt.graphdef, ckpt.params, ckpt.step, spent["seconds"]
 
     def score(self, run_dir: Path, config, model, tasks, data: str, search: str) -> dict:
         """top-1 / pass@2 of ``search`` on ``tasks`` (cached in the run folder)."""
@@ -269,14 +269,14 @@ def export_model(study: Study) -> Path:
 
     run_dir = study.base_dir()
     scores = _cached_scores(run_dir)
-    _, graphdef, params, step, _ = common.trained_run(study.base_config(), run_dir)
+    ckpt, _ = common.trained_run(study.base_config(), run_dir)
     trained = [t for t in load_tasks("arc1-train") if t.task_id in _trained_ids(run_dir)]
-    check = evaluate_arc(graphdef, params, trained[:16], parse_search("mean"),
+    check = evaluate_arc(ckpt.graphdef, ckpt.params, trained[:16], parse_search("mean"),
                          jax.random.key(0), larger="unsolved")  # fmt: skip
     best = {s: max(v["top1"] for k, v in scores.items() if k[0] == s) for s in "ab"}
     card = {
         "summary": (
-            f"ARC-AGI-1, grids up to 10x10; {step} steps of the arc-cpu preset (seed "
+            f"ARC-AGI-1, grids up to 10x10; {ckpt.step} steps of the arc-cpu preset (seed "
             f"{study.args.seed}) on the demonstration pairs of {len(trained)} ARC-AGI-1 "
             f"training tasks; best top-1 {100 * best['a']:.1f}% on their test pairs (new "
             f"inputs of trained programs), {100 * best['b']:.1f}% on the 400 ARC-AGI-1 "
@@ -315,6 +315,47 @@ def export_model(study: Study) -> Path:
     return folder
 
 
+def bucket_cost(search: str, repeats: int) -> list[dict]:
+    """``lpn-arc eval --checkpoint pretrained:arc1-cpu-10x10 --data arc1-eval`` with size
+    buckets on and off: the same submission (checked), seconds per task (interleaved
+    repeats after a first call each) and the hours of all 400 ARC-AGI-1 evaluation tasks."""
+    import jax
+    from lpn_arc.config import parse_search
+    from lpn_arc.data import load_tasks
+    from lpn_arc.evaluation import evaluate_arc
+    from lpn_arc.pretrained import load_pretrained
+
+    ckpt = load_pretrained(MODEL_NAME)
+    tasks, spec = load_tasks("arc1-eval"), parse_search(search, lr=0.1)
+
+    def run(on: bool):
+        return evaluate_arc(ckpt.graphdef, ckpt.params, tasks, spec, jax.random.key(0),
+                            buckets=on, larger="unsolved")  # fmt: skip
+
+    first = {on: run(on) for on in (True, False)}  # compiles; the results compared
+    if first[True].submission != first[False].submission:
+        raise AssertionError("size buckets changed the submission")
+    timing = common.time_interleaved(
+        {"on": lambda: run(True), "off": lambda: run(False)}, repeats=repeats, warmup=0
+    )
+    rows = []
+    for name, t in timing.items():
+        variant = f"buckets/{MODEL_NAME}/arc1-eval/{search}/buckets={name}"
+        per_task = [x / len(tasks) for x in t.times]
+        mid = statistics.median(per_task)
+        rows.append(common.record("arc_cpu", variant, "seconds_per_task", mid, "s",
+                                  len(per_task), min(per_task), mid, max(per_task)))  # fmt: skip
+        rows.append(common.record("arc_cpu", variant, "hours_for_400_tasks", mid * 400 / 3600,
+                                  "h"))  # fmt: skip
+    ratio = timing["on"].median / timing["off"].median
+    rows.append(common.record("arc_cpu", f"buckets/{MODEL_NAME}/arc1-eval/{search}",
+                              "time_ratio_on_over_off", ratio, "x"))  # fmt: skip
+    rows.append({**common.record("arc_cpu", f"buckets/{MODEL_NAME}/arc1-eval/{search}",
+                                 "same_submission", 1.0, "bool"),
+                 "too_large": first[True].metrics["too_large"]})  # fmt: skip
+    return rows
+
+
 def _trained_ids(run_dir: Path) -> set[str]:
     """The ARC task ids a run trained on (its provenance)."""
     record = json.loads((run_dir / "run.json").read_text())["data"]
@@ -324,28 +365,35 @@ def _trained_ids(run_dir: Path) -> set[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", nargs="+", default=["sizing", "a", "b", "c"],
-                        choices=["sizing", "a", "b", "c", "export"])  # fmt: skip
+                        choices=["sizing", "a", "b", "c", "export", "buckets"])  # fmt: skip
     parser.add_argument("--steps", type=int, default=3000, help="training steps (arc-cpu)")
     parser.add_argument("--ttt-steps", type=int, default=800, help="steps of setting c")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=120.0, help="time cap per session")
+    parser.add_argument("--bucket-search", default="grad:100", help="search of part buckets")
+    parser.add_argument("--repeats", type=int, default=2, help="timed repeats (buckets)")
     parser.add_argument("--searches", nargs="+", default=["mean", "grad:100", "sample:100"])
     args = parser.parse_args(argv)
     common.rerun_with_fast_allocator(__file__, argv)
     started = time.perf_counter()
     path = common.RESULTS_DIR / "arc_cpu.json"
-    previous = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    rows = [r for r in previous["rows"] if r["variant"].startswith("sizing/")]
+    previous = json.loads(path.read_text()) if path.exists() else {"rows": [], "study": {}}
+    rows, details = previous["rows"], previous.get("study", {})
+
+    def replace(prefixes: tuple[str, ...], new_rows: list[dict]) -> list[dict]:
+        """The rows of earlier runs, those of the parts run now replaced."""
+        return [r for r in rows if not r["variant"].startswith(prefixes)] + new_rows
+
     if "sizing" in args.parts:
-        rows = sizing()
-    details = {}
-    if set(args.parts) - {"sizing", "export"}:
-        study_rows, details = run_settings(Study(args), args.parts)
-        rows += study_rows
+        rows = replace(("sizing/",), sizing())
+    settings = [part for part in args.parts if part in ("a", "b", "c")]
+    if settings:
+        study_rows, new_details = run_settings(Study(args), settings)
+        rows, details = replace(tuple(f"{s}/" for s in settings), study_rows), details | new_details
+    if "buckets" in args.parts:
+        rows = replace(("buckets/",), bucket_cost(args.bucket_search, args.repeats))
     if "export" in args.parts:
         export_model(Study(args))
-        if details == {}:
-            return 0
     extra = {"study": details, "paper": PAPER, "searches": args.searches,
              "wall_minutes": (time.perf_counter() - started) / 60}  # fmt: skip
     print(common.write_results("arc_cpu", rows, seed=args.seed, extra=extra))
