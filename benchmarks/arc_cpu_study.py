@@ -98,7 +98,7 @@ class Study:
         data = dataclasses.replace(base.data, source="arc1-eval")
         return dataclasses.replace(
             base, data=data, steps=self.args.ttt_steps, lr=3e-4, warmup_steps=50,
-            finetune_steps=self.args.ttt_steps // 10, init_from=str(self.base_dir()),
+            finetune_steps=self.args.ttt_steps // 10, init_from=str(self.base_dir().resolve()),
         )  # fmt: skip
 
     def base_dir(self) -> Path:

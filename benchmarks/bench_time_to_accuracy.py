@@ -17,7 +17,8 @@ the answers the official search would give". On the shipped ``pattern-6x6-grad1`
    clipped-Adam steps, greedy decoding of the two best latents; ``peer_worker.py --side
    official --measurement evaluate_steps``) against our whole evaluation with each
    qualifying candidate (``--measurement evaluate_model``), on the same model
-   architecture and the same 128 tasks (their last pair), 32 tasks per compiled call,
+   architecture and the same tasks (the first ``--timing-tasks`` 64, their last pair), 32
+   tasks per compiled call,
    each in a fresh process, the sides interleaved, tcmalloc preloaded where installed.
    The official side runs on initialised weights: its search has a fixed number of steps
    and no data-dependent control flow, so its time does not depend on the weights.
@@ -107,7 +108,7 @@ def timings(args, k_star: int, qualified: list[tuple[str, float, str]]) -> dict:
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tasks.npz"
-        tasks = pattern_test_tasks(config, args.tasks, 1.0)
+        tasks = pattern_test_tasks(config, args.timing_tasks, 1.0)
         np.savez(path, **tasks.arrays())
         sides = [("official", ["--steps", str(k_star)])]
         for search, lr, stop in qualified:
@@ -132,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--official", required=True, type=Path, help="checkout at 0adfe56")
     parser.add_argument("--official-python", required=True, help="its environment's python")
     parser.add_argument("--tasks", type=int, default=128, help="held-out tasks")
+    parser.add_argument("--timing-tasks", type=int, default=64, help="tasks timed per call set")
     parser.add_argument("--rounds", type=int, default=2, help="processes per side")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per process")
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls per process")
     parser.add_argument("--accuracy-only", action="store_true", help="parts 1 and 2 only")
     parser.add_argument("--timed", type=int, default=3, help="qualified candidates timed")
     parser.add_argument("--allocator", choices=("glibc", "tcmalloc"), default="tcmalloc")
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     variant = f"time_to_accuracy/{args.allocator}"
     row = common.record("peer", variant, "ours_over_official", ratio, "x")
     extra = {"model": MODEL, "tasks": args.tasks, "queries_scored": 4 * args.tasks,
+             "timing_tasks": args.timing_tasks, "rounds": args.rounds, "repeats": args.repeats,
              "official_top1": {str(k): v for k, v in official.items()}, "best_top1": best,
              "k_star": k_star, "ours": ours, "qualified": [label(c) for c in qualified],
              "seconds_per_task": seconds, "fastest": fastest,
