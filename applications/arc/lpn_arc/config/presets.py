@@ -142,11 +142,13 @@ def _arc_small() -> TrainConfig:
 def _arc_cpu() -> TrainConfig:
     """The ARC model of this 2-core CPU (``make arc-study``): grids up to 10 x 10.
 
-    Measured here (``benchmarks/arc_cpu_study.py --part sizing``): a mean-training step of
-    16 tasks of a 2 x 2-layer, 4 x 16-head model takes about 1 s in the 10 x 10 bucket, 15 s
-    in the 20 x 20 and over 100 s at 30 x 30, so two hours train thousands of steps on
-    grids up to 10 x 10 and only hundreds on larger ones. The 179 ARC-AGI-1 training tasks
-    whose grids all fit 10 x 10 are trained on (the others are listed in ``run.json``),
+    On the 2-core development CPU its mean-training step of 16 tasks in the 10 x 10 bucket
+    runs at 2.4 steps per second alone on the machine (the 3,000 steps of the study took
+    49 minutes beside other jobs); a 20 x 20 or 30 x 30 bucket holds 4 or 9 times the
+    tokens, and attention grows with their square (``benchmarks/arc_cpu_study.py --parts
+    sizing`` times the three buckets), so two hours train thousands of steps on grids up
+    to 10 x 10 and far fewer on larger ones. The 192 ARC-AGI-1 training tasks whose
+    demonstrations all fit 10 x 10 are trained on (the others are listed in ``run.json``),
     with every pair augmented by one dihedral transform and colour permutation per task;
     mean training, then Grad-1 fine-tuning for the last 10% of the steps.
     """
