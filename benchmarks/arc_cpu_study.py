@@ -350,9 +350,12 @@ def bucket_cost(search: str, repeats: int) -> list[dict]:
     ratio = timing["on"].median / timing["off"].median
     rows.append(common.record("arc_cpu", f"buckets/{MODEL_NAME}/arc1-eval/{search}",
                               "time_ratio_on_over_off", ratio, "x"))  # fmt: skip
-    rows.append({**common.record("arc_cpu", f"buckets/{MODEL_NAME}/arc1-eval/{search}",
-                                 "same_submission", 1.0, "bool"),
-                 "too_large": first[True].metrics["too_large"]})  # fmt: skip
+    at = f"buckets/{MODEL_NAME}/arc1-eval/{search}"
+    rows.append({**common.record("arc_cpu", at, "same_submission", 1.0, "bool"),
+                 "tasks": len(tasks)})  # fmt: skip
+    rows.append(common.record("arc_cpu", at, "tasks_larger_than_model",
+                              first[True].metrics["too_large"], "tasks"))  # fmt: skip
+    common.print_table(rows)  # before anything else can fail
     return rows
 
 
