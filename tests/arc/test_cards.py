@@ -25,8 +25,13 @@ def test_the_card_command_rebuilds_the_card_config(card, capsys):
 @pytest.mark.parametrize("card", CARDS, ids=[card["name"] for card in CARDS])
 def test_the_card_states_the_split_what_was_seen_and_how_it_was_scored(card):
     data, results = card["data"], card["results"]
-    assert data["split"] == "program" and "sha256" in data["split_rule"]
-    assert data["seen_programs"] and set(data["seen_programs"].values()) == {0.0}
+    if card["config"]["data"]["source"] == "pattern":  # programs split by a content rule
+        assert data["split"] == "program" and "sha256" in data["split_rule"]
+        assert data["seen_programs"] and set(data["seen_programs"].values()) == {0.0}
+    else:  # ARC: demonstrations only, and what training saw of every scored set, by digest
+        assert data["split"] == "task" and "digest" in data["split_rule"]
+        assert data["pair_digests"]["count"] > 0
+        assert data["seen"] and set(data["seen"].values()) == {0.0}
     for key in ("lr", "scale", "start", "optimizer", "holdout", "tasks"):
         assert key in results, key
 

@@ -126,3 +126,41 @@ def test_a_bad_task_file_shows_a_message_not_a_traceback(browser, explorer, tmp_
         _wait(browser, lambda d: error.get_attribute("hidden") is None)
         assert error.text.startswith("bad.json: ") and "Traceback" not in error.text
         assert "row 1 has 1 cells" in error.text
+
+
+def test_an_arc_task_with_the_shipped_arc_model(browser):
+    """``lpn-arc explore --checkpoint pretrained:arc1-cpu-10x10``: ARC-AGI-1 evaluation tasks
+    that fit the model, one searched and decoded in the page."""
+    from lpn_arc.explorer import Explorer, offered_tasks
+    from lpn_arc.pretrained import load_pretrained
+    from selenium.webdriver.support.ui import Select
+
+    ckpt = load_pretrained("arc1-cpu-10x10")
+    tasks = offered_tasks(ckpt.config, 3)  # the first arc1-eval tasks whose grids fit 10x10
+    assert len(tasks) == 3 and all(len(t["train"]) >= 2 for t in tasks)
+    explorer = Explorer(
+        ckpt.config, ckpt.graphdef, ckpt.params, tasks, name="arc1-cpu-10x10", step=ckpt.step
+    )
+    with BackgroundServer(explorer) as url:
+        browser.get(url)
+        _wait(browser, lambda d: _body_data(d, "state") == "ready")
+        Select(browser.find_element("id", "task-select")).select_by_value("1")
+        query = tasks[1]["test"][0]["input"]
+        cells = "#query .pair > .grid:first-child .cell"
+        colours = [value for row in query for value in row]
+        _wait(
+            browser, lambda d: _colours(d, cells) == colours and _body_data(d, "state") == "ready"
+        )
+        Select(browser.find_element("id", "kind")).select_by_value("grad")
+        browser.find_element("id", "steps").clear()
+        browser.find_element("id", "steps").send_keys("5")
+        browser.find_element("id", "run").click()
+        _wait(browser, lambda d: _body_data(d, "searched") == "6")
+        trace = json.loads(browser.find_element("id", "trace").get_attribute("data-values"))
+        assert len(trace) == 6 and None not in trace and max(trace) >= trace[0]
+        decoded = browser.find_element("css selector", "#decoded .grid")
+        rows, cols = (int(decoded.get_attribute(f"data-{a}")) for a in ("rows", "cols"))
+        assert 1 <= rows <= 10 and 1 <= cols <= 10
+        assert len(decoded.find_elements("css selector", ".cell")) == rows * cols
+        assert browser.find_element("id", "verdict").text in ("✓ right", "✗ wrong")
+        assert browser.find_element("id", "error").get_attribute("hidden") is not None
