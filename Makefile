@@ -90,8 +90,9 @@ REPRODUCE_ARGS ?=
 reproduce: $(DEV_STAMP) fast-allocator
 	nice $(BIN)/python benchmarks/reproduce_paper.py $(REPRODUCE_ARGS)
 
-## arc-study: the ARC study of this CPU (arc-cpu preset; about 2 h of training and 1 h of
-##   evaluation here; resumable): make arc-study ARC_STUDY_ARGS="--parts b --searches mean"
+## arc-study: the ARC study of this CPU (arc-cpu preset; measured: 49 + 15 min of training
+##   and 15 min of evaluation beside other jobs; resumable):
+##   make arc-study ARC_STUDY_ARGS="--parts b --searches mean"
 ARC_STUDY_ARGS ?=
 arc-study: $(DEV_STAMP) fast-allocator
 	nice $(BIN)/python benchmarks/arc_cpu_study.py $(ARC_STUDY_ARGS)

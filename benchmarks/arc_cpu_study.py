@@ -1,4 +1,4 @@
-"""The ARC study of this CPU: a model trained on ARC-AGI-1 in two hours, scored honestly.
+"""The ARC study of this CPU: a model trained on ARC-AGI-1 within two hours, scored honestly.
 
 Parts (``--parts``, default all, in this order):
 
@@ -20,7 +20,7 @@ its settings. Writes ``results/arc_cpu.json`` (rows ``name="arc_cpu"``,
 ``variant="<a|b|c>/<data>/<search>"``, ``metric="top1"|"pass2"``, ``tasks``) beside the
 paper's ARC-AGI-1 evaluation numbers (7.75% -> 15.5% with search, 178M parameters on TPU).
 
-    make arc-study             # about 2 h of training and 1 h of evaluation here
+    make arc-study             # here: 49 + 15 min of training, 15 min of evaluation
     python benchmarks/arc_cpu_study.py --parts b --searches mean grad:20
 """
 
