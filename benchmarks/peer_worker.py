@@ -130,10 +130,32 @@ def official(measurement, tasks, repeats, checkout, steps=100, chunk=None):
     ``steps`` clipped-Adam steps, greedy decoding of the two best latents) on the tasks' own
     grid size, ``chunk`` tasks per call."""
     sys.path.insert(0, str(checkout))
-    import jax
     import jax.numpy as jnp
-    import optax
-    from flax.training.train_state import TrainState
+
+    # (B, N, R, C, 2) grids and (B, N, 2, 2) shapes [[rows_in, rows_out], [cols_in, cols_out]]
+    pairs = jnp.stack([tasks["inputs"], tasks["outputs"]], axis=-1).astype(jnp.uint8)
+    shapes = jnp.stack([tasks["input_shapes"], tasks["output_shapes"]], axis=-1).astype(jnp.int32)
+    grad_kwargs = dict(
+        num_steps=1, lr=SEARCH_LR, optimizer="adam", optimizer_kwargs={"b2": SEARCH_B2}
+    )
+    mode, kwargs = ("mean", {}) if measurement == "train_mean" else ("gradient_ascent", grad_kwargs)
+    model, params = _official_model(pairs, shapes, mode, kwargs)
+    if measurement.startswith("train"):
+        run = _official_train(model, params, pairs, shapes, mode, kwargs)
+        return _timed(run, repeats), "step", pairs.shape[0]
+    search_kwargs = dict(
+        num_steps=steps, lr=SEARCH_LR, optimizer="adam", optimizer_kwargs={"b2": SEARCH_B2}
+    )
+    if measurement == "search_grad100":
+        run = _official_search(model, params, pairs, shapes, search_kwargs)
+    else:
+        run = _official_evaluate(model, params, pairs, shapes, search_kwargs, chunk)
+    return _timed(run, repeats), "task", pairs.shape[0]
+
+
+def _official_model(pairs, shapes, mode, kwargs):
+    """The official LPN of the paper's Table 13 on the tasks' grid size, initialised."""
+    import jax
     from src.models.lpn import LPN
     from src.models.transformer import DecoderTransformer, EncoderTransformer
     from src.models.utils import (
@@ -142,123 +164,97 @@ def official(measurement, tasks, repeats, checkout, steps=100, chunk=None):
         TransformerLayerConfig,
     )
 
-    layer = TransformerLayerConfig(
-        num_heads=HEADS,
-        emb_dim_per_head=HEAD_DIM,
-        mlp_dim_factor=MLP,
-        dropout_rate=0.0,
-        attention_dropout_rate=0.0,
-    )
+    rows, cols = pairs.shape[-3], pairs.shape[-2]
+    layer = TransformerLayerConfig(num_heads=HEADS, emb_dim_per_head=HEAD_DIM,
+                                   mlp_dim_factor=MLP, dropout_rate=0.0,
+                                   attention_dropout_rate=0.0)  # fmt: skip
     encoder = EncoderTransformer(
         EncoderTransformerConfig(
             transformer_layer=layer,
             num_layers=LAYERS,
             latent_dim=LATENT,
             variational=True,
-            max_rows=tasks["inputs"].shape[-2],
-            max_cols=tasks["inputs"].shape[-1],
+            max_rows=rows,
+            max_cols=cols,
         )
     )
     decoder = DecoderTransformer(
         DecoderTransformerConfig(
-            transformer_layer=layer,
-            num_layers=LAYERS,
-            max_rows=tasks["inputs"].shape[-2],
-            max_cols=tasks["inputs"].shape[-1],
+            transformer_layer=layer, num_layers=LAYERS, max_rows=rows, max_cols=cols
         )
     )
     model = LPN(encoder=encoder, decoder=decoder)
-    # (B, N, R, C, 2) grids and (B, N, 2, 2) shapes [[rows_in, rows_out], [cols_in, cols_out]]
-    pairs = jnp.stack([tasks["inputs"], tasks["outputs"]], axis=-1).astype(jnp.uint8)
-    shapes = jnp.stack([tasks["input_shapes"], tasks["output_shapes"]], axis=-1).astype(jnp.int32)
-    num = pairs.shape[0]
-    grad_kwargs = dict(
-        num_steps=1, lr=SEARCH_LR, optimizer="adam", optimizer_kwargs={"b2": SEARCH_B2}
-    )
-    mode, kwargs = ("mean", {}) if measurement == "train_mean" else ("gradient_ascent", grad_kwargs)
     key = jax.random.PRNGKey(0)
-    variables = model.init(
-        {"params": key, "latents": key, "dropout": key},
-        pairs[:1],
-        shapes[:1],
-        dropout_eval=False,
-        prior_kl_coeff=1e-4,
-        mode=mode,
-        **kwargs,
-    )
-    params = variables["params"]
-    if measurement.startswith("train"):
-        schedule = optax.warmup_exponential_decay_schedule(
-            init_value=4e-4 / 100,
-            peak_value=4e-4,
-            warmup_steps=99,
-            transition_steps=1,
-            end_value=4e-4,
-            decay_rate=1.0,
-        )
-        tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule))
-        state = TrainState.create(apply_fn=model.apply, tx=tx, params=params)
+    variables = model.init({"params": key, "latents": key, "dropout": key}, pairs[:1],
+                           shapes[:1], dropout_eval=False, prior_kl_coeff=1e-4, mode=mode,
+                           **kwargs)  # fmt: skip
+    return model, variables["params"]
 
-        @jax.jit
-        def step(state, pairs, shapes, key):
-            grads, metrics = jax.grad(state.apply_fn, has_aux=True)(
-                {"params": state.params},
-                pairs,
-                shapes,
-                dropout_eval=False,
-                prior_kl_coeff=1e-4,
-                mode=mode,
-                rngs={"latents": key},
-                **kwargs,
-            )
-            return state.apply_gradients(grads=grads["params"]), metrics
 
-        def run():
-            jax.block_until_ready(step(state, pairs, shapes, key))
+def _official_train(model, params, pairs, shapes, mode, kwargs):
+    """One official training step (clipped AdamW, its warm-up schedule), as a timed call."""
+    import jax
+    import optax
+    from flax.training.train_state import TrainState
 
-        return _timed(run, repeats), "step", num
+    schedule = optax.warmup_exponential_decay_schedule(
+        init_value=4e-4 / 100, peak_value=4e-4, warmup_steps=99, transition_steps=1,
+        end_value=4e-4, decay_rate=1.0,
+    )  # fmt: skip
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule))
+    state = TrainState.create(apply_fn=model.apply, tx=tx, params=params)
+    key = jax.random.PRNGKey(0)
 
-    search_kwargs = dict(
-        num_steps=steps, lr=SEARCH_LR, optimizer="adam", optimizer_kwargs={"b2": SEARCH_B2}
-    )
+    @jax.jit
+    def step(state, pairs, shapes, key):
+        grads, metrics = jax.grad(state.apply_fn, has_aux=True)(
+            {"params": state.params}, pairs, shapes, dropout_eval=False, prior_kl_coeff=1e-4,
+            mode=mode, rngs={"latents": key}, **kwargs,
+        )  # fmt: skip
+        return state.apply_gradients(grads=grads["params"]), metrics
+
+    return lambda: jax.block_until_ready(step(state, pairs, shapes, key))
+
+
+def _official_search(model, params, pairs, shapes, search_kwargs):
+    """Encode the specification and run the official latent search, per task (vmapped)."""
+    import jax
+
     spec, spec_shapes = pairs[:, :-1], shapes[:, :-1]
-    keys = jax.random.split(key, num)
-    if measurement == "search_grad100":
+    keys = jax.random.split(jax.random.PRNGKey(0), pairs.shape[0])
 
-        def one(spec, spec_shapes, key):
-            def search(module):
-                mu, logvar = module.encoder(spec, spec_shapes, True)
-                latents, *_ = module._sample_latents(mu, logvar, key)
-                return module._get_gradient_ascent_context(
-                    latents, spec, spec_shapes, key, **search_kwargs
-                )
+    def one(spec, spec_shapes, key):
+        def search(module):
+            mu, logvar = module.encoder(spec, spec_shapes, True)
+            latents, *_ = module._sample_latents(mu, logvar, key)
+            return module._get_gradient_ascent_context(
+                latents, spec, spec_shapes, key, **search_kwargs
+            )
 
-            return model.apply({"params": params}, method=search)
+        return model.apply({"params": params}, method=search)
 
-        fn = jax.jit(jax.vmap(one))
+    fn = jax.jit(jax.vmap(one))
+    return lambda: jax.block_until_ready(fn(spec, spec_shapes, keys))
 
-        def run():
-            jax.block_until_ready(fn(spec, spec_shapes, keys))
 
-        return _timed(run, repeats), "task", num
+def _official_evaluate(model, params, pairs, shapes, search_kwargs, chunk):
+    """The official evaluation of each task's last pair (its ``generate_output``: search,
+    then greedy decoding of the two best latents), ``chunk`` tasks per call."""
+    import jax
+    from src.models.lpn import LPN
 
+    num = pairs.shape[0]
+    spec, spec_shapes = pairs[:, :-1], shapes[:, :-1]
     query, query_shape = pairs[:, -1, ..., 0], shapes[:, -1, :, 0]
+    keys = jax.random.split(jax.random.PRNGKey(0), num)
 
     def one(spec, spec_shapes, query, query_shape, key):
         # one task as a batch of one (its layers need a batch axis), as its evaluator runs
         out = model.apply(
-            {"params": params},
-            spec[None],
-            spec_shapes[None],
-            query[None],
-            query_shape[None],
-            key,
-            dropout_eval=True,
-            mode="gradient_ascent",
-            return_two_best=True,
-            method=LPN.generate_output,
-            **search_kwargs,
-        )
+            {"params": params}, spec[None], spec_shapes[None], query[None],
+            query_shape[None], key, dropout_eval=True, mode="gradient_ascent",
+            return_two_best=True, method=LPN.generate_output, **search_kwargs,
+        )  # fmt: skip
         return out[:4]
 
     fn = jax.jit(jax.vmap(one))
@@ -271,7 +267,7 @@ def official(measurement, tasks, repeats, checkout, steps=100, chunk=None):
         for c in chunks:
             jax.block_until_ready(fn(spec[c], spec_shapes[c], query[c], query_shape[c], keys[c]))
 
-    return _timed(run, repeats), "task", num
+    return run
 
 
 def ours_model(tasks, repeats, checkpoint, search, stop, chunk, lr=SEARCH_LR):
