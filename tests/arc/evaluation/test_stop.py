@@ -66,6 +66,6 @@ def test_a_bad_stop_rule_is_refused_with_the_grammar():
     import pytest
     from lpn_arc.evaluation.inference import stop_probability
 
-    for bad in ("exact:1", "exact:-0.1", "exact:x", "first", "none:0.5"):
+    for bad in ("exact:1", "exact:-0.1", "exact:x", "exact:", "first", "none:0.5"):
         with pytest.raises(ValueError, match="'none', 'exact' or 'exact:P'"):
             stop_probability(bad)

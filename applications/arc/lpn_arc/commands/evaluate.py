@@ -100,7 +100,9 @@ def _eval_arc(args, ckpt, searches) -> int:
             batch_size=args.batch_size or 4,
             candidates=args.candidates,
             pair_buckets=int_list(args.pair_buckets, "--pair-buckets"),
-            size_buckets=args.size_buckets and int_list(args.size_buckets, "--size-buckets"),
+            size_buckets=None
+            if args.size_buckets is None
+            else int_list(args.size_buckets, "--size-buckets"),
             buckets=args.buckets == "on",
             larger=args.larger_tasks,
             stop=args.stop,

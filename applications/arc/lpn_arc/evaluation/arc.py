@@ -137,7 +137,9 @@ def evaluate_arc(
         tasks = [t for t in tasks if _fits(t, config)]
         if not tasks:
             return _with_unsolved(None, too_large, spec.text, time.perf_counter() - start_time)
-    ladder = _ladder(size_buckets or default_ladder(config)) if buckets else ()
+    if size_buckets is None:
+        size_buckets = default_ladder(config)
+    ladder = _ladder(size_buckets) if buckets else ()
     groups = _bucket_groups(tasks, config, pair_buckets, ladder, max_pairs)
     # Query ids in task order (they pick the search keys), then one run per bucket.
     first_query = np.cumsum([0] + [task.num_test for task in tasks])

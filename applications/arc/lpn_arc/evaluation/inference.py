@@ -63,9 +63,9 @@ def stop_probability(stop: str) -> float | None:
     """
     if stop == "none":
         return None
-    name, _, text = stop.partition(":") if isinstance(stop, str) else ("", "", "")
+    name, colon, text = stop.partition(":") if isinstance(stop, str) else ("", "", "")
     try:
-        probability = float(text) if text else 0.0
+        probability = float(text) if colon else 0.0  # "exact:" has no P: refused below
     except ValueError:
         probability = -1.0
     if name != "exact" or not 0.0 <= probability < 1.0:
