@@ -1,18 +1,24 @@
 """The ARC study of this CPU: a model trained on ARC-AGI-1 within two hours, scored honestly.
 
-Parts (``--parts``, default all, in this order):
+Parts (``--parts``, default ``sizing a b c``; a run of some parts keeps the others' rows):
 
 - ``sizing``: seconds per training step of the ``arc-cpu`` architecture (16 tasks, mean
   training) in each size bucket (10 x 10, 20 x 20, 30 x 30): why the study keeps grids up
   to 10 x 10.
-- ``train``: the ``arc-cpu`` preset (``results/runs/arc-cpu-seed<S>``), resumable: a run
-  stopped by ``--minutes`` continues where it stopped when the script runs again.
 - ``a``: the test pairs of the training tasks (new inputs of programs trained on).
 - ``b``: all 400 ARC-AGI-1 evaluation tasks, their demonstrations never trained on; the
   tasks with a grid larger than the model's 10 x 10 are answered with a 1 x 1 grid and
   scored wrong (counted).
 - ``c``: test-time training: the same model trained further on the ARC-AGI-1 evaluation
   demonstrations (the leak guard refuses their test pairs), scored on their test pairs.
+- ``buckets``: ``lpn-arc eval`` of the shipped model on ARC-AGI-1 evaluation with size
+  buckets on and off: the same submission (checked), seconds per task, hours of 400 tasks.
+- ``export``: the trained model of settings a and b as the shipped ``arc1-cpu-10x10``
+  (card: command, pair digests of the training data, compute, the table of a and b).
+
+Settings a, b and c train what they need first: the ``arc-cpu`` preset
+(``results/runs/arc-cpu-<steps>steps-seed<S>``), resumable: a run stopped by ``--minutes``
+continues where it stopped when the script runs again.
 
 Every setting is scored at Grad 0 (``mean``), ``grad:K`` and ``sample:K`` (top-1 and
 pass@2, averaged per task as the paper); each evaluation is cached in its run folder under
