@@ -235,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.official / "src" / "models" / "lpn.py").is_file():
         parser.error(f"--official {args.official}: no src/models/lpn.py (the official checkout)")
     rows, extra = bench(args)
+    previous = common.RESULTS_DIR / f"{name}.json"
+    if previous.exists():  # bench_time_to_accuracy.py's row stays until it runs again
+        kept = json.loads(previous.read_text())["rows"]
+        rows += [r for r in kept if r["variant"].startswith("time_to_accuracy/")]
     path = common.write_results(name, rows, seed=args.seed, extra=extra)
     print_summary(extra)
     print(f"wrote {path}")
