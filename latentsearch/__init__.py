@@ -28,13 +28,7 @@ from latentsearch._src.core import (
     scored,
     value_grad_aux,
 )
-from latentsearch._src.driver import (
-    SearchState,
-    search,
-    search_finish,
-    search_init,
-    search_step,
-)
+from latentsearch._src.driver import search, search_finish, search_init, search_step
 from latentsearch._src.evosax_adapter import evosax_strategy
 from latentsearch._src.flows import GradientFlow, Implicit, StopGradient, Unrolled, implicit_point
 from latentsearch._src.gaussian import DiagGaussian, pairwise_kl
@@ -48,6 +42,7 @@ from latentsearch._src.searchers import (
     multi_start,
     random_search,
 )
+from latentsearch._src.state import SearchState
 from latentsearch._version import __version__
 
 __all__ = [

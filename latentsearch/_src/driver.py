@@ -20,6 +20,9 @@ evaluation counted. The point where it held is returned first (its score in
 ``keep - 1`` best distinct other points found. ``target`` is the stop ``value >= target``.
 Under ``jax.vmap`` a task's result never depends on its batch-mates, and the compiled loop
 ends when every task of the batch has stopped, so stopping saves time, not only counts.
+
+The search state and its bookkeeping live in :mod:`latentsearch._src.state`, the checks of
+the inputs in :mod:`latentsearch._src.inputs`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +38,6 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 from latentsearch._src import flows as flows_lib
 from latentsearch._src.core import (
     AuxObjective,
-    Evaluations,
     Objective,
     Searcher,
     SearchHistory,
@@ -44,128 +45,11 @@ from latentsearch._src.core import (
     best_distinct,
     scored,
 )
+from latentsearch._src.inputs import _setup
 from latentsearch._src.latents import LatentLayout
+from latentsearch._src.state import SearchState, Stop, _fill, _record, _spend
 
-__all__ = ["SearchState", "search", "search_finish", "search_init", "search_step"]
-
-Stop = Callable[[Array, Any], Array]
-"""``stop(value, aux) -> bool`` for one point (``aux`` is None without ``has_aux``)."""
-
-
-@functools.partial(
-    jax.tree_util.register_dataclass,
-    data_fields=[
-        "searcher_state", "best_latents", "best_scores", "stop_latent", "stop_score",
-        "stopped", "target", "num_evaluations", "num_gradients", "step", "step_keys", "trace",
-        "path_latents", "path_scores", "path_evaluations",
-    ],
-    meta_fields=["num_steps", "keep", "has_aux", "stop", "history", "layout"],
-)  # fmt: skip
-@dataclasses.dataclass(frozen=True)
-class SearchState:
-    """A search between steps (a pytree; see :func:`search_init`).
-
-    Attributes:
-        searcher_state: the searcher's own state.
-        best_latents: ``(keep, D)`` the best distinct flat points so far, best first.
-        best_scores: ``(keep,)`` their scores (``-inf`` for empty slots).
-        stop_latent: ``(D,)`` the point where ``stop`` held (meaningful once ``stopped``).
-        stop_score: its score.
-        stopped: whether ``stop`` has held.
-        target: the ``target`` score (unused without one).
-        num_evaluations: objective evaluations spent.
-        num_gradients: how many of them also computed a gradient.
-        step: searcher steps taken.
-        step_keys: one PRNG key per step.
-        trace: ``(num_steps,)`` the best score after each step taken (then repeated).
-        path_latents, path_scores, path_evaluations: with ``history``, the best point,
-            its score and the evaluations spent after the starts and after each step.
-        num_steps, keep, has_aux, stop, history, layout: the search's fixed settings.
-    """
-
-    searcher_state: Any
-    best_latents: Array
-    best_scores: Array
-    stop_latent: Array
-    stop_score: Array
-    stopped: Array
-    target: Array
-    num_evaluations: Array
-    num_gradients: Array
-    step: Array
-    step_keys: Array
-    trace: Array
-    path_latents: Array | None
-    path_scores: Array | None
-    path_evaluations: Array | None
-    num_steps: int
-    keep: int
-    has_aux: bool
-    stop: _Stops | None
-    history: bool
-    layout: LatentLayout
-
-
-class _Stops(NamedTuple):
-    """The stop rule: the user's ``stop`` and ``value >= target`` (either ends a task).
-    Hashable, so one compilation serves every call with the same rule."""
-
-    stop: Stop | None
-    has_target: bool
-
-    def __call__(self, value, aux, target):
-        hit = jnp.bool_(False)
-        if self.stop is not None:
-            hit = hit | jnp.asarray(self.stop(value, aux), bool)
-        if self.has_target:
-            hit = hit | (value >= target)
-        return hit
-
-
-def _spend(state: SearchState, ev: Evaluations | None, objective, args) -> SearchState:
-    """Keeps the best distinct points of ``state`` and ``ev``, counts ``ev`` and checks the
-    stop rule at its points."""
-    if ev is None or ev.points.shape[0] == 0:
-        return state
-    points = jnp.concatenate([state.best_latents, ev.points.astype(state.best_latents.dtype)])
-    scores = jnp.concatenate([state.best_scores, ev.scores.astype(state.best_scores.dtype)])
-    best, top = best_distinct(points, scores, state.keep)
-    state = dataclasses.replace(
-        state,
-        best_latents=best,
-        best_scores=top,
-        num_evaluations=state.num_evaluations + ev.points.shape[0],
-        num_gradients=state.num_gradients + ev.num_gradients,
-    )
-    if state.stop is None:
-        return state
-    aux = ev.aux
-    if state.has_aux and aux is None:  # a searcher that did not keep it: evaluate again
-        aux = scored(objective, ev.points, args).aux
-    hits = jax.vmap(lambda v, a: state.stop(v, a, state.target))(ev.scores, aux)
-    hits = hits & jnp.isfinite(ev.scores) & jnp.all(jnp.isfinite(ev.points), axis=-1)
-    first = jnp.argmax(jnp.where(hits, ev.scores, -jnp.inf))
-    new = jnp.any(hits) & ~state.stopped
-    return dataclasses.replace(
-        state,
-        stopped=state.stopped | jnp.any(hits),
-        stop_latent=jnp.where(new, ev.points[first].astype(best.dtype), state.stop_latent),
-        stop_score=jnp.where(new, ev.scores[first].astype(top.dtype), state.stop_score),
-    )
-
-
-def _record(state: SearchState, index: Array) -> SearchState:
-    """Writes the best score (and, with ``history``, the path) after step ``index``."""
-    score = state.best_scores[0]
-    state = dataclasses.replace(state, trace=state.trace.at[index].set(score))
-    if not state.history:
-        return state
-    return dataclasses.replace(
-        state,
-        path_latents=state.path_latents.at[index + 1].set(state.best_latents[0]),
-        path_scores=state.path_scores.at[index + 1].set(score),
-        path_evaluations=state.path_evaluations.at[index + 1].set(state.num_evaluations),
-    )
+__all__ = ["search", "search_finish", "search_init", "search_step"]
 
 
 def _prepared(searcher, objective, z0, key, args, target, settings) -> SearchState:
@@ -250,143 +134,6 @@ def _finished(searcher, objective, state: SearchState, args) -> SearchResult:
         latents, scores, trace, state.num_evaluations, state.num_gradients, recorded,
         state.stopped,
     )  # fmt: skip
-
-
-def _fill(path: Array, final: Array, from_index: Array) -> Array:
-    """``path`` with every entry from ``from_index`` on replaced by ``final``."""
-    later = jnp.arange(path.shape[0]) >= from_index
-    return jnp.where(later.reshape((-1,) + (1,) * (path.ndim - 1)), final, path)
-
-
-def _check_searcher(searcher: Any) -> None:
-    if not isinstance(searcher, Searcher):
-        raise TypeError(
-            f"searcher must be a latentsearch.Searcher (e.g. gradient_ascent(...)); "
-            f"got {type(searcher).__name__}"
-        )
-    for name in ("prepare", "finalize"):
-        function = getattr(searcher, name)
-        if function is not None and not callable(function):
-            raise TypeError(f"Searcher.{name} must be callable or None; got {function!r}")
-    if not isinstance(searcher.score_starts, bool):
-        raise TypeError(f"Searcher.score_starts must be a bool; got {searcher.score_starts!r}")
-
-
-def _check_inputs(searcher, objective, z0, keep, args, has_aux, stop):
-    _check_searcher(searcher)
-    if not callable(objective):
-        raise TypeError(f"objective must be callable; got {type(objective).__name__}")
-    if stop is not None and not callable(stop):
-        raise TypeError(f"stop must be a callable (value, aux) -> bool; got {stop!r}")
-    if z0.ndim != 2 or z0.shape[-1] == 0 or z0.shape[0] == 0:
-        raise ValueError(
-            f"z0 must have shape (D,) for one start or (S, D) for S starts, with S, D >= 1; "
-            f"got shape {z0.shape}"
-        )
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise ValueError(f"keep must be a positive int; got {keep!r}")
-    if not isinstance(args, tuple):
-        raise TypeError(f"args must be a tuple of extra objective arguments; got {type(args)}")
-    z_one = jax.ShapeDtypeStruct(z0.shape[-1:], z0.dtype)
-    call = objective.with_aux if has_aux else objective
-    try:
-        out = jax.eval_shape(lambda z: call(z, *args), z_one)
-    except TypeError as err:
-        raise TypeError(
-            f"objective(z, *args) failed for z of shape {z_one.shape} and {len(args)} "
-            f"extra argument(s): {err}"
-        ) from err
-    if has_aux and not (isinstance(out, tuple) and len(out) == 2):
-        raise TypeError("with has_aux=True, objective(z, *args) must return (value, aux)")
-    value = out[0] if has_aux else out
-    if not hasattr(value, "shape") or value.shape != ():
-        shape = getattr(value, "shape", type(value).__name__)
-        raise TypeError(
-            f"objective(z, *args) must return a scalar for z of shape {z_one.shape}; got {shape}"
-        )
-
-
-def _count(ev: Evaluations | None) -> int:
-    return 0 if ev is None else ev.points.shape[0]
-
-
-def evaluations_per_phase(
-    searcher: Searcher, objective: Objective, z0: Array, args: tuple, key: PRNGKeyArray
-) -> tuple[int, int, int]:
-    """``(before, per_step, after)``: evaluations before the steps (the starts and
-    ``prepare``), per step and in ``finalize``, from shapes alone (no computation)."""
-
-    def phases(z0, key):
-        k1, k2, k3 = jax.random.split(key, 3)
-        state = searcher.init(z0, k1)
-        before = z0.shape[0] if searcher.score_starts else 0
-        if searcher.prepare is not None:
-            state, ev = searcher.prepare(state, objective, args, k2)
-            before += _count(ev)
-        _, ev = searcher.step(state, objective, args, k3)
-        after = (
-            0 if searcher.finalize is None else _count(searcher.finalize(state, objective, args))
-        )
-        return jnp.zeros((before,)), jnp.zeros((_count(ev),)), jnp.zeros((after,))
-
-    return tuple(x.shape[0] for x in jax.eval_shape(phases, z0, key))
-
-
-def _resolve_steps(searcher, objective, z0, args, key, num_steps, max_evaluations) -> int:
-    """``num_steps`` itself, or the most steps that fit in ``max_evaluations``."""
-    if (num_steps is None) == (max_evaluations is None):
-        raise ValueError(
-            "give exactly one of num_steps (searcher iterations) and max_evaluations "
-            f"(objective evaluations); got num_steps={num_steps!r}, "
-            f"max_evaluations={max_evaluations!r}"
-        )
-    if num_steps is not None:
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int):
-            raise TypeError(f"num_steps must be a Python int; got {num_steps!r}")
-        if num_steps < 0:
-            raise ValueError(f"num_steps must be >= 0; got {num_steps}")
-        return num_steps
-    if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, int):
-        raise TypeError(f"max_evaluations must be a Python int; got {max_evaluations!r}")
-    before, per_step, after = evaluations_per_phase(searcher, objective, z0, args, key)
-    if max_evaluations < before + after:
-        raise ValueError(
-            f"max_evaluations={max_evaluations} is smaller than the {before + after} "
-            f"evaluations this searcher spends outside its steps (starts of shape "
-            f"{z0.shape}: {before} before, {after} after)"
-        )
-    if per_step == 0:
-        raise ValueError("max_evaluations needs a searcher whose step scores at least one point")
-    return (max_evaluations - before - after) // per_step
-
-
-class _Setup(NamedTuple):
-    """What ``search`` and ``search_init`` resolve once: the flat objective and starts, the
-    number of steps, the stop rule and the target."""
-
-    objective: Callable
-    z0: Array
-    target: Array | None
-    settings: tuple  # (num_steps, keep, has_aux, stop rule, history, layout)
-
-
-def _setup(searcher, objective, z0, key, args, num_steps, max_evaluations, keep, has_aux,
-           stop, target, history, stacked) -> _Setup:  # fmt: skip
-    layout = LatentLayout.of(z0, stacked=stacked)
-    flat_z0 = layout.ravel_starts(z0)
-    flat_objective = layout.flat_objective(objective)
-    if has_aux:
-        flat_objective = AuxObjective(flat_objective)
-    _check_inputs(searcher, flat_objective, flat_z0, keep, args, has_aux, stop)
-    steps = _resolve_steps(searcher, flat_objective, flat_z0, args, key, num_steps,
-                           max_evaluations)  # fmt: skip
-    if target is not None:
-        target = jnp.asarray(target, dtype=jnp.result_type(float))
-        if target.shape != ():
-            raise ValueError(f"target must be a scalar; got shape {target.shape}")
-    rule = None if stop is None and target is None else _Stops(stop, target is not None)
-    settings = (steps, keep, bool(has_aux), rule, bool(history), layout)
-    return _Setup(flat_objective, flat_z0, target, settings)
 
 
 def _unflat(result: SearchResult, layout: LatentLayout) -> SearchResult:

@@ -12,7 +12,6 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 from latentsearch._src import flows as flows_lib
 from latentsearch._src.aggregate import leave_one_out
 from latentsearch._src.core import Searcher
-from latentsearch._src.driver import _check_searcher
 from latentsearch._src.gaussian import DiagGaussian
 from latentsearch._src.infer import (
     Starts,
@@ -22,6 +21,7 @@ from latentsearch._src.infer import (
     infer,
     start_latents,
 )
+from latentsearch._src.inputs import _check_searcher
 
 __all__ = ["lpn_loss"]
 
