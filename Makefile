@@ -77,32 +77,32 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 
 ## bench-quick / bench: the benchmarks (results under benchmarks/results/)
-## (one entry point, benchmarks/run_all.py; it prints the summary table at the end)
+## (one entry point, python -m benchmarks.run_all; it prints the summary table at the end)
 bench-quick: $(DEV_STAMP) fast-allocator
-	$(BIN)/python benchmarks/run_all.py --quick
+	$(BIN)/python -m benchmarks.run_all --quick
 
 bench: $(DEV_STAMP) fast-allocator bench-allocators
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python -m benchmarks.run_all
 
 ## reproduce: the paper's Table 1 and OOD trend at CPU scale (about 2 hours here; resumable)
 ##   make reproduce REPRODUCE_ARGS="--seeds 0 1 2"   (adds a seed; finished runs are reused)
 REPRODUCE_ARGS ?=
 reproduce: $(DEV_STAMP) fast-allocator
-	nice $(BIN)/python benchmarks/reproduce_paper.py $(REPRODUCE_ARGS)
+	nice $(BIN)/python -m benchmarks.reproduce_paper $(REPRODUCE_ARGS)
 
 ## arc-study: the ARC study of this CPU (arc-cpu preset; measured: 49 + 15 min of training
 ##   and 15 min of evaluation beside other jobs; resumable):
 ##   make arc-study ARC_STUDY_ARGS="--parts b --searches mean"
 ARC_STUDY_ARGS ?=
 arc-study: $(DEV_STAMP) fast-allocator
-	nice $(BIN)/python benchmarks/arc_cpu_study.py $(ARC_STUDY_ARGS)
+	nice $(BIN)/python -m benchmarks.arc_cpu_study $(ARC_STUDY_ARGS)
 
 ## bench-peer: ours vs the official LPN code, side by side (benchmarks/README.md: set-up)
 ##   make bench-peer OFFICIAL=/path/to/lpn OFFICIAL_PYTHON=/path/to/venv/bin/python
 bench-peer: $(DEV_STAMP) fast-allocator
 	@[ -n "$(OFFICIAL)" ] && [ -n "$(OFFICIAL_PYTHON)" ] || \
 	  { echo "usage: make bench-peer OFFICIAL=CHECKOUT OFFICIAL_PYTHON=PYTHON (benchmarks/README.md)"; exit 2; }
-	$(BIN)/python benchmarks/bench_peer.py --official "$(OFFICIAL)" --official-python "$(OFFICIAL_PYTHON)"
+	$(BIN)/python -m benchmarks.bench_peer --official "$(OFFICIAL)" --official-python "$(OFFICIAL_PYTHON)"
 
 # jemalloc too, for the allocator comparison of the full run (bench_allocator.py)
 bench-allocators:

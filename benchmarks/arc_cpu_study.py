@@ -27,7 +27,7 @@ its settings. Writes ``results/arc_cpu.json`` (rows ``name="arc_cpu"``,
 paper's ARC-AGI-1 evaluation numbers (7.75% -> 15.5% with search, 178M parameters on TPU).
 
     make arc-study             # here: 49 + 15 min of training, 15 min of evaluation
-    python benchmarks/arc_cpu_study.py --parts b --searches mean grad:20
+    python -m benchmarks.arc_cpu_study --parts b --searches mean grad:20
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 PAPER = {
     "arc1-eval": {"grad:0": 0.0775, "grad:100 (with search)": 0.155},
@@ -75,10 +75,7 @@ def sizing(repeats: int = 2) -> list[dict]:
 
         timing = common.time_fn(run, repeats=repeats if side < 30 else 1)
         variant = f"sizing/bucket={side}x{side}/batch16/mean"
-        spread = (timing.repeats, timing.min, timing.median, timing.max)
-        rows.append(
-            common.record("arc_cpu", variant, "seconds_per_step", timing.median, "s", *spread)
-        )
+        rows.append(common.timing_record("arc_cpu", variant, "seconds_per_step", timing))
     return rows
 
 

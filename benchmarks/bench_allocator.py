@@ -22,13 +22,11 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 NAME = "allocator"
 SEARCH_TASKS = 8
@@ -86,9 +84,11 @@ def run_child(name: str, library: str | None, repeats: int) -> dict:
     if library:
         env["LD_PRELOAD"] = library
     env["LPN_ARC_ALLOCATOR"] = name  # keeps lpn_arc from re-executing with another one
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--repeats", str(repeats)]
+    command = common.module_command(__file__, "--child", "--repeats", str(repeats))
     start = time.perf_counter()
-    out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=False, cwd=common.REPO_ROOT
+    )
     if out.returncode != 0:
         raise RuntimeError(f"the {name} process failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -130,13 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     medians = {}
     for name, workloads in times.items():
         for workload, values in workloads.items():
-            median = statistics.median(values)
-            medians[name, workload] = median
             unit_metric = "seconds" if workload == "train_step" else "seconds_per_task"
-            rows.append(
-                common.record(workload, name, unit_metric, median, "s", len(values),
-                              min(values), median, max(values))
-            )  # fmt: skip
+            rows.append(common.sample_record(workload, name, unit_metric, values))
+            medians[name, workload] = rows[-1]["median"]
     for name in available:
         if name == "glibc":
             continue

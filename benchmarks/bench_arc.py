@@ -19,7 +19,7 @@
    both masks).
 
 The script re-executes itself with tcmalloc where installed (as ``lpn-arc`` does) and
-records the allocator. ``python benchmarks/bench_arc.py [--quick]``; writes
+records the allocator. ``python -m benchmarks.bench_arc [--quick]``; writes
 ``benchmarks/results/arc.json`` (``--name`` changes it; schema: ``benchmarks/common.py``).
 """
 
@@ -30,7 +30,7 @@ import dataclasses
 import sys
 import time
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 
 def bench_train_step(preset: str, batch_size: int | None, repeats: int) -> list[dict]:
@@ -48,26 +48,14 @@ def bench_train_step(preset: str, batch_size: int | None, repeats: int) -> list[
     step = make_train_step(graphdef, config, optimizer, search=config.search_at(0), mesh=mesh)
     batch = shard_batch(mesh, TrainingData(config).batch(0))
     key = jax.random.key(0)
-    started = time.perf_counter()
-    compiled = step.lower(params, opt_state, batch, key).compile()
-    compile_seconds = time.perf_counter() - started
+    compiled, compile_seconds = common.compile_timed(step, params, opt_state, batch, key)
     memory = common.compiled_memory(compiled)["total_bytes"]
     print(f"train_step {preset}: timing", file=sys.stderr, flush=True)
     timing = common.time_fn(lambda: compiled(params, opt_state, batch, key), repeats=repeats)
     variant = f"{preset}/batch{config.batch_size}/{config.train_search}/{jax.device_count()}dev"
     rows = [
         common.record("train_step", variant, "parameters", count_params(params), "count"),
-        common.record(
-            "train_step",
-            variant,
-            "seconds",
-            timing.median,
-            "s",
-            timing.repeats,
-            timing.min,
-            timing.median,
-            timing.max,
-        ),
+        common.timing_record("train_step", variant, "seconds", timing),
         common.record("train_step", variant, "compile_seconds", compile_seconds, "s"),
         common.record("train_step", variant, "static_memory", memory, "bytes"),
     ]

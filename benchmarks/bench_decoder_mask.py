@@ -22,7 +22,7 @@ import json
 import statistics
 import sys
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 NAME = "decoder_mask"
 RUNS_FILE = common.RESULTS_DIR / "decoder_mask_runs.jsonl"  # finished runs, for resuming

@@ -51,7 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 NAME = "efficiency"
 BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)

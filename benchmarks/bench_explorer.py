@@ -16,7 +16,7 @@ request, JSON and decoding included:
 * ``encode_edit``: re-encoding a task after a cell was painted;
 * ``landscape``: the heat map at 24x24 (and 48x48).
 
-Usage: ``python benchmarks/bench_explorer.py [--checkpoint RUN|pretrained:NAME] [--quick]``
+Usage: ``python -m benchmarks.bench_explorer [--checkpoint RUN|pretrained:NAME] [--quick]``
 writes ``benchmarks/results/explorer.json``.
 """
 
@@ -25,13 +25,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 import time
 import urllib.request
 from collections.abc import Callable
 
-import common
+from benchmarks import common
 
 
 def _request(url: str, body: dict | None = None) -> dict:
@@ -51,10 +50,7 @@ def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
 
 
 def _row(name: str, variant: str, times: list[float]) -> dict:
-    median = statistics.median(times)
-    return common.record(
-        name, variant, "seconds", median, "s", len(times), min(times), median, max(times)
-    )
+    return common.sample_record(name, variant, "seconds", times)
 
 
 def _page(url: str) -> None:

@@ -25,7 +25,7 @@ and every other column is zero; the target logit is then ``|LN(h)|^2 > 0`` and a
 Times are medians of repeats of compiled calls; compilation is timed separately
 (``compile_seconds``). The script re-executes itself with tcmalloc (or jemalloc) preloaded
 where one is installed, as ``lpn-arc`` does (``LPN_ARC_ALLOCATOR=glibc`` keeps glibc); the
-allocator is recorded. Run ``python benchmarks/bench_generate.py [--quick] [--seed N]``;
+allocator is recorded. Run ``python -m benchmarks.bench_generate [--quick] [--seed N]``;
 writes ``benchmarks/results/generate.json`` (schema: ``benchmarks/common.py``).
 """
 
@@ -36,7 +36,7 @@ import dataclasses
 import sys
 import time
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 NAME = "generate"
 BATCH = 32
@@ -68,30 +68,8 @@ def _setup(config, seed: int):
     return graphdef, params, z, inputs, input_shape
 
 
-def _compiled(fn, *args):
-    """``(compiled, seconds)``: ``jax.jit(fn)`` lowered and compiled for ``args``."""
-    import jax
-
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    return compiled, time.perf_counter() - start
-
-
-def _timed_rows(name: str, metric: str, timings: dict, scale: float = 1.0) -> list[dict]:
-    return [
-        common.record(
-            name,
-            label,
-            metric,
-            t.median / scale,
-            "s",
-            t.repeats,
-            t.min / scale,
-            t.median / scale,
-            t.max / scale,
-        )
-        for label, t in timings.items()
-    ]
+def _timed_rows(name: str, metric: str, timings: dict, per: float = 1.0) -> list[dict]:
+    return [common.timing_record(name, label, metric, t, per=per) for label, t in timings.items()]
 
 
 def _uncached_fn(graphdef):
@@ -123,7 +101,7 @@ def bench_pattern(seed: int, repeats: int) -> tuple[list[dict], dict]:
     }
     rows, calls, outputs = [], {}, {}
     for label, fn in fns.items():
-        compiled, seconds = _compiled(fn, *args)
+        compiled, seconds = common.compile_timed(fn, *args)
         rows.append(common.record("pattern", label, "compile_seconds", seconds, "s"))
         calls[label] = lambda c=compiled: c(*args)
         outputs[label] = jax.device_get(compiled(*args))
@@ -152,12 +130,12 @@ def bench_pattern(seed: int, repeats: int) -> tuple[list[dict], dict]:
     batch_calls = {}
     for stop in (True, False):
         batched = jax.vmap(generate_fn(graphdef, stop_early=stop), in_axes=(None, 0, 0, 0))
-        compiled, _ = _compiled(batched, *batch_args)
+        compiled, _ = common.compile_timed(batched, *batch_args)
         label = "cached/stop_early" if stop else "cached/fixed"
         batch_calls[f"{label}/batch{BATCH}"] = lambda c=compiled: c(*batch_args)
     print(f"pattern batch {BATCH}: timing", file=sys.stderr, flush=True)
     batch_timings = common.time_interleaved(batch_calls, repeats=repeats, warmup=1)
-    rows += _timed_rows("pattern", "seconds_per_grid", batch_timings, scale=BATCH)
+    rows += _timed_rows("pattern", "seconds_per_grid", batch_timings, per=BATCH)
 
     shapes = {label: np.asarray(out[1]).tolist() for label, out in outputs.items()}
     equal = all(np.array_equal(outputs[label][0], outputs["uncached"][0]) for label in outputs)
@@ -173,11 +151,10 @@ def bench_pattern(seed: int, repeats: int) -> tuple[list[dict], dict]:
 
 
 def bench_arc(seed: int, repeats: int, quick: bool) -> tuple[list[dict], dict]:
-    import jax
+    """The repo-size ARC model at 30x30: cached decoding (:func:`_arc_cached`), then the
+    uncached one (:func:`_arc_uncached`), compared."""
     import numpy as np
-    from flax import nnx
-    from lpn_arc.data import Pair
-    from lpn_arc.model import LPNModel, ModelConfig, count_params, generate_fn, split_model
+    from lpn_arc.model import ModelConfig, count_params
 
     config = ModelConfig.arc_repo()
     graphdef, params, z, inputs, input_shape = _setup(config, seed)
@@ -188,106 +165,17 @@ def bench_arc(seed: int, repeats: int, quick: bool) -> tuple[list[dict], dict]:
     forced = {
         shape: force(params, z, inputs, input_shape, shape) for shape in (full, (15, 30), (1, 1))
     }
-    config32 = dataclasses.replace(config, dtype="float32")
-    graphdef32, _ = split_model(nnx.eval_shape(lambda: LPNModel(config32, rngs=nnx.Rngs(0))))
-
     rows = [common.record("arc_repo", "model", "parameters", num_params, "params")]
-    variants = {
-        "cached/stop_early/bfloat16": (generate_fn(graphdef, stop_early=True), full),
-        "cached/fixed/bfloat16": (generate_fn(graphdef, stop_early=False), full),
-        "cached/stop_early/float32": (generate_fn(graphdef32, stop_early=True), full),
-    }
-    calls, outputs = {}, {}
-    for label, (fn, shape) in variants.items():
-        args = (forced[shape], z, inputs, input_shape)
-        compiled, seconds = _compiled(fn, *args)
-        rows.append(common.record("arc_repo", label, "compile_seconds", seconds, "s"))
-        calls[label] = lambda c=compiled, a=args: c(*a)
-        outputs[label] = jax.device_get(compiled(*args))
-    # The same compiled early-stopping decoder with smaller forced outputs: the cost per
-    # generated cell, in the first and the second half of a 30x30 grid.
-    early = jax.jit(generate_fn(graphdef, stop_early=True))
-    for shape in ((1, 1), (15, 30)):
-        args = (forced[shape], z, inputs, input_shape)
-        label = f"cached/stop_early/bfloat16/{shape[0]}x{shape[1]}"
-        calls[label] = lambda a=args: early(*a)
-        outputs[label] = jax.device_get(early(*args))
-    print("arc_repo cached: timing", file=sys.stderr, flush=True)
-    timings = common.time_interleaved(calls, repeats=repeats, warmup=1)
-    main = {k: v for k, v in timings.items() if k in variants}
-    rows += _timed_rows("arc_repo", "seconds_per_grid", main)
-    rows += _timed_rows(
-        "arc_repo", "seconds_per_grid", {k: v for k, v in timings.items() if k not in variants}
+    cached_rows, timings, outputs = _arc_cached(
+        config, graphdef, forced, (z, inputs, input_shape), repeats
     )
-    t1 = timings["cached/stop_early/bfloat16/1x1"].median
-    t15 = timings["cached/stop_early/bfloat16/15x30"].median
-    t30 = timings["cached/stop_early/bfloat16"].median
-    first, second = (t15 - t1) / (15 * 30 - 1), (t30 - t15) / (30 * 30 - 15 * 30)
-    rows += [
-        common.record("arc_repo", "cells_2_to_450", "seconds_per_cell", first, "s"),
-        common.record("arc_repo", "cells_451_to_900", "seconds_per_cell", second, "s"),
-        common.record(
-            "arc_repo", "second_half/first_half", "per_cell_time_ratio", second / first, "x"
-        ),
-        common.record(
-            "arc_repo",
-            "float32/bfloat16",
-            "time_ratio",
-            timings["cached/stop_early/float32"].median / t30,
-            "x",
-        ),
-        common.record(
-            "arc_repo",
-            "fixed/stop_early",
-            "time_ratio",
-            timings["cached/fixed/bfloat16"].median / t30,
-            "x",
-        ),
-    ]
-
-    # Uncached: full teacher-forced decoder passes at 30x30.
+    rows += cached_rows
     passes = config.max_rows * config.max_cols + 2
-    grid, shape = outputs["cached/stop_early/bfloat16"]
-    pair = Pair(inputs, input_shape, grid, shape)
-    logits, compile_pass = _compiled(
-        lambda p, z, pair: nnx.merge(graphdef, p).decode_logits(z, pair), forced[full], z, pair
+    uncached_rows, uncached = _arc_uncached(
+        graphdef, forced[full], (z, inputs, input_shape), outputs, passes, quick
     )
-    print("arc_repo uncached passes: timing", file=sys.stderr, flush=True)
-    per_pass = common.time_fn(lambda: logits(forced[full], z, pair), repeats=UNCACHED_SAMPLE_PASSES)
-    estimate = per_pass.median * passes
-    rows += [
-        common.record("arc_repo", "uncached/bfloat16", "compile_seconds_pass", compile_pass, "s"),
-        common.record(
-            "arc_repo",
-            "uncached/bfloat16",
-            "seconds_per_pass",
-            per_pass.median,
-            "s",
-            per_pass.repeats,
-            per_pass.min,
-            per_pass.median,
-            per_pass.max,
-        ),
-    ]
-    uncached = {"passes": passes, "sampled_passes": UNCACHED_SAMPLE_PASSES, "estimate_s": estimate}
-    end_to_end = None
-    if not quick and estimate < MAX_END_TO_END_SECONDS:
-        compiled, seconds = _compiled(_uncached_fn(graphdef), forced[full], z, inputs, input_shape)
-        rows.append(common.record("arc_repo", "uncached/bfloat16", "compile_seconds", seconds, "s"))
-        print(f"arc_repo uncached end to end (~{estimate:.0f} s)", file=sys.stderr, flush=True)
-        start = time.perf_counter()
-        slow_grid, slow_shape = jax.device_get(compiled(forced[full], z, inputs, input_shape))
-        end_to_end = time.perf_counter() - start
-        uncached["end_to_end_s"] = end_to_end
-        uncached["equals_cached"] = bool(
-            np.array_equal(slow_grid, grid) and np.array_equal(slow_shape, shape)
-        )
-        uncached["cells_differing_from_cached"] = int(np.sum(slow_grid != grid))
-    uncached_seconds = estimate if end_to_end is None else end_to_end
-    uncached["extrapolated"] = end_to_end is None
-    rows.append(
-        common.record("arc_repo", "uncached/bfloat16", "seconds_per_grid", uncached_seconds, "s")
-    )
+    rows += uncached_rows
+    uncached_seconds = rows[-1]["value"]
     for label in ("cached/stop_early/bfloat16", "cached/fixed/bfloat16"):
         rows.append(
             common.record(
@@ -298,7 +186,7 @@ def bench_arc(seed: int, repeats: int, quick: bool) -> tuple[list[dict], dict]:
                 "x",
             )
         )
-
+    t30 = timings["cached/stop_early/bfloat16"].median
     details = {
         "config": dataclasses.asdict(config),
         "parameters": num_params,
@@ -316,6 +204,105 @@ def bench_arc(seed: int, repeats: int, quick: bool) -> tuple[list[dict], dict]:
         },
     }
     return rows, details
+
+
+def _arc_cached(config, graphdef, forced: dict, query: tuple, repeats: int):
+    """``(rows, timings, outputs)`` of the cached decoders on the forced outputs
+    ``forced[shape]`` (params) for ``query`` ``(z, inputs, input_shape)``: bfloat16 with
+    and without early stopping, float32, and the cost per generated cell."""
+    import jax
+    from flax import nnx
+    from lpn_arc.model import LPNModel, generate_fn, split_model
+
+    full = (config.max_rows, config.max_cols)
+    config32 = dataclasses.replace(config, dtype="float32")
+    graphdef32, _ = split_model(nnx.eval_shape(lambda: LPNModel(config32, rngs=nnx.Rngs(0))))
+    variants = {
+        "cached/stop_early/bfloat16": (generate_fn(graphdef, stop_early=True), full),
+        "cached/fixed/bfloat16": (generate_fn(graphdef, stop_early=False), full),
+        "cached/stop_early/float32": (generate_fn(graphdef32, stop_early=True), full),
+    }
+    rows, calls, outputs = [], {}, {}
+    for label, (fn, shape) in variants.items():
+        args = (forced[shape], *query)
+        compiled, seconds = common.compile_timed(fn, *args)
+        rows.append(common.record("arc_repo", label, "compile_seconds", seconds, "s"))
+        calls[label] = lambda c=compiled, a=args: c(*a)
+        outputs[label] = jax.device_get(compiled(*args))
+    # The same compiled early-stopping decoder with smaller forced outputs: the cost per
+    # generated cell, in the first and the second half of a 30x30 grid.
+    early = jax.jit(generate_fn(graphdef, stop_early=True))
+    for shape in ((1, 1), (15, 30)):
+        args = (forced[shape], *query)
+        label = f"cached/stop_early/bfloat16/{shape[0]}x{shape[1]}"
+        calls[label] = lambda a=args: early(*a)
+        outputs[label] = jax.device_get(early(*args))
+    print("arc_repo cached: timing", file=sys.stderr, flush=True)
+    timings = common.time_interleaved(calls, repeats=repeats, warmup=1)
+    rows += _timed_rows("arc_repo", "seconds_per_grid", {k: timings[k] for k in variants})
+    rows += _timed_rows(
+        "arc_repo", "seconds_per_grid", {k: v for k, v in timings.items() if k not in variants}
+    )
+    t1 = timings["cached/stop_early/bfloat16/1x1"].median
+    t15 = timings["cached/stop_early/bfloat16/15x30"].median
+    t30 = timings["cached/stop_early/bfloat16"].median
+    first, second = (t15 - t1) / (15 * 30 - 1), (t30 - t15) / (30 * 30 - 15 * 30)
+    fixed, float32 = timings["cached/fixed/bfloat16"], timings["cached/stop_early/float32"]
+    rows += [
+        common.record("arc_repo", "cells_2_to_450", "seconds_per_cell", first, "s"),
+        common.record("arc_repo", "cells_451_to_900", "seconds_per_cell", second, "s"),
+        common.record(
+            "arc_repo", "second_half/first_half", "per_cell_time_ratio", second / first, "x"
+        ),
+        common.record("arc_repo", "float32/bfloat16", "time_ratio", float32.median / t30, "x"),
+        common.record("arc_repo", "fixed/stop_early", "time_ratio", fixed.median / t30, "x"),
+    ]
+    return rows, timings, outputs
+
+
+def _arc_uncached(graphdef, params, query: tuple, outputs: dict, passes: int, quick: bool):
+    """``(rows, details)`` of the uncached 30x30 decode of ``query`` ``(z, inputs,
+    input_shape)`` with ``params`` (forced to the full grid): ``passes`` full teacher-forced
+    decoder passes, a few timed and extrapolated, and end to end unless ``quick`` or too
+    slow. The last row is its ``seconds_per_grid``."""
+    import jax
+    import numpy as np
+    from flax import nnx
+    from lpn_arc.data import Pair
+
+    z, inputs, input_shape = query
+    grid, shape = outputs["cached/stop_early/bfloat16"]
+    pair = Pair(inputs, input_shape, grid, shape)
+    logits, compile_pass = common.compile_timed(
+        lambda p, z, pair: nnx.merge(graphdef, p).decode_logits(z, pair), params, z, pair
+    )
+    print("arc_repo uncached passes: timing", file=sys.stderr, flush=True)
+    per_pass = common.time_fn(lambda: logits(params, z, pair), repeats=UNCACHED_SAMPLE_PASSES)
+    estimate = per_pass.median * passes
+    rows = [
+        common.record("arc_repo", "uncached/bfloat16", "compile_seconds_pass", compile_pass, "s"),
+        common.timing_record("arc_repo", "uncached/bfloat16", "seconds_per_pass", per_pass),
+    ]
+    uncached = {"passes": passes, "sampled_passes": UNCACHED_SAMPLE_PASSES, "estimate_s": estimate}
+    end_to_end = None
+    if not quick and estimate < MAX_END_TO_END_SECONDS:
+        compiled, seconds = common.compile_timed(_uncached_fn(graphdef), params, *query)
+        rows.append(common.record("arc_repo", "uncached/bfloat16", "compile_seconds", seconds, "s"))
+        print(f"arc_repo uncached end to end (~{estimate:.0f} s)", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        slow_grid, slow_shape = jax.device_get(compiled(params, *query))
+        end_to_end = time.perf_counter() - start
+        uncached["end_to_end_s"] = end_to_end
+        uncached["equals_cached"] = bool(
+            np.array_equal(slow_grid, grid) and np.array_equal(slow_shape, shape)
+        )
+        uncached["cells_differing_from_cached"] = int(np.sum(slow_grid != grid))
+    uncached_seconds = estimate if end_to_end is None else end_to_end
+    uncached["extrapolated"] = end_to_end is None
+    rows.append(
+        common.record("arc_repo", "uncached/bfloat16", "seconds_per_grid", uncached_seconds, "s")
+    )
+    return rows, uncached
 
 
 def main(argv: list[str] | None = None) -> int:

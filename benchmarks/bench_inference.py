@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 NAME = "inference"
 SEARCHES = ("mean", "grad:5", "grad:20", "grad:100")

@@ -20,7 +20,7 @@ depend on training):
 
 The script re-executes itself with tcmalloc (or jemalloc) preloaded where one is installed,
 as ``lpn-arc`` does (``LPN_ARC_ALLOCATOR=glibc`` keeps glibc malloc); the allocator is
-recorded in the results. Run ``python benchmarks/bench_lpn.py [--quick]``; writes
+recorded in the results. Run ``python -m benchmarks.bench_lpn [--quick]``; writes
 ``benchmarks/results/lpn.json`` (schema: ``benchmarks/common.py``).
 """
 
@@ -30,7 +30,7 @@ import argparse
 import dataclasses
 import sys
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 NAME = "lpn"
 BATCH = 32
@@ -72,11 +72,7 @@ def bench_train_step(config, repeats: int, searches=TRAIN_SEARCHES, warmup: int 
         timings[search] = common.time_fn(fn, repeats=repeats, warmup=warmup)
     rows = []
     for search, t in timings.items():
-        rows.append(
-            common.record(
-                "train_step", search, "seconds", t.median, "s", t.repeats, t.min, t.median, t.max
-            )
-        )
+        rows.append(common.timing_record("train_step", search, "seconds", t))
         rows.append(common.record("train_step", search, "peak_memory", memory[search], "bytes"))
     for search in (s for s in searches if s != "grad:1"):
         rows.append(
@@ -200,19 +196,8 @@ def bench_search_and_generation(config, repeats: int, batch: int = BATCH) -> lis
     for label, t in timings.items():
         name, _, variant = label.partition("/")
         variant = variant or (SEARCH if name == "search" else "10x10")
-        rows.append(
-            common.record(
-                name,
-                f"{variant}/batch{batch}",
-                "seconds_per_task",
-                t.median / batch,
-                "s",
-                t.repeats,
-                t.min / batch,
-                t.median / batch,
-                t.max / batch,
-            )
-        )
+        variant = f"{variant}/batch{batch}"
+        rows.append(common.timing_record(name, variant, "seconds_per_task", t, per=batch))
     return rows
 
 

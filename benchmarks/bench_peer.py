@@ -42,7 +42,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 NAME = "peer"
 MEASUREMENTS = ("train_mean", "train_grad1", "search_grad100", "evaluate_grad100")
@@ -76,18 +76,19 @@ def run_worker(
     side: str, measurement: str, allocator: str, tasks: Path, args, extra: list[str] = ()
 ) -> dict:
     """One fresh process of ``peer_worker.py`` (``extra``: more of its options); its JSON
-    result."""
+    result. The worker runs as a plain script; the official side imports the official
+    code from the checkout ``args.official``, which goes on its ``PYTHONPATH``."""
     python = sys.executable if side == "ours" else args.official_python
     command = [python, str(WORKER), "--side", side, "--measurement", measurement,
                "--tasks", str(tasks), "--repeats", str(args.repeats)]  # fmt: skip
-    if side == "official":
-        command += ["--official", str(args.official)]
-    else:
+    if side == "ours":
         command += ["--decoder-mask", args.decoder_mask]
     command += list(extra)
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
-    if side == "official":  # lpn_arc's XLA defaults (set on import) are unknown to jax 0.4.26
+    if side == "official":
+        env["PYTHONPATH"] = str(Path(args.official).resolve())  # its src package
+        # lpn_arc's XLA defaults (set on import) are unknown to jax 0.4.26
         from lpn_arc.xla_flags import CPU_FLAGS
 
         flags = [flag for flag in env.pop("XLA_FLAGS", "").split() if flag not in CPU_FLAGS]
@@ -117,12 +118,10 @@ def summarise(name: str, variant: str, results: list[dict]) -> tuple[list[dict],
     summary = {"seconds": statistics.median(times),
                "compile_seconds": statistics.median(compiles), "peak_rss_gb": peak}  # fmt: skip
     rows = [
-        common.record(name, variant, "seconds", summary["seconds"], unit, len(times),
-                      min(times), summary["seconds"], max(times)),
-        common.record(name, variant, "compile_seconds", summary["compile_seconds"], "s",
-                      len(compiles), min(compiles), summary["compile_seconds"], max(compiles)),
+        common.sample_record(name, variant, "seconds", times, unit),
+        common.sample_record(name, variant, "compile_seconds", compiles, "s"),
         common.record(name, variant, "peak_rss_gb", peak, "GB"),
-    ]  # fmt: skip
+    ]
     return rows, summary
 
 

@@ -33,9 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import common  # benchmarks/common.py
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks import common
 
 NAME = "runtime"
 WORKER = Path(__file__).resolve().parent / "peer_worker.py"
@@ -88,8 +86,9 @@ def run_worker(measurement: str, variant: str, tasks: Path, args, preload: str |
 
 
 def bench(args) -> tuple[list[dict], dict]:
-    from bench_peer import summarise, write_tasks
     from lpn_arc.allocator import find_fast_allocator
+
+    from benchmarks.bench_peer import summarise, write_tasks
 
     preload = find_fast_allocator()
     rows, table = [], {}

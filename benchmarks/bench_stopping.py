@@ -22,13 +22,13 @@ import argparse
 import dataclasses
 import functools
 import itertools
-import statistics
 import sys
 import time
 from pathlib import Path
 
-import common  # benchmarks/common.py
 import numpy as np
+
+from benchmarks import common
 
 MODELS = ("pattern-6x6-grad1", "pattern-6x6-mean")
 BUDGETS = (0, 1, 5, 10, 20, 50, 100)
@@ -124,9 +124,7 @@ def stopping_rows(name: str, res: dict, args, verdicts: dict) -> list:
                 rows.append(common.record("stopping", at, metric, value, unit))
             times = [float(res[f"{tag}-seconds{r}"]) / res[f"{tag}-top1"].size
                      for r in range(repeats)]  # fmt: skip
-            mid = statistics.median(times)
-            rows.append(common.record("stopping", at, "seconds_per_query", mid, "s", len(times),
-                                      min(times), mid, max(times)))  # fmt: skip
+            rows.append(common.sample_record("stopping", at, "seconds_per_query", times))
         for stop in args.stops:
             ratio = res[f"{k}-{stop}-evaluations"].mean() / res[f"{k}-none-evaluations"].mean()
             tag = f"{name}/grad:{k}" + ("" if stop == "exact" else f"/stop={stop}")

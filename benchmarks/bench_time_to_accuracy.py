@@ -27,7 +27,7 @@ Writes ``results/time_to_accuracy.json`` and the row ``variant="time_to_accuracy
 ``metric="ours_over_official"`` of ``results/peer.json`` (target <= 0.2): our fastest
 qualifying candidate's seconds per task over the official seconds per task at ``K*``.
 
-    python benchmarks/bench_time_to_accuracy.py --official /path/to/lpn \
+    python -m benchmarks.bench_time_to_accuracy --official /path/to/lpn \
         --official-python /path/to/lpn-venv/bin/python
 """
 
@@ -40,8 +40,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import bench_peer
-import common  # benchmarks/common.py
+from benchmarks import bench_peer, common
 
 MODEL = "pattern-6x6-grad1"
 OFFICIAL_BUDGETS = (1, 2, 3, 5, 10, 15, 20, 30, 50, 100)

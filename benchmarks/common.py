@@ -17,10 +17,10 @@ A timed row has ``value == median`` of ``repeats`` runs; a deterministic or deri
 (a memory estimate, a ratio) has ``repeats == 1`` and ``min == median == max == value``.
 
 The benchmarks import the installed ``latentsearch`` and ``lpn_arc`` (``make bench`` installs
-both into ``.venv``) and run as plain scripts (``python benchmarks/bench_x.py``; Python puts
-``benchmarks/`` on ``sys.path`` for ``import common``). Importing this module appends the
-repository root to ``sys.path``, after the installed packages, for the test-only helpers
-that ``bench_generate.py`` borrows (``tests/arc/helpers.py``).
+both into ``.venv``) and run as modules of the ``benchmarks`` package from the repository
+root (``python -m benchmarks.bench_x``), which puts the root on the import path: a benchmark
+imports this module as ``from benchmarks import common``, and ``bench_generate`` borrows the
+test-only helpers of ``tests/arc/helpers.py``.
 """
 
 from __future__ import annotations
@@ -41,9 +41,6 @@ BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS_DIR.parent
 RESULTS_DIR = BENCHMARKS_DIR / "results"
 
-if str(REPO_ROOT) not in sys.path:
-    sys.path.append(str(REPO_ROOT))  # last: the installed packages come first
-
 ROW_KEYS = ("name", "variant", "metric", "value", "unit", "repeats", "min", "median", "max")
 """The keys of every result row, in order."""
 SEED_KEYS = ("std", "seeds", "per_seed")
@@ -58,14 +55,19 @@ __all__ = [
     "ROW_KEYS",
     "Timing",
     "allocator",
+    "compile_timed",
     "compiled_memory",
     "cpu_model",
     "machine_info",
+    "module_command",
     "print_table",
+    "rate_record",
     "record",
     "rerun_with_fast_allocator",
+    "sample_record",
     "time_fn",
     "time_interleaved",
+    "timing_record",
     "trained_run",
     "write_results",
 ]
@@ -144,15 +146,24 @@ def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def module_command(script: str | Path, *args: str) -> list[str]:
+    """``[python, "-m", "benchmarks.<name>", *args]``: the command that runs the benchmark
+    ``script`` (its file, ``__file__``) as a module; run it with ``cwd=REPO_ROOT``."""
+    return [sys.executable, "-m", f"benchmarks.{Path(script).stem}", *args]
+
+
 def rerun_with_fast_allocator(script: str, argv: Sequence[str] | None) -> None:
-    """Runs ``script`` again with tcmalloc (or jemalloc) preloaded, as ``lpn-arc`` does
-    (:func:`lpn_arc.allocator.reexec_with_fast_allocator`), when it was started from the
-    command line (``argv`` None, as ``main()`` gets it there); returns when it already runs
-    with one, none is installed or ``LPN_ARC_ALLOCATOR`` is set (``glibc`` keeps glibc)."""
+    """Runs the benchmark ``script`` (its ``__file__``) again, as ``python -m
+    benchmarks.<name>`` with the same options, with tcmalloc (or jemalloc) preloaded, as
+    ``lpn-arc`` does (:func:`lpn_arc.allocator.reexec_with_fast_allocator`), when it was
+    started from the command line (``argv`` None, as ``main()`` gets it there); returns when
+    it already runs with one, none is installed or ``LPN_ARC_ALLOCATOR`` is set (``glibc``
+    keeps glibc). The new process keeps the working directory, so ``benchmarks`` imports
+    as it did."""
     if argv is None:
         from lpn_arc.allocator import reexec_with_fast_allocator
 
-        reexec_with_fast_allocator([sys.executable, str(Path(script).resolve()), *sys.argv[1:]])
+        reexec_with_fast_allocator(module_command(script, *sys.argv[1:]))
 
 
 def _usable_cores() -> int:
@@ -274,6 +285,46 @@ def record(
         "median": value if median is None else float(median),
         "max": value if max is None else float(max),
     }
+
+
+def timing_record(
+    name: str, variant: str, metric: str, timing: Timing, unit: str = "s", per: float = 1.0
+) -> dict[str, Any]:
+    """The row of a :class:`Timing`: its median, fastest and slowest call, each divided by
+    ``per`` (the grids or tasks of one call, for seconds per grid or per task)."""
+    return record(name, variant, metric, timing.median / per, unit, timing.repeats,
+                  timing.min / per, timing.median / per, timing.max / per)  # fmt: skip
+
+
+def rate_record(
+    name: str, variant: str, metric: str, timing: Timing, work: float, unit: str
+) -> dict[str, Any]:
+    """The row of ``work`` units done per second by each call of a :class:`Timing` (steps or
+    evaluations per second): the median call's rate, the slowest's as ``min``, the fastest's
+    as ``max``."""
+    return record(name, variant, metric, work / timing.median, unit, timing.repeats,
+                  work / timing.max, work / timing.median, work / timing.min)  # fmt: skip
+
+
+def sample_record(
+    name: str, variant: str, metric: str, values: Sequence[float], unit: str = "s"
+) -> dict[str, Any]:
+    """The row of measurements taken elsewhere (seconds of calls in other processes, of
+    HTTP requests): their median, with their number, smallest and largest."""
+    median = statistics.median(values)
+    return record(name, variant, metric, median, unit, len(values), min(values), median,
+                  max(values))  # fmt: skip
+
+
+def compile_timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``(compiled, seconds)``: ``fn`` (``jax.jit`` of it, unless it is jitted already)
+    lowered and compiled for ``args``, and the seconds that took."""
+    import jax
+
+    lowerable = fn if hasattr(fn, "lower") else jax.jit(fn)
+    start = time.perf_counter()
+    compiled = lowerable.lower(*args).compile()
+    return compiled, time.perf_counter() - start
 
 
 def compiled_memory(compiled: Any) -> dict[str, int]:

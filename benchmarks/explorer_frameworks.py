@@ -15,7 +15,7 @@ Usage (each environment holds one candidate; nothing else is needed)::
     python3 -m venv /tmp/v-star && /tmp/v-star/bin/pip install starlette uvicorn
     python3 -m venv /tmp/v-gradio && /tmp/v-gradio/bin/pip install gradio
     python3 -m venv /tmp/v-panel && /tmp/v-panel/bin/pip install panel
-    python benchmarks/explorer_frameworks.py --empty /tmp/v-empty \\
+    python -m benchmarks.explorer_frameworks --empty /tmp/v-empty \\
         starlette=/tmp/v-star gradio=/tmp/v-gradio panel=/tmp/v-panel
 
 writes ``benchmarks/results/explorer_frameworks.json`` (see ``common.py``).
@@ -26,14 +26,13 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-import common
+from benchmarks import common
 
 IMPORTS = {
     "starlette": "import starlette.applications, uvicorn",
@@ -137,12 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             ("startup", lambda p=python, n=name: _startup_seconds(p, APPS[n])),
         ):
             times = [measure() for _ in range(args.repeats)]
-            median = statistics.median(times)
-            rows.append(
-                common.record(
-                    metric, name, "seconds", median, "s", len(times), min(times), median, max(times)
-                )
-            )
+            rows.append(common.sample_record(metric, name, "seconds", times))
         out = subprocess.run(
             [str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
         )

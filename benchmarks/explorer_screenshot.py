@@ -8,7 +8,7 @@ prints how long the page took to be ready and to play the search.
 
 Usage::
 
-    python benchmarks/explorer_screenshot.py [--checkpoint pretrained:pattern-6x6-grad1]
+    python -m benchmarks.explorer_screenshot [--checkpoint pretrained:pattern-6x6-grad1]
         [--task 19] [--steps 40] [--out docs/images/explorer.png]
 
 Pick a ``--task`` whose aggregate decodes wrongly and whose search ends right, so that
@@ -21,7 +21,7 @@ import argparse
 import time
 from pathlib import Path
 
-import common
+from benchmarks import common
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 

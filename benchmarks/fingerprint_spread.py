@@ -9,7 +9,7 @@ computation (``tests.arc.training.fingerprint.VARIANTS``), runs in its own proce
 Rows: ``variant="isa=<level>/<dtype>"`` or ``"change=<variant>/<dtype>"``,
 ``metric="max_rel_dev"``: the largest relative difference from the pinned numbers.
 
-    python benchmarks/fingerprint_spread.py      # about 5 minutes on 2 cores
+    python -m benchmarks.fingerprint_spread      # about 5 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 
-from common import REPO_ROOT, print_table, record, write_results
+from benchmarks.common import REPO_ROOT, print_table, record, write_results
 
 ISA_LEVELS = ("SSE4_2", "AVX", "AVX2", "AVX512", "native")
 PINNED = REPO_ROOT / "tests" / "arc" / "fixtures" / "fingerprint.json"

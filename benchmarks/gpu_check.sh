@@ -6,7 +6,7 @@
 #      estimate and the device's measured peak memory;
 #   2. the evaluation throughput of the repo-size ARC model (6.48M parameters) with grad:100
 #      on ARC-AGI-1 evaluation tasks, measured directly, extrapolated to all 400 tasks;
-#   3. a cached 30x30 generation check (benchmarks/bench_generate.py --quick).
+#   3. a cached 30x30 generation check (python -m benchmarks.bench_generate --quick).
 # Results: benchmarks/results/gpu_arc.json (and generate.json); a summary table is printed.
 #
 #   bash benchmarks/gpu_check.sh [TASKS]        # TASKS evaluation tasks, default 40
@@ -26,8 +26,8 @@ if backend == "cpu":
     sys.exit("gpu_check.sh: no accelerator visible to jax; install jax[cuda12] first")
 EOF
 
-"$PY" benchmarks/bench_arc.py --name gpu_arc --preset arc-paper --batch-size "${BATCH:-8}" \
+"$PY" -m benchmarks.bench_arc --name gpu_arc --preset arc-paper --batch-size "${BATCH:-8}" \
   --eval-preset arc-repo --tasks "$TASKS" --search grad:100 --direct --eval-batch 32
 if [ -f benchmarks/bench_generate.py ]; then
-  "$PY" benchmarks/bench_generate.py --quick
+  "$PY" -m benchmarks.bench_generate --quick
 fi

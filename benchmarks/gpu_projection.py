@@ -17,7 +17,7 @@ A projection, not a measurement: where an accelerator is available,
 ``benchmarks/gpu_check.sh`` measures a step's time and peak memory. Writes
 ``results/gpu_projection.json``.
 
-    python benchmarks/gpu_projection.py [--per-device 2 8] [--utilisation 0.4]
+    python -m benchmarks.gpu_projection [--per-device 2 8] [--utilisation 0.4]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import dataclasses
 import itertools
 import sys
 
-import common  # benchmarks/common.py
+from benchmarks import common
 
 H100_BF16_FLOPS = 989e12  # dense bfloat16 tensor-core peak of an H100 SXM
 PRESETS = ("arc-paper", "arc-repo")

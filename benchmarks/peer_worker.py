@@ -1,8 +1,11 @@
 """One measurement of one side of the peer benchmark, in its own process (see bench_peer.py).
 
-Run by ``bench_peer.py``, never imported by it: ``--side ours`` runs under this
-repository's Python, ``--side official`` under the official code's own environment (its old
-jax, flax and optax), with the official checkout on ``sys.path``. Nothing of the official
+Run by ``bench_peer.py`` (and ``bench_runtime.py``, ``bench_time_to_accuracy.py``) as a
+plain script, never imported by them: ``--side ours`` runs under this repository's Python,
+``--side official`` under the official code's own environment (its old jax, flax and
+optax), where the parent puts the official checkout on ``PYTHONPATH``. So this file imports
+neither the ``benchmarks`` package nor anything at its top but the standard library (our
+side imports ``lpn_arc`` and ``latentsearch`` inside its functions). Nothing of the official
 code is copied here; its modules are imported from the user's checkout.
 
 Both sides get the same PATTERN tasks (an ``.npz`` the parent writes), the same model
@@ -27,9 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import time
-from pathlib import Path
 
 LATENT, LAYERS, HEADS, HEAD_DIM, MLP = 32, 2, 6, 16, 1.0  # grids: the tasks' own size
 SEARCH_LR, SEARCH_B2 = 0.1, 0.9
@@ -125,11 +126,11 @@ def ours_program(measurement, tasks, decoder_mask="official"):
 # The official code (imported from the user's checkout)
 
 
-def official(measurement, tasks, repeats, checkout, steps=100, chunk=None):
-    """Times the official side. ``evaluate_steps``: its whole evaluation of a task (encode,
-    ``steps`` clipped-Adam steps, greedy decoding of the two best latents) on the tasks' own
-    grid size, ``chunk`` tasks per call."""
-    sys.path.insert(0, str(checkout))
+def official(measurement, tasks, repeats, steps=100, chunk=None):
+    """Times the official side (its ``src`` package importable: the checkout on
+    ``PYTHONPATH``). ``evaluate_steps``: its whole evaluation of a task (encode, ``steps``
+    clipped-Adam steps, greedy decoding of the two best latents) on the tasks' own grid
+    size, ``chunk`` tasks per call."""
     import jax.numpy as jnp
 
     # (B, N, R, C, 2) grids and (B, N, 2, 2) shapes [[rows_in, rows_out], [cols_in, cols_out]]
@@ -309,7 +310,6 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=SEARCH_LR, help="ours: (evaluate_model)")
     parser.add_argument("--tasks", required=True, help="the .npz of PATTERN tasks")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--official", help="the official checkout (with --side official)")
     parser.add_argument(
         "--decoder-mask",
         choices=("official", "input-only"),
@@ -338,9 +338,8 @@ def main() -> int:
     else:
         measurement = "evaluate_grad100" if args.measurement == "evaluate_steps" else None
         (compile_s, times), per, num = official(
-            measurement or args.measurement, tasks, args.repeats, Path(args.official),
-            args.steps, args.chunk,
-        )  # fmt: skip
+            measurement or args.measurement, tasks, args.repeats, args.steps, args.chunk
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
     print(
         json.dumps(

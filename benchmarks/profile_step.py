@@ -25,14 +25,11 @@ import glob
 import gzip
 import json
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import common  # benchmarks/common.py
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks import common
 
 NAME = "profile"
 MEASUREMENTS = ("train_mean", "train_grad1", "search_grad100")
@@ -148,7 +145,8 @@ def _trace_ops(fn, args, calls: int) -> dict[str, float]:
 
 def profile(measurement: str, mask: str, tasks: dict, calls: int) -> tuple[list[dict], dict]:
     import jax
-    from peer_worker import ours_program
+
+    from benchmarks.peer_worker import ours_program
 
     fn, args, per, num = ours_program(measurement, tasks, mask)
     compiled = fn.lower(*args).compile()
@@ -199,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-tasks", type=int, default=32)
     parser.add_argument("--top", type=int, default=12, help="rows printed per program")
     args = parser.parse_args(argv)
-    from bench_peer import write_tasks
+    from benchmarks.bench_peer import write_tasks
 
     common.rerun_with_fast_allocator(__file__, argv)
     import numpy as np

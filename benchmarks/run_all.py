@@ -1,22 +1,27 @@
 """Runs the benchmarks (``make bench`` / ``make bench-quick``) and prints one summary table.
 
-``--quick`` (under 10 minutes on 2 CPU cores) runs:
+``python -m benchmarks.run_all [--quick]`` from the repository root; each benchmark runs in
+its own process, as ``python -m benchmarks.<name>``. ``--quick`` (under 10 minutes on 2 CPU
+cores) runs:
 
-1. ``bench_search.py --quick``: search kernels (evaluations/s of every searcher at batch
+1. ``bench_search --quick``: search kernels (evaluations/s of every searcher at batch
    1/32/128, ``lax.scan`` vs a Python loop, compile times) and the library's backward-pass
    memory against K;
-2. ``bench_lpn.py --quick``: pattern training steps (mean, grad:1, grad:1 unrolled), the
+2. ``bench_lpn --quick``: pattern training steps (mean, grad:1, grad:1 unrolled), the
    100-step gradient search and whole-evaluation throughput;
-3. ``bench_generate.py --quick``: cached vs uncached generation, 10x10 and 30x30;
-4. ``bench_efficiency.py --quick``: accuracy against evaluations per search method.
+3. ``bench_generate --quick``: cached vs uncached generation, 10x10 and 30x30;
+4. ``bench_efficiency --quick``: accuracy against evaluations per search method.
 
 The full run (``make bench``) runs each without ``--quick`` (all six training variants,
-training-step memory against K = 1..100), and adds ``bench_inference.py`` (start latent,
-search optimiser and attempt-2 rule, ours vs the official code's), ``bench_arc.py`` (ARC scale),
-``bench_allocator.py`` (glibc vs tcmalloc vs jemalloc) and ``reproduce_paper.py`` (the
-paper's Table 1 and OOD trend at CPU scale, about 2 hours; also ``make reproduce``).
+training-step memory against K = 1..100), and adds ``bench_inference`` (start latent,
+search optimiser and attempt-2 rule, ours vs the official code's), ``bench_arc`` (ARC scale),
+``bench_allocator`` (glibc vs tcmalloc vs jemalloc) and ``reproduce_paper`` (the paper's
+Table 1 and OOD trend at CPU scale, about 2 hours; also ``make reproduce``).
 ``--only NAME ...`` runs a subset; ``--summary`` only prints the table from the JSON files
 already in ``benchmarks/results``.
+
+This module imports nothing of the ``benchmarks`` package: the docs' summary table
+(``docs/_ext/benchtables.py``) loads this file alone, by its path, to call :func:`summary`.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-import common
-
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCHMARKS_DIR / "results"  # common.RESULTS_DIR
 QUICK = ("search", "lpn", "generate", "efficiency")
 FULL = (
     "search",
@@ -41,15 +46,15 @@ FULL = (
     "allocator",
     "reproduce",
 )
-SCRIPTS = {
-    "search": "bench_search.py",
-    "lpn": "bench_lpn.py",
-    "generate": "bench_generate.py",
-    "efficiency": "bench_efficiency.py",
-    "inference": "bench_inference.py",
-    "arc": "bench_arc.py",
-    "allocator": "bench_allocator.py",
-    "reproduce": "reproduce_paper.py",
+SCRIPTS = {  # name -> the module that runs it, python -m benchmarks.<module>
+    "search": "bench_search",
+    "lpn": "bench_lpn",
+    "generate": "bench_generate",
+    "efficiency": "bench_efficiency",
+    "inference": "bench_inference",
+    "arc": "bench_arc",
+    "allocator": "bench_allocator",
+    "reproduce": "reproduce_paper",
 }
 HAS_QUICK = {"search", "lpn", "generate", "efficiency", "arc"}
 
@@ -270,14 +275,14 @@ def _find(rows: list[dict], name: str, variant: str | None, metric: str) -> dict
     return None
 
 
-def summary(results_dir: Path = common.RESULTS_DIR) -> list[str]:
+def summary(results_dir: Path = RESULTS_DIR) -> list[str]:
     """Markdown lines: the key figures of every results file present."""
     loaded = {}
     for name in (*SCRIPTS, "efficiency_quick", "peer"):  # peer: make bench-peer
         path = results_dir / f"{name}.json"
         if path.exists():
             loaded[name] = json.loads(path.read_text(encoding="utf-8"))
-    # rows of partial full runs (bench_lpn.py --parts ...) complete the quick lpn.json
+    # rows of partial full runs (bench_lpn --parts ...) complete the quick lpn.json
     for path in sorted(results_dir.glob("lpn_*.json")):
         extra = json.loads(path.read_text(encoding="utf-8"))
         base = loaded.setdefault("lpn", {**extra, "rows": []})
@@ -332,12 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         names = args.only or (QUICK if args.quick else FULL)
         timings = {}
         for name in names:
-            command = [sys.executable, str(common.BENCHMARKS_DIR / SCRIPTS[name])]
+            command = [sys.executable, "-m", f"benchmarks.{SCRIPTS[name]}"]
             if args.quick and name in HAS_QUICK:
                 command.append("--quick")
-            print(f"=== {' '.join(Path(c).name for c in command[1:])}", flush=True)
+            print(f"=== {' '.join(command[2:])}", flush=True)
             start = time.perf_counter()
-            subprocess.run(command, check=True)
+            subprocess.run(command, check=True, cwd=BENCHMARKS_DIR.parent)
             timings[name] = time.perf_counter() - start
         print("\nwall time: " + ", ".join(f"{n} {t:.0f} s" for n, t in timings.items())
               + f"; total {sum(timings.values()) / 60:.1f} min")  # fmt: skip

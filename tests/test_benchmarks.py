@@ -1,37 +1,29 @@
 """The benchmarks' result schema and the summary table that the README and the docs quote.
 
 Nothing is timed here: synthetic result files go through ``benchmarks/common.py``'s writer,
-``run_all.summary`` and the docs' ``benchmark-results:: summary`` renderer.
+``run_all.summary`` and the docs' ``benchmark-results:: summary`` renderer. The
+``benchmarks`` package imports from the repository root, where pytest runs.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks import common, reproduce_paper, reproduce_report, reproduce_runs, run_all
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(BENCHMARKS))  # run_all imports common
-    try:
-        yield importlib.import_module("common"), importlib.import_module("run_all")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-
-
-def _write(common, results: Path, name: str, rows: list[dict]) -> None:
+def _write(results: Path, name: str, rows: list[dict]) -> None:
     common.write_results(name, rows, seed=0, results_dir=results)
 
 
-def test_results_have_one_schema_and_record_the_machine(bench, tmp_path):
-    common, _ = bench
+def test_results_have_one_schema_and_record_the_machine(tmp_path):
     row = common.record("train_step", "mean", "seconds", 2.0, "s", 3, 1.5, 2.0, 2.5)
     path = common.write_results("x", [row], seed=7, results_dir=tmp_path)
     data = json.loads(path.read_text())
@@ -48,15 +40,31 @@ def test_results_have_one_schema_and_record_the_machine(bench, tmp_path):
         common.write_results("x", [row], seed=0, extra={"rows": []}, results_dir=tmp_path)
 
 
-def test_summary_merges_partial_full_runs_without_overriding_the_quick_run(bench, tmp_path):
-    common, run_all = bench
+def test_timed_rows_keep_the_spread_of_their_calls():
+    timing = common.Timing(min=1.0, median=2.0, max=4.0, repeats=3, times=(2.0, 1.0, 4.0))
+    row = common.timing_record("pattern", "cached", "seconds_per_grid", timing, per=2)
+    assert (row["value"], row["min"], row["median"], row["max"]) == (1.0, 0.5, 1.0, 2.0)
+    assert row["repeats"] == 3 and row["unit"] == "s"
+    rate = common.rate_record("search", "scan", "steps_per_s", timing, 100, "steps/s")
+    assert (rate["value"], rate["min"], rate["max"]) == (50.0, 25.0, 100.0)
+    sample = common.sample_record("peer", "ours", "seconds", [3.0, 1.0, 2.0, 10.0])
+    assert (sample["value"], sample["min"], sample["max"], sample["repeats"]) == (2.5, 1, 10, 4)
+
+
+def test_a_benchmark_runs_again_as_a_module_of_the_package():
+    command = common.module_command(BENCHMARKS / "bench_allocator.py", "--child")
+    assert command == [sys.executable, "-m", "benchmarks.bench_allocator", "--child"]
+    assert set(run_all.SCRIPTS.values()) <= {p.stem for p in BENCHMARKS.glob("*.py")}
+
+
+def test_summary_merges_partial_full_runs_without_overriding_the_quick_run(tmp_path):
     quick = [common.record("train_step", "mean", "seconds", 2.25, "s", 2)]
     partial = [
         common.record("train_step", "mean", "seconds", 9.0, "s", 3),  # already in lpn.json
         common.record("train_step", "grad:5", "seconds", 12.5, "s", 3),
     ]
-    _write(common, tmp_path, "lpn", quick)
-    _write(common, tmp_path, "lpn_train", partial)
+    _write(tmp_path, "lpn", quick)
+    _write(tmp_path, "lpn_train", partial)
     lines = run_all.summary(tmp_path)
     assert "| pattern train step, mean (target 0.6) | 2.25 s | lpn.json |" in lines
     assert "| pattern train step, grad:5 | 12.5 s | lpn.json |" in lines
@@ -64,10 +72,8 @@ def test_summary_merges_partial_full_runs_without_overriding_the_quick_run(bench
     assert lines[-1].startswith("machine: ")
 
 
-def test_docs_render_the_same_summary_as_rst_tables(bench, tmp_path):
-    common, _ = bench
-    _write(common, tmp_path, "lpn", [common.record("search", "grad:100", "seconds_per_task",
-                                                   2.38, "s", 2)])  # fmt: skip
+def test_docs_render_the_same_summary_as_rst_tables(tmp_path):
+    _write(tmp_path, "lpn", [common.record("search", "grad:100", "seconds_per_task", 2.38, "s", 2)])
     sys.path.insert(0, str(ROOT / "docs" / "_ext"))
     try:
         import benchtables  # the renderer of the docs' directive, without Sphinx
@@ -80,18 +86,8 @@ def test_docs_render_the_same_summary_as_rst_tables(bench, tmp_path):
     assert not any(set(line.strip()) <= set("-|:") and line.strip() for line in rst)
 
 
-@pytest.fixture(scope="module")
-def reproduce(bench):
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("reproduce_paper")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-
-
-def test_a_mean_over_seeds_row_keeps_std_and_each_seed(bench, reproduce, tmp_path):
-    common, _ = bench
-    row = reproduce._row(
+def test_a_mean_over_seeds_row_keeps_std_and_each_seed(tmp_path):
+    row = reproduce_paper._row(
         "table1", "train=grad:1/infer=grad:100", [0.5, 1.0, 0.75], [0, 1, 2], 128, [0.0, 0.0, 0.0]
     )
     assert row["value"] == pytest.approx(0.75) and row["std"] == pytest.approx(0.25)
@@ -105,13 +101,14 @@ def test_a_mean_over_seeds_row_keeps_std_and_each_seed(bench, reproduce, tmp_pat
         common.write_results("table1", [partial], seed=0, results_dir=tmp_path)
 
 
-def test_the_reproduced_table_stands_beside_the_papers(reproduce):
+def test_the_reproduced_table_stands_beside_the_papers():
+    searches = reproduce_report.TABLE1_SEARCHES
     rows = [
-        reproduce._row("table1", f"train={m}/infer={s}", [0.25, 0.75], [0, 1], 64, [0.0, 0.0])
+        reproduce_paper._row("table1", f"train={m}/infer={s}", [0.25, 0.75], [0, 1], 64, [0.0, 0.0])
         for m in ("mean", "grad:1")
-        for s in reproduce.TABLE1_SEARCHES
+        for s in searches
     ]
-    table = reproduce.table1_markdown(rows, ["mean", "grad:1"], reproduce.TABLE1_SEARCHES)
+    table = reproduce_report.table1_markdown(rows, ["mean", "grad:1"], searches)
     lines = table.splitlines()
     assert lines[2].startswith("| mean | ours | 50.0 ± 35.4 |")
     assert lines[3] == (
@@ -120,4 +117,4 @@ def test_the_reproduced_table_stands_beside_the_papers(reproduce):
     )
     grad1_sample250 = lines[5].removesuffix(" |").split(" | ")[-1]
     assert grad1_sample250 == "10.2 ± 5.3"
-    assert reproduce.model_name("ood", "grad:1") == "pattern-6x6-d0.5-grad1"
+    assert reproduce_runs.model_name("ood", "grad:1") == "pattern-6x6-d0.5-grad1"

@@ -5,7 +5,7 @@ and, for some, ``<name>.png``. When the build starts, the PNG files are copied t
 ``docs/_generated/benchmarks/`` (ignored by git). ``.. benchmark-results:: plots`` renders
 every plot present at build time; ``.. benchmark-results:: tables`` renders, for each result
 file, its creation date, machine and a table of its rows; ``.. benchmark-results:: summary``
-renders the key-figure tables of ``benchmarks/run_all.py --summary`` (the README's
+renders the key-figure tables of ``python -m benchmarks.run_all --summary`` (the README's
 "Performance" tables come from the same function). Nothing is required to exist:
 with nothing to show the directive says how to produce it. A file that cannot be parsed is
 reported on the page, not as a build error, since the benchmarks may be rewriting it while

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 __all__ = ["result_lines", "summary_lines"]
@@ -88,13 +87,9 @@ def summary_lines(results: Path, benchmarks: Path | None = None) -> list[str]:
     spec = importlib.util.spec_from_file_location("_benchmarks_run_all", benchmarks / "run_all.py")
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {benchmarks / 'run_all.py'}")
-    sys.path.insert(0, str(benchmarks))  # run_all imports benchmarks/common.py
-    try:
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        markdown = module.summary(results)
-    finally:
-        sys.path.remove(str(benchmarks))
+    module = importlib.util.module_from_spec(spec)  # run_all imports nothing of benchmarks
+    spec.loader.exec_module(module)
+    markdown = module.summary(results)
     lines: list[str] = []
     table: list[list[str]] = []
 
