@@ -24,6 +24,70 @@ CHECKPOINT_HELP = (
     "run folder written by train, or pretrained:NAME for a shipped model (lpn-arc models)"
 )
 
+_SHARED: dict[str, dict] = {
+    "checkpoint": {"required": True, "help": CHECKPOINT_HELP},
+    "resume": {"action": "store_true", "help": "continue the run in --out"},
+    "overwrite": {"action": "store_true", "help": "delete the run in --out and start again"},
+    "no-progress": {"action": "store_true", "help": "no progress bars"},
+    "tasks": {"type": int, "default": None, "help": "number of test tasks"},
+    "seed": {"type": int, "default": 0, "help": "seed of sampled starts and searches (default 0)"},
+    "lr": {"type": float, "default": 0.1, "help": "Adam lr of gradient search"},
+    "scale": {"type": float, "default": 0.5, "help": "std of sampled candidates"},
+}
+"""The options several commands declare, by name: one meaning (type, default, help) each,
+which a command may change (:func:`_shared`)."""
+
+
+def _shared(parser: argparse.ArgumentParser, name: str, **changes) -> None:
+    """Adds the shared option ``--name`` (:data:`_SHARED`) to ``parser``, with ``changes``
+    (another default or help) applied."""
+    parser.add_argument(f"--{name}", **{**_SHARED[name], **changes})
+
+
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "train": (
+        "train an LPN (Orbax checkpoints, resumable)",
+        "Train an LPN. Every configuration field can be overridden below. "
+        "Ctrl-C stops after the current step with a checkpoint (exit status 130).",
+    ),
+    "eval": (
+        "evaluate a checkpoint with any search (ARC: writes submission.json)",
+        "Evaluate a trained run. With --data, every test input of ARC tasks "
+        "(spec = all train pairs) and write DIR/submission.json and DIR/results.json; "
+        "without it, held-out generated PATTERN tasks of the run's configuration.",
+    ),
+    "solve": (
+        "solve one ARC task and render it",
+        "Search, decode both attempts for every test input of one task, print "
+        "them (and the truth when known) and render a PNG per test input.",
+    ),
+    "models": (
+        "list the pretrained models shipped with lpn-arc (offline)",
+        "List the pretrained models shipped inside the package, one line each; "
+        "use one with --checkpoint pretrained:NAME.",
+    ),
+    "quickstart": (
+        "train a small LPN on CPU and compare searches (make demo)",
+        "Train the quickstart recipe, then evaluate mean, grad:1/5/20/100 and "
+        "sample:250 on held-out tasks; write results.json and plots.",
+    ),
+    "explore": (
+        "an interactive latent-space explorer in the browser (local web app)",
+        "Serve a local web page to explore a model's latent space: pick a "
+        "held-out task (or load an ARC task file, or edit the grids by clicking cells), see "
+        "the pairs' latents and their aggregate in a 2-D PCA view, run gradient, random, ES "
+        "or hybrid search step by step, click the view to decode any latent and show the "
+        "log-likelihood landscape. Runs offline; stop it with Ctrl-C.",
+    ),
+    "data": (
+        "write generated tasks as an ARC task file",
+        "Write generated tasks in the ARC task-file format, to score other "
+        "systems on them or to check the program split.",
+    ),
+}
+"""Each command's one-line help (``lpn-arc --help``) and description (``lpn-arc COMMAND
+--help``), in the order listed."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -41,24 +105,22 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    _add_train_parser(sub, common)
-    _add_eval_parser(sub, common)
-    _add_solve_parser(sub, common)
-    _add_models_parser(sub, common)
-    _add_quickstart_parser(sub, common)
-    _add_explore_parser(sub, common)
-    _add_data_parser(sub, common)
+    options = {
+        "train": _train_options,
+        "eval": _eval_options,
+        "solve": _solve_options,
+        "models": _models_options,
+        "quickstart": _quickstart_options,
+        "explore": _explore_options,
+        "data": lambda parser: _data_options(parser, common),
+    }
+    for name, (summary, description) in _COMMANDS.items():
+        command = sub.add_parser(name, parents=[common], help=summary, description=description)
+        options[name](command)
     return parser
 
 
-def _add_train_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    train = sub.add_parser(
-        "train",
-        parents=[common],
-        help="train an LPN (Orbax checkpoints, resumable)",
-        description="Train an LPN. Every configuration field can be overridden below. "
-        "Ctrl-C stops after the current step with a checkpoint (exit status 130).",
-    )
+def _train_options(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--preset",
         default=None,
@@ -74,12 +136,9 @@ def _add_train_parser(sub: argparse._SubParsersAction, common: argparse.Argument
         help="re-run a saved configuration (RUN/config.json); the overrides below apply on top",
     )
     train.add_argument("--out", default="runs/train", help="run folder (default: runs/train)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete the checkpoints already in --out and start again (never done otherwise)",
-    )
+    _shared(train, "resume")
+    _shared(train, "overwrite", help="delete the checkpoints already in --out and start again "
+            "(never done otherwise)")  # fmt: skip
     train.add_argument(
         "--tensorboard",
         action="store_true",
@@ -89,11 +148,8 @@ def _add_train_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     train.add_argument(
         "--dry-run", action="store_true", help="print the config and parameter count, then exit"
     )
-    train.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar: a plain line (step, loss, tasks/s, time left) per metrics record",
-    )
+    _shared(train, "no-progress", help="no progress bar: a plain line (step, loss, tasks/s, "
+            "time left) per metrics record")  # fmt: skip
     train.add_argument(
         "--no-memory-check",
         action="store_true",
@@ -120,15 +176,7 @@ def _add_train_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     add_override_arguments(train)
 
 
-def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    ev = sub.add_parser(
-        "eval",
-        parents=[common],
-        help="evaluate a checkpoint with any search (ARC: writes submission.json)",
-        description="Evaluate a trained run. With --data, every test input of ARC tasks "
-        "(spec = all train pairs) and write DIR/submission.json and DIR/results.json; "
-        "without it, held-out generated PATTERN tasks of the run's configuration.",
-    )
+def _eval_options(ev: argparse.ArgumentParser) -> None:
     ev.add_argument(
         "--data",
         default=None,
@@ -177,7 +225,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         help="PATTERN: predict the last pair of each task from the others (default), or each "
         "pair in turn (all: the official protocol, N predictions per task)",
     )
-    ev.add_argument("--tasks", type=int, default=None, help="number of test tasks")
+    _shared(ev, "tasks")
     ev.add_argument("--density", type=float, default=None, help="pattern density of test tasks")
     ev.add_argument(
         "--batch-size", type=int, default=None, help="queries per compiled call (32; ARC 4)"
@@ -185,14 +233,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     ev.add_argument("--out", default=None, help="folder for results.json (and ARC submission.json)")
 
 
-def _add_solve_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    solve = sub.add_parser(
-        "solve",
-        parents=[common],
-        help="solve one ARC task and render it",
-        description="Search, decode both attempts for every test input of one task, print "
-        "them (and the truth when known) and render a PNG per test input.",
-    )
+def _solve_options(solve: argparse.ArgumentParser) -> None:
     solve.add_argument(
         "task",
         help="a task JSON file, DATASET/TASK_ID such as arc1-eval/00576224, or pattern:K "
@@ -202,30 +243,14 @@ def _add_solve_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     solve.add_argument("--out", default=None, help="folder of the PNGs (default: beside the run)")
 
 
-def _add_models_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    models = sub.add_parser(
-        "models",
-        parents=[common],
-        help="list the pretrained models shipped with lpn-arc (offline)",
-        description="List the pretrained models shipped inside the package, one line each; "
-        "use one with --checkpoint pretrained:NAME.",
-    )
+def _models_options(models: argparse.ArgumentParser) -> None:
     models.add_argument(
         "--json", action="store_true", help="print each model's card (config, training "
         "command, data, measured accuracy) as JSON",
     )  # fmt: skip
 
 
-def _add_quickstart_parser(
-    sub: argparse._SubParsersAction, common: argparse.ArgumentParser
-) -> None:
-    qs = sub.add_parser(
-        "quickstart",
-        parents=[common],
-        help="train a small LPN on CPU and compare searches (make demo)",
-        description="Train the quickstart recipe, then evaluate mean, grad:1/5/20/100 and "
-        "sample:250 on held-out tasks; write results.json and plots.",
-    )
+def _quickstart_options(qs: argparse.ArgumentParser) -> None:
     qs.add_argument("--out", default="runs/quickstart")
     qs.add_argument(
         "--minutes",
@@ -233,34 +258,17 @@ def _add_quickstart_parser(
         default=9.5,
         help="training time limit in minutes (default 9.5; the 900 steps take ~4.5 on 2 cores)",
     )
-    qs.add_argument("--tasks", type=int, default=None, help="number of test tasks")
-    qs.add_argument(
-        "--no-progress", action="store_true", help="plain log lines instead of progress bars"
-    )
-    qs.add_argument("--resume", action="store_true", help="continue the run in --out")
-    qs.add_argument(
-        "--overwrite", action="store_true", help="delete the run in --out and start again"
-    )
+    _shared(qs, "tasks")
+    _shared(qs, "no-progress", help="plain log lines instead of progress bars")
+    _shared(qs, "resume")
+    _shared(qs, "overwrite")
     add_override_arguments(qs)
 
 
-def _add_explore_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    ex = sub.add_parser(
-        "explore",
-        parents=[common],
-        help="an interactive latent-space explorer in the browser (local web app)",
-        description="Serve a local web page to explore a model's latent space: pick a "
-        "held-out task (or load an ARC task file, or edit the grids by clicking cells), see "
-        "the pairs' latents and their aggregate in a 2-D PCA view, run gradient, random, ES "
-        "or hybrid search step by step, click the view to decode any latent and show the "
-        "log-likelihood landscape. Runs offline; stop it with Ctrl-C.",
-    )
-    ex.add_argument(
-        "--checkpoint",
-        default="pretrained:pattern-6x6-grad1",
-        help="a run folder written by train, or pretrained:NAME for a model shipped with "
-        "lpn-arc (default pretrained:pattern-6x6-grad1; lpn-arc models lists them)",
-    )
+def _explore_options(ex: argparse.ArgumentParser) -> None:
+    default = "pretrained:pattern-6x6-grad1"
+    _shared(ex, "checkpoint", required=False, default=default,
+            help=f"{CHECKPOINT_HELP} (default {default})")  # fmt: skip
     ex.add_argument(
         "--host",
         default="127.0.0.1",
@@ -268,13 +276,8 @@ def _add_explore_parser(sub: argparse._SubParsersAction, common: argparse.Argume
         "to the network)",
     )
     ex.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
-    ex.add_argument(
-        "--tasks",
-        type=int,
-        default=32,
-        help="held-out tasks offered in the page, also the set the 2-D view is fitted on "
-        "(default 32)",
-    )
+    _shared(ex, "tasks", default=32, help="held-out tasks offered in the page, also the set "
+            "the 2-D view is fitted on (default 32)")  # fmt: skip
     ex.add_argument(
         "--data",
         default=None,
@@ -284,14 +287,7 @@ def _add_explore_parser(sub: argparse._SubParsersAction, common: argparse.Argume
     ex.add_argument("--open", action="store_true", help="open the page in the web browser")
 
 
-def _add_data_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    data = sub.add_parser(
-        "data",
-        parents=[common],
-        help="write generated tasks as an ARC task file",
-        description="Write generated tasks in the ARC task-file format, to score other "
-        "systems on them or to check the program split.",
-    )
+def _data_options(data: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     kinds = data.add_subparsers(dest="kind", required=True, metavar="KIND")
     pattern = kinds.add_parser(
         "pattern",
@@ -303,8 +299,8 @@ def _add_data_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
         "programs): training draws only train programs, every evaluation only test programs.",
     )
     pattern.add_argument("--split", choices=("train", "test"), required=True)
-    pattern.add_argument("--tasks", type=int, default=100, help="number of tasks (default 100)")
-    pattern.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    _shared(pattern, "tasks", default=100, help="number of tasks (default 100)")
+    _shared(pattern, "seed", help="seed of the draw (default 0)")
     pattern.add_argument("--out", required=True, help="the JSON file to write")
     pattern.add_argument(
         "--preset",
@@ -321,7 +317,7 @@ def _add_search_options(
     parser: argparse.ArgumentParser, *, default: str | None, repeatable: bool
 ) -> None:
     """The options eval and solve share: the checkpoint, the search and how it runs."""
-    parser.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    _shared(parser, "checkpoint")
     grammar = "mean | grad:K | sample:N | es:P:K | hybrid:N:K"
     parser.add_argument(
         "--search",
@@ -329,18 +325,12 @@ def _add_search_options(
         default=default,
         help=f"{grammar} ({'repeatable; ' if repeatable else ''}default {default or 'mean'})",
     )
-    parser.add_argument("--lr", type=float, default=0.1, help="Adam lr of gradient search")
-    parser.add_argument("--scale", type=float, default=0.5, help="std of sampled candidates")
+    for name in ("lr", "scale"):
+        _shared(parser, name)
     _add_inference_arguments(parser)
     _add_buckets_argument(parser)
-    _add_seed_and_progress(parser)
-
-
-def _add_seed_and_progress(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of sampled starts and searches (default 0)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _shared(parser, "seed")
+    _shared(parser, "no-progress")
 
 
 def _add_buckets_argument(parser: argparse.ArgumentParser) -> None:

@@ -76,7 +76,7 @@ def test_gradient_ascent_step_by_step_matches_the_library_search(explorer):
     assert len(frames) == 21 and [f["step"] for f in frames] == list(range(21))
     assert all(b2 >= b1 for b1, b2 in itertools.pairwise(best)) and best[-1] > best[0]
     assert best[0] == pytest.approx(explorer.score(prepared, prepared.anchor))
-    settings = SearchSettings(kind="grad", steps=20, lr=0.05)
+    settings = SearchSettings.of({"kind": "grad", "steps": 20, "lr": 0.05})
     result = ls.search(
         settings.searcher(),
         explorer.objective,
@@ -127,9 +127,9 @@ def test_a_step_by_step_search_returns_exactly_the_library_search(explorer, sett
     prepared, run, frames = _run(explorer, task_index=1, **settings)
     chosen = SearchSettings.of(settings)
     searcher, objective, args = chosen.searcher(), explorer.objective, prepared.args
-    common = {"key": jax.random.key(chosen.seed), "num_steps": chosen.steps, "args": args}
+    common = {"key": jax.random.key(chosen.seed), "num_steps": chosen.spec.steps, "args": args}
     state = ls.search_init(searcher, objective, prepared.anchor, **common)
-    for _ in range(chosen.steps):
+    for _ in range(chosen.spec.steps):
         state = ls.search_step(searcher, objective, state, args=args)
     stepwise = ls.search_finish(searcher, objective, state, args=args)
     assert run.result is not None
@@ -169,7 +169,7 @@ def test_a_run_stops_at_its_budget_and_reports_the_best_latent_decoded(explorer)
 def test_runs_are_found_by_id_and_the_oldest_are_dropped(explorer):
     runs = SearchRuns(limit=2)
     prepared = explorer.prepare(explorer.tasks[0])
-    ids = [runs.start(explorer, prepared, SearchSettings(steps=1)) for _ in range(3)]
+    ids = [runs.start(explorer, prepared, SearchSettings.of({"steps": 1})) for _ in range(3)]
     assert runs.get(ids[2]).steps_done == 0
     with pytest.raises(ValueError, match="no search '1'"):
         runs.get(ids[0])
@@ -195,16 +195,16 @@ def test_bad_settings_are_refused_with_a_message(settings, message):
 
 
 def test_settings_that_the_searcher_does_not_read_share_its_compilation():
-    a = SearchSettings(kind="grad", steps=5, seed=1, samples=3).searcher()
-    assert a is SearchSettings(kind="grad", steps=50, seed=2, samples=9).searcher()
-    assert a is not SearchSettings(kind="grad", lr=0.2).searcher()
+    a = SearchSettings.of({"kind": "grad", "steps": 5, "seed": 1, "samples": 3}).searcher()
+    assert a is SearchSettings.of({"kind": "grad", "steps": 50, "seed": 2, "samples": 9}).searcher()
+    assert a is not SearchSettings.of({"kind": "grad", "lr": 0.2}).searcher()
 
 
 def test_the_start_state_is_placed_like_the_states_the_steps_return(explorer):
     # gradient ascent's start state does not depend on the (committed) parameters: left
     # uncommitted, it made the second step compile the step again
     prepared = explorer.prepare(explorer.tasks[3])
-    run = SearchRun(explorer, prepared, SearchSettings(kind="grad", steps=4))
+    run = SearchRun(explorer, prepared, SearchSettings.of({"kind": "grad", "steps": 4}))
     assert all(leaf.committed for leaf in jax.tree.leaves(run.state))
     run.advance(1)
     assert all(leaf.committed for leaf in jax.tree.leaves(run.state))

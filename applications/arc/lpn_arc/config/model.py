@@ -20,6 +20,9 @@ DECODER_MASKS = ("official", "input-only")
 """Decoder attention masks (see :attr:`ModelConfig.decoder_mask`)."""
 
 
+_POSITIVE = ("max_rows", "max_cols", "latent_dim", "num_heads", "head_dim")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Hyper-parameters of the LPN encoder and decoder.
@@ -103,22 +106,15 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.rope_max_freq must be a number >= 1, got {freq!r}")
 
     def _check_sizes(self) -> None:
-        """Raises ValueError for a size field that is not a (positive) int."""
-        positive = ("max_rows", "max_cols", "latent_dim", "num_heads", "head_dim")
-        for name in positive:
+        """Raises ValueError for a size field that is not an int in its range."""
+        rules = {name: (1, "a positive int") for name in _POSITIVE}
+        rules.update({name: (0, "an int >= 0") for name in ("encoder_layers", "decoder_layers")})
+        own = "an int >= 0 (0: the encoder's)"
+        rules.update({name: (0, own) for name in ("decoder_num_heads", "decoder_head_dim")})
+        for name, (low, what) in rules.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
-        for name in ("encoder_layers", "decoder_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"ModelConfig.{name} must be an int >= 0, got {value!r}")
-        for name in ("decoder_num_heads", "decoder_head_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(
-                    f"ModelConfig.{name} must be an int >= 0 (0: the encoder's), got {value!r}"
-                )
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"ModelConfig.{name} must be {what}, got {value!r}")
         if not self.decoder_mlp_factor >= 0:
             raise ValueError(
                 "ModelConfig.decoder_mlp_factor must be >= 0 (0: the encoder's), got "
@@ -127,29 +123,17 @@ class ModelConfig:
 
     def _check_choices(self) -> None:
         """Raises ValueError for a named choice (activation, dtype, ...) that does not exist."""
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"ModelConfig.activation must be one of {sorted(ACTIVATIONS)}, "
-                f"got {self.activation!r}"
-            )
-        if self.dtype not in DTYPES:
-            raise ValueError(
-                f"ModelConfig.dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}"
-            )
-        if self.cell_normalisation not in NORMALISATIONS:
-            raise ValueError(
-                f"ModelConfig.cell_normalisation must be one of {NORMALISATIONS}, "
-                f"got {self.cell_normalisation!r}"
-            )
-        if self.decoder_mask not in DECODER_MASKS:
-            raise ValueError(
-                f"ModelConfig.decoder_mask must be one of {DECODER_MASKS}, "
-                f"got {self.decoder_mask!r}"
-            )
-        if self.positions not in POSITIONS:
-            raise ValueError(
-                f"ModelConfig.positions must be one of {POSITIONS}, got {self.positions!r}"
-            )
+        choices = {
+            "activation": sorted(ACTIVATIONS),
+            "dtype": sorted(DTYPES),
+            "cell_normalisation": NORMALISATIONS,
+            "decoder_mask": DECODER_MASKS,
+            "positions": POSITIONS,
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"ModelConfig.{name} must be one of {allowed}, got {value!r}")
 
     @property
     def has_own_decoder_width(self) -> bool:

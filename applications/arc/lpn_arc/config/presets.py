@@ -11,6 +11,15 @@ from lpn_arc.config.train import TrainConfig
 __all__ = ["PRESETS", "get_preset"]
 
 
+def _arc_mean(model: ModelConfig, **fields) -> TrainConfig:
+    """Mean training on the demonstrations of the ARC-AGI-1 training tasks (4 pairs a task,
+    augmented), AdamW 4e-4 (the official repository's), a checkpoint every 1000 steps;
+    ``fields`` set the rest."""
+    defaults = {"data": DataConfig(source="arc1-train", num_pairs=4), "lr": 4e-4,
+                "train_search": "mean", "checkpoint_every": 1000}  # fmt: skip
+    return TrainConfig(model=model, **{**defaults, **fields})
+
+
 def _pattern() -> TrainConfig:
     """Paper Table 13: the PATTERN experiment (10x10 grids, 4x4 patterns, 243,360 params)."""
     return TrainConfig(model=ModelConfig.pattern())
@@ -22,19 +31,10 @@ def _pattern_ood() -> TrainConfig:
     Encoder 4 layers, 8 heads x 8, MLP 2; decoder 2 layers, 8 heads x 4, MLP 1; latent 32:
     154,496 parameters (the paper's "1M" counts the optimiser state too).
     """
-    model = ModelConfig(
-        max_rows=10,
-        max_cols=10,
-        latent_dim=32,
-        encoder_layers=4,
-        decoder_layers=2,
-        num_heads=8,
-        head_dim=8,
-        mlp_factor=2.0,
-        decoder_num_heads=8,
-        decoder_head_dim=4,
-        decoder_mlp_factor=1.0,
-    )
+    # rows, columns, latent, encoder and decoder layers
+    model = ModelConfig(10, 10, 32, 4, 2, num_heads=8, head_dim=8, mlp_factor=2.0,
+                        decoder_num_heads=8, decoder_head_dim=4,
+                        decoder_mlp_factor=1.0)  # fmt: skip
     data = DataConfig(density=0.5, test_densities=(0.5, 0.75, 1.0), test_tasks=96)
     return TrainConfig(model=model, data=data, steps=100_000)
 
@@ -96,16 +96,7 @@ def _arc_repo() -> TrainConfig:
     Encoder and decoder 4 layers, 8 heads x 32, MLP 4, latent 128, bfloat16; batch 128 in
     two accumulated micro-batches, lr 4e-4, mean training (the repository ran 500k steps).
     """
-    return TrainConfig(
-        model=ModelConfig.arc_repo(),
-        data=DataConfig(source="arc1-train", num_pairs=4),
-        steps=500_000,
-        batch_size=128,
-        grad_accum=2,
-        lr=4e-4,
-        train_search="mean",
-        checkpoint_every=1000,
-    )
+    return _arc_mean(ModelConfig.arc_repo(), steps=500_000, batch_size=128, grad_accum=2)
 
 
 def _arc_small() -> TrainConfig:
@@ -116,27 +107,9 @@ def _arc_small() -> TrainConfig:
     24 GB here: the attention weights of 1805-token sequences); mean training on ARC-AGI-1
     training tasks with augmentation.
     """
-    model = ModelConfig(
-        max_rows=30,
-        max_cols=30,
-        latent_dim=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        num_heads=4,
-        head_dim=16,
-        mlp_factor=2.0,
-    )
-    return TrainConfig(
-        model=model,
-        data=DataConfig(source="arc1-train", num_pairs=4),
-        steps=200,
-        batch_size=8,
-        grad_accum=4,
-        lr=4e-4,
-        train_search="mean",
-        checkpoint_every=50,
-        log_every=5,
-    )
+    model = ModelConfig(30, 30, 32, 2, 2, num_heads=4, head_dim=16, mlp_factor=2.0)
+    return _arc_mean(model, steps=200, batch_size=8, grad_accum=4, checkpoint_every=50,
+                     log_every=5)  # fmt: skip
 
 
 def _arc_cpu() -> TrainConfig:
@@ -145,8 +118,8 @@ def _arc_cpu() -> TrainConfig:
     On the 2-core development CPU its mean-training step of 16 tasks in the 10 x 10 bucket
     runs at 2.4 steps per second alone on the machine (the 3,000 steps of the study took
     49 minutes beside other jobs); a 20 x 20 or 30 x 30 bucket holds 4 or 9 times the
-    tokens, and attention grows with their square (``benchmarks/arc_cpu_study.py --parts
-    sizing`` times the three buckets), so two hours train thousands of steps on grids up
+    tokens, and attention grows with their square (``python -m benchmarks.arc_cpu_study
+    --parts sizing`` times the three buckets), so two hours train thousands of steps on grids up
     to 10 x 10 and far fewer on larger ones. The 192 ARC-AGI-1 training tasks whose
     demonstrations all fit 10 x 10 are trained on (the others are listed in ``run.json``),
     with every pair augmented by one dihedral transform and colour permutation per task;
@@ -172,27 +145,9 @@ def _arc_overfit() -> TrainConfig:
     stays held out unless ``--include-test-pairs``).
     Pick the task with ``--task-ids`` (default 007bbfb7, the first of the paper's five).
     """
-    model = ModelConfig(
-        max_rows=30,
-        max_cols=30,
-        latent_dim=32,
-        encoder_layers=0,
-        decoder_layers=3,
-        num_heads=6,
-        head_dim=16,
-        mlp_factor=1.0,
-    )
+    model = ModelConfig(30, 30, 32, 0, 3, num_heads=6, head_dim=16, mlp_factor=1.0)
     data = DataConfig(source="arc1-train", task_ids="007bbfb7", augment=False, num_pairs=4)
-    return TrainConfig(
-        model=model,
-        data=data,
-        steps=10_000,
-        batch_size=128,
-        lr=4e-4,
-        train_search="mean",
-        grad_accum=2,
-        checkpoint_every=1000,
-    )
+    return _arc_mean(model, data=data, steps=10_000, batch_size=128, grad_accum=2)
 
 
 PRESETS = {

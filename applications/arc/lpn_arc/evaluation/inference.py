@@ -30,13 +30,7 @@ from flax import nnx
 
 import latentsearch as ls
 from lpn_arc.config import SearchSpec
-from lpn_arc.model import (
-    encode_fn,
-    generate_fn,
-    log_likelihood_exact_fn,
-    log_likelihood_fn,
-    precompute_fn,
-)
+from lpn_arc.model import model_functions
 from lpn_arc.search import build_search
 
 __all__ = ["STARTS", "STOPS", "batch_fn", "check_choice", "run_queries", "stop_probability"]
@@ -96,12 +90,11 @@ def _query_fn(
     the official rule's (the second-best latent's decoding).
     """
     built = build_search(spec)
-    encode = encode_fn(graphdef)
+    functions = model_functions(graphdef)
+    encode, precompute, generate = functions.encode, functions.precompute, functions.generate
     probability = stop_probability(stop)
     exact = probability is not None and spec.num_steps > 0
-    log_likelihood = (log_likelihood_exact_fn if exact else log_likelihood_fn)(graphdef)
-    precompute = precompute_fn(graphdef)
-    generate = generate_fn(graphdef)
+    log_likelihood = functions.log_likelihood_exact if exact else functions.log_likelihood
 
     starts = ls.Starts(aggregate="mean" if start == "mean" else "sample")
     # a search without steps visits one latent: decode it once, not ``candidates`` times

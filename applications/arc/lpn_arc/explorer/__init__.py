@@ -13,7 +13,13 @@ This package reads :mod:`lpn_arc.config`, :mod:`lpn_arc.data` and :mod:`lpn_arc.
 the checkpoint is loaded by the command (:func:`lpn_arc.commands.run_explore`).
 """
 
-from lpn_arc.explorer.searching import KINDS, SearchRun, SearchRuns, SearchSettings
+from lpn_arc.explorer.searching import (
+    KINDS,
+    PAGE_DEFAULTS,
+    SearchRun,
+    SearchRuns,
+    SearchSettings,
+)
 from lpn_arc.explorer.server import STATIC, BackgroundServer, create_app, free_port, serve
 from lpn_arc.explorer.session import Explorer, Prepared, fit_pca
 from lpn_arc.explorer.tasks import (
@@ -26,6 +32,7 @@ from lpn_arc.explorer.tasks import (
 
 __all__ = [
     "KINDS",
+    "PAGE_DEFAULTS",
     "STATIC",
     "BackgroundServer",
     "Explorer",

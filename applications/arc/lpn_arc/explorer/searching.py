@@ -24,7 +24,6 @@ import itertools
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -36,7 +35,16 @@ from lpn_arc.config import OPTIMIZERS, SearchSpec
 from lpn_arc.explorer.session import Explorer, Prepared
 from lpn_arc.search import build_search
 
-__all__ = ["KINDS", "SearchRun", "SearchRuns", "SearchSettings", "Shown", "recording", "warm_up"]
+__all__ = [
+    "KINDS",
+    "PAGE_DEFAULTS",
+    "SearchRun",
+    "SearchRuns",
+    "SearchSettings",
+    "Shown",
+    "recording",
+    "warm_up",
+]
 
 KINDS = ("grad", "sample", "es", "hybrid")
 """The searches the page offers, named as in :func:`lpn_arc.config.parse_search`: gradient
@@ -47,93 +55,90 @@ CLOUD_POINTS = 64
 """At most this many of a step's scored points are sent to the page."""
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """One search's settings, as the page sends them (checked by :meth:`of`).
+PAGE_DEFAULTS: dict[str, Any] = {
+    "kind": "grad", "steps": 20, "lr": 0.1, "optimizer": "clip-adam", "samples": 32,
+    "scale": 0.5, "population": 16, "sigma": 0.1, "seed": 0,
+}  # fmt: skip
+"""The settings the page starts from: :class:`lpn_arc.config.SearchSpec`'s names (``kind``,
+``steps`` the searcher steps, ``lr``, ``optimizer``, ``samples``, ``scale``, ``population``,
+``sigma``) and the search's ``seed``."""
+
+_LIMITS = {"steps": 2000, "samples": 4096, "population": 1024, "seed": 2**31 - 1}
+
+
+class SearchSettings(NamedTuple):
+    """One search of the page: a search specification in the CLI's vocabulary (the page's
+    settings are a view of it, with its names) and the search's PRNG seed.
 
     Attributes:
-        kind: one of :data:`KINDS`.
-        steps: searcher steps (the budget).
-        lr: learning rate of gradient (and ES) updates.
-        optimizer: the latent optimiser, one of :data:`lpn_arc.config.OPTIMIZERS`.
-        samples: random candidates per step (sample) or before refining (hybrid).
-        scale: standard deviation of the random candidates.
-        population: ES evaluations per step (even).
-        sigma: ES perturbation scale.
+        spec: the search; ``spec.steps`` is the budget of searcher steps.
         seed: the search's PRNG seed.
     """
 
-    kind: str = "grad"
-    steps: int = 20
-    lr: float = 0.1
-    optimizer: str = "clip-adam"
-    samples: int = 32
-    scale: float = 0.5
-    population: int = 16
-    sigma: float = 0.1
+    spec: SearchSpec
     seed: int = 0
 
     @classmethod
-    def of(cls, data: dict[str, Any]) -> SearchSettings:
-        """Settings from the page's JSON, every field checked.
+    def of(cls, data: dict[str, Any] | None = None) -> SearchSettings:
+        """Settings from the page's JSON (:data:`PAGE_DEFAULTS` for what it leaves out),
+        every field checked.
 
         Raises:
             ValueError: naming the field that is missing its type or range.
 
         Example:
-            >>> SearchSettings.of({"kind": "es", "population": 8}).population
+            >>> SearchSettings.of({"kind": "es", "population": 8}).spec.population
             8
             >>> SearchSettings.of({"kind": "es", "population": 7})
             Traceback (most recent call last):
             ...
             ValueError: population must be even, got 7
         """
+        data = {} if data is None else data
         if not isinstance(data, dict):
             raise ValueError("the search settings must be an object")
-        unknown = set(data) - set(cls.__dataclass_fields__)
+        unknown = set(data) - set(PAGE_DEFAULTS)
         if unknown:
             raise ValueError(f"unknown search settings {sorted(unknown)}")
-        settings = cls(**data)
-        settings._check()
-        return settings
-
-    def _check(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        limits = {"steps": 2000, "samples": 4096, "population": 1024, "seed": 2**31 - 1}
-        for name, high in limits.items():
-            value = getattr(self, name)
-            low = 0 if name == "seed" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-        for name in ("lr", "scale", "sigma"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            if not 0 < value <= 100 or not math.isfinite(value):
-                raise ValueError(f"{name} must be in (0, 100], got {value!r}")
-        if self.population % 2:
-            raise ValueError(f"population must be even, got {self.population}")
-
-    def spec(self) -> SearchSpec:
-        """These settings as a search specification (the CLI's vocabulary)."""
-        fields = {name: getattr(self, name) for name in _READS[self.kind]}
+        page = {**PAGE_DEFAULTS, **data}
+        _check(page)
+        kind, steps = page["kind"], page["steps"]
         text = {
-            "grad": f"grad:{self.steps}",
-            "sample": f"sample:{self.samples}",
-            "es": f"es:{self.population}:{self.steps}",
-            "hybrid": f"hybrid:{self.samples}:{self.steps}",
-        }[self.kind]
-        return SearchSpec(text, self.kind, steps=self.steps, **fields)
+            "grad": f"grad:{steps}",
+            "sample": f"sample:{page['samples']}",
+            "es": f"es:{page['population']}:{steps}",
+            "hybrid": f"hybrid:{page['samples']}:{steps}",
+        }[kind]
+        fields = {name: page[name] for name in _READS[kind]}
+        return cls(SearchSpec(text, kind, steps=steps, **fields), page["seed"])
 
     def searcher(self) -> ls.Searcher:
         """The library searcher of these settings (:func:`lpn_arc.search.build_search`):
         the same object (so the same compiled steps) for all settings that differ only in
         what the searcher does not read (the budget, the seed, the fields of other kinds)."""
-        only_read = dataclasses.replace(self.spec(), text=self.kind, steps=0)
+        only_read = dataclasses.replace(self.spec, text=self.spec.kind, steps=0)
         return build_search(only_read).searcher
+
+
+def _check(page: dict[str, Any]) -> None:
+    """Raises ValueError naming the first of the page's settings out of its type or range."""
+    if page["kind"] not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {page['kind']!r}")
+    if page["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {page['optimizer']!r}")
+    for name, high in _LIMITS.items():
+        value = page[name]
+        low = 0 if name == "seed" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    for name in ("lr", "scale", "sigma"):
+        value = page[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not 0 < value <= 100 or not math.isfinite(value):
+            raise ValueError(f"{name} must be in (0, 100], got {value!r}")
+    if page["population"] % 2:
+        raise ValueError(f"population must be even, got {page['population']}")
 
 
 _READS = {
@@ -214,7 +219,7 @@ class SearchRun:
                 explorer.objective,
                 prepared.anchor,
                 key=jax.random.key(settings.seed),
-                num_steps=settings.steps,
+                num_steps=settings.spec.steps,
                 args=prepared.args,
             )
             # committed to the device like the states the steps return, so that the second
@@ -251,7 +256,7 @@ class SearchRun:
         points, scores = np.asarray(points), np.asarray(scores)
         best_z, best = self.best_z, float(np.asarray(self.state.best_scores)[0])
         finite = np.isfinite(scores) & np.all(np.isfinite(points), axis=-1)
-        if _PATH[self.settings.kind] == "centroid" and len(points):
+        if _PATH[self.settings.spec.kind] == "centroid" and len(points):
             where = points.mean(axis=0)
         else:
             where = best_z
@@ -273,11 +278,11 @@ class SearchRun:
         frames = []
         objective, args = self.explorer.objective, self.prepared.args
         with self.explorer.lock:
-            for _ in range(max(0, min(count, self.settings.steps - self.steps_done))):
+            for _ in range(max(0, min(count, self.settings.spec.steps - self.steps_done))):
                 self.state = ls.search_step(self.searcher, objective, self.state, args=args)
                 shown = self.state.searcher_state
                 frame = self._frame(shown.last, shown.last_scores)
-                if self.steps_done == self.settings.steps:
+                if self.steps_done == self.settings.spec.steps:
                     self.result = ls.search_finish(self.searcher, objective, self.state, args=args)
                     frame.update(
                         best=float(self.result.scores[0]),
@@ -333,6 +338,6 @@ def warm_up(explorer: Explorer, resolution: int = 24) -> None:
     default settings (its start, steps and finish) and the heat map at ``resolution``."""
     prepared = explorer.prepare(explorer.tasks[0])
     explorer.summary(prepared)
-    run = SearchRun(explorer, prepared, SearchSettings())
+    run = SearchRun(explorer, prepared, SearchSettings.of())
     run.report(run.advance(1))
     explorer.landscape(prepared, (-1.0, 1.0, -1.0, 1.0), resolution)

@@ -40,7 +40,13 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from lpn_arc.explorer.searching import KINDS, SearchRuns, SearchSettings, warm_up
+from lpn_arc.explorer.searching import (
+    KINDS,
+    PAGE_DEFAULTS,
+    SearchRuns,
+    SearchSettings,
+    warm_up,
+)
 from lpn_arc.explorer.session import Explorer
 from lpn_arc.explorer.tasks import parse_task_file
 
@@ -109,7 +115,7 @@ def _routes(explorer: Explorer) -> list[Route]:
             "tasks": len(explorer.tasks),
             "cloud": explorer.cloud.tolist(),
             "kinds": list(KINDS),
-            "defaults": SearchSettings().__dict__,
+            "defaults": dict(PAGE_DEFAULTS),
         }
 
     def task(data):

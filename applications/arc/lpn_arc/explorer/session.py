@@ -30,7 +30,7 @@ import numpy as np
 import latentsearch as ls
 from lpn_arc.config import TrainConfig
 from lpn_arc.explorer.tasks import TaskArrays, task_arrays
-from lpn_arc.model import encode_fn, generate_fn, log_likelihood_fn, precompute_fn
+from lpn_arc.model import model_functions
 
 __all__ = ["Explorer", "Prepared", "fit_pca"]
 
@@ -95,8 +95,9 @@ class Explorer:
     Attributes:
         objective: the specification log-likelihood searched, ``objective(z, *args)`` with
             a :class:`Prepared` task's ``args``: a :class:`latentsearch.PairsObjective` over
-            the model's log-likelihood (:func:`lpn_arc.model.log_likelihood_fn`) of the
-            pairs precomputed by :func:`lpn_arc.model.precompute_fn`.
+            the model's log-likelihood of the pairs it precomputed.
+        functions: the model's functions (:func:`lpn_arc.model.model_functions`), built
+            once per graph and shared with training and evaluation.
     """
 
     def __init__(self, config: TrainConfig, graphdef, params, tasks, *, name: str, step: int):
@@ -106,8 +107,9 @@ class Explorer:
         self.name, self.step, self.tasks = name, step, list(tasks)
         self.lock = threading.RLock()  # one computation at a time; the server is threaded
         self._cache: OrderedDict[str, Prepared] = OrderedDict()
-        self.objective = ls.PairsObjective(log_likelihood_fn(graphdef))
-        self._compile(graphdef)
+        self.functions = model_functions(graphdef)
+        self.objective = ls.PairsObjective(self.functions.log_likelihood)
+        self._compile()
         prepared = [self.prepare(task) for task in self.tasks]
         self.centre, self.axes = fit_pca(np.concatenate([p.pair_latents for p in prepared]))
         self.cloud = self.project(np.stack([p.anchor for p in prepared]))
@@ -122,9 +124,9 @@ class Explorer:
         """The size ``D`` of a latent."""
         return self.config.model.latent_dim
 
-    def _compile(self, graphdef) -> None:
-        encode, precompute = encode_fn(graphdef), precompute_fn(graphdef)
-        generate, objective = generate_fn(graphdef), self.objective
+    def _compile(self) -> None:
+        encode, precompute = self.functions.encode, self.functions.precompute
+        generate, objective = self.functions.generate, self.objective
 
         def encode_task(params, pairs, mask):
             posterior = jax.vmap(encode, in_axes=(None, 0))(params, pairs)

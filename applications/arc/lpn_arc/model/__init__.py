@@ -16,8 +16,8 @@ embeddings of the queries and keys in every attention layer (``positions="rope"`
 * :mod:`~lpn_arc.model.input_cache`: the input-only mask's per-pair cache;
 * :mod:`~lpn_arc.model.lpn`: :class:`LPNModel`, the two together;
 * :mod:`~lpn_arc.model.adapters`: the model as pure functions of a parameter pytree, the
-  form :mod:`latentsearch` takes (:func:`encode_fn`, :func:`log_likelihood_fn`,
-  :func:`precompute_fn`, :func:`generate_fn`).
+  form :mod:`latentsearch` takes, bundled by :func:`model_functions` (encode,
+  log-likelihood, precompute, generate: one :class:`ModelFunctions` per graph).
 
 :class:`ModelConfig` is defined in :mod:`lpn_arc.config` (the configuration of a run holds
 it) and re-exported here. This package reads :mod:`lpn_arc.config` and :mod:`lpn_arc.data`
@@ -26,11 +26,13 @@ it) and re-exported here. This package reads :mod:`lpn_arc.config` and :mod:`lpn
 
 from lpn_arc.config import ModelConfig
 from lpn_arc.model.adapters import (
+    ModelFunctions,
     count_params,
     encode_fn,
     generate_fn,
     log_likelihood_exact_fn,
     log_likelihood_fn,
+    model_functions,
     precompute_fn,
     split_model,
 )
@@ -50,6 +52,7 @@ __all__ = [
     "KVCache",
     "LPNModel",
     "ModelConfig",
+    "ModelFunctions",
     "Rope",
     "apply_rope",
     "cached_logits",
@@ -60,6 +63,7 @@ __all__ = [
     "input_cache",
     "log_likelihood_exact_fn",
     "log_likelihood_fn",
+    "model_functions",
     "precompute_fn",
     "rope_tables",
     "split_model",

@@ -7,8 +7,9 @@ These are the callables :mod:`latentsearch` takes (``encode``, ``log_likelihood`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -19,11 +20,13 @@ from lpn_arc.data import Pair
 from lpn_arc.model.lpn import LPNModel
 
 __all__ = [
+    "ModelFunctions",
     "count_params",
     "encode_fn",
     "generate_fn",
     "log_likelihood_exact_fn",
     "log_likelihood_fn",
+    "model_functions",
     "precompute_fn",
     "split_model",
 ]
@@ -140,6 +143,48 @@ def generate_fn(
         return _merge(graphdef, params).generate(z, inputs, input_shape, stop_early=stop_early)
 
     return generate
+
+
+class ModelFunctions(NamedTuple):
+    """The model's pure functions of one pair, built together from one graph.
+
+    Attributes:
+        encode: see :func:`encode_fn`.
+        log_likelihood: see :func:`log_likelihood_fn`.
+        log_likelihood_exact: see :func:`log_likelihood_exact_fn`.
+        precompute: see :func:`precompute_fn`.
+        generate: see :func:`generate_fn` (``stop_early=True``).
+    """
+
+    encode: Callable[..., DiagGaussian]
+    log_likelihood: Callable[..., jax.Array]
+    log_likelihood_exact: Callable[..., tuple[jax.Array, jax.Array]]
+    precompute: Callable[..., Pair]
+    generate: Callable[..., tuple[jax.Array, jax.Array]]
+
+
+@functools.lru_cache(maxsize=16)
+def model_functions(graphdef: nnx.GraphDef) -> ModelFunctions:
+    """The :class:`ModelFunctions` of ``graphdef``, built once per graph and shared by
+    training, evaluation and the explorer (the same function objects, so ``jax.jit``
+    caches keyed by them are shared too).
+
+    Example:
+        >>> from lpn_arc.model import ModelConfig
+        >>> cfg = ModelConfig(3, 3, 4, 1, 1, num_heads=2, head_dim=4, mlp_factor=1.0)
+        >>> graphdef, params = split_model(LPNModel(cfg, rngs=nnx.Rngs(0)))
+        >>> model_functions(graphdef) is model_functions(graphdef)
+        True
+        >>> sorted(model_functions(graphdef)._fields)[:2]
+        ['encode', 'generate']
+    """
+    return ModelFunctions(
+        encode=encode_fn(graphdef),
+        log_likelihood=log_likelihood_fn(graphdef),
+        log_likelihood_exact=log_likelihood_exact_fn(graphdef),
+        precompute=precompute_fn(graphdef),
+        generate=generate_fn(graphdef),
+    )
 
 
 def count_params(params: Any) -> int:

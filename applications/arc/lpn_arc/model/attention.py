@@ -20,7 +20,7 @@ from lpn_arc.model.layers import (
 )
 from lpn_arc.model.rope import Rope, rotate
 
-__all__ = ["Attention", "Block", "KVCache", "cache_dtype"]
+__all__ = ["Attention", "Block", "KVCache", "add_transformer_trunk", "cache_dtype"]
 
 KVCache = list[tuple[jax.Array, jax.Array]]
 """Per decoder layer: keys ``(H, Dh, T)`` and values ``(H, T, Dh)`` of ``T`` cache slots."""
@@ -249,3 +249,12 @@ def cache_dtype(cfg: ModelConfig) -> jnp.dtype:
     """
     del cfg
     return jnp.float32
+
+
+def add_transformer_trunk(module: nnx.Module, cfg: ModelConfig, rngs: nnx.Rngs, layers: int):
+    """The stack the encoder and the decoder share after their embeddings, set on
+    ``module``: ``embed_dropout``, ``layers`` transformer ``blocks`` and the ``head_norm``
+    before the output heads."""
+    module.embed_dropout = dropout(cfg)
+    module.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(layers)])
+    module.head_norm = layer_norm(cfg.embed_dim, rngs)

@@ -20,13 +20,11 @@ from flax import nnx
 
 from lpn_arc.config import ModelConfig
 from lpn_arc.data import NUM_COLOURS, Pair
-from lpn_arc.model.attention import Block
+from lpn_arc.model.attention import add_transformer_trunk
 from lpn_arc.model.layers import (
     add_grid_embeddings,
     apply_dropout,
     cell_positions,
-    dropout,
-    layer_norm,
     linear,
     lookup,
     next_position,
@@ -51,9 +49,7 @@ class Decoder(nnx.Module):
         self.cfg = cfg
         add_grid_embeddings(self, cfg, rngs, segment="segment")
         self.latent = linear(cfg, cfg.latent_dim, cfg.embed_dim, rngs)
-        self.embed_dropout = dropout(cfg)
-        self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.decoder_layers)])
-        self.head_norm = layer_norm(cfg.embed_dim, rngs)
+        add_transformer_trunk(self, cfg, rngs, cfg.decoder_layers)
         self.rows_head = linear(cfg, cfg.embed_dim, cfg.max_rows, rngs)
         self.cols_head = linear(cfg, cfg.embed_dim, cfg.max_cols, rngs)
         self.grid_head = linear(cfg, cfg.embed_dim, NUM_COLOURS, rngs)

@@ -14,14 +14,12 @@ from flax import nnx
 from latentsearch import DiagGaussian
 from lpn_arc.config import ModelConfig
 from lpn_arc.data import Pair
-from lpn_arc.model.attention import Block
+from lpn_arc.model.attention import add_transformer_trunk
 from lpn_arc.model.layers import (
     add_grid_embeddings,
     apply_dropout,
     cell_positions,
-    dropout,
     embed,
-    layer_norm,
     linear,
     lookup,
     split_key,
@@ -45,9 +43,7 @@ class Encoder(nnx.Module):
         self.cfg = cfg
         add_grid_embeddings(self, cfg, rngs, segment="channel")
         self.cls = embed(cfg, 1, rngs)
-        self.embed_dropout = dropout(cfg)
-        self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.encoder_layers)])
-        self.head_norm = layer_norm(cfg.embed_dim, rngs)
+        add_transformer_trunk(self, cfg, rngs, cfg.encoder_layers)
         self.mean = linear(cfg, cfg.embed_dim, cfg.latent_dim, rngs)
         self.log_var = linear(cfg, cfg.embed_dim, cfg.latent_dim, rngs)
 
