@@ -43,6 +43,7 @@ def lpn_loss(
     precompute: Callable[[PyTree, PyTree], PyTree] | None = None,
     has_aux: bool = False,
     stop: Callable[[Array, Any], Array] | None = None,
+    dropout_key: PRNGKeyArray | None = None,
 ) -> tuple[Float[Array, ""], dict[str, Any]]:
     """Leave-one-out LPN loss of one task (paper Algorithm 2), with a search inside.
 
@@ -78,7 +79,7 @@ def lpn_loss(
         held_out_log_likelihood: ``(params, z, pair) -> scalar`` scoring each held-out
             pair at its found latent (the reconstruction term); default
             ``log_likelihood``. A stochastic variant (e.g. the decoder with dropout, its
-            key carried in ``pairs``) regularises training while the search inside the
+            key given by ``dropout_key``) regularises training while the search inside the
             loss stays deterministic.
         precompute: ``(params, pair) -> pair``: the pair with whatever its log-likelihood
             needs that does not depend on z (e.g. a decoder's keys and values of the pair's
@@ -88,6 +89,12 @@ def lpn_loss(
         has_aux: ``log_likelihood`` returns ``(value, aux)`` per pair (for ``stop``).
         stop: ``stop(value, aux) -> bool``: each held-out pair's search ends at the first
             point where it holds (see :func:`search`; ``aux`` is a :class:`PairsAux`).
+        dropout_key: a PRNG key for dropout in training, or None (the default: no key is
+            passed anywhere). Given, it is split into one key per pair
+            (``jax.random.split(dropout_key, N)``) and pair ``i``'s key is passed as the
+            keyword ``dropout_key=`` to ``encode`` and to ``held_out_log_likelihood`` (or
+            ``log_likelihood`` when that is the held-out scoring) for pair ``i``; the
+            search inside the loss never gets one, so it runs without dropout.
 
     Returns:
         ``(loss, metrics)`` where metrics holds ``reconstruction`` (mean negative
@@ -122,7 +129,9 @@ def lpn_loss(
     if n < 2:
         raise ValueError(f"lpn_loss needs at least 2 pairs per task (leave-one-out); got {n}")
     mask = _pair_mask(pair_mask, n)
-    posterior = jax.vmap(encode, in_axes=(None, 0))(params, pairs)
+    # one dropout key per pair, passed as a keyword (None: nothing passed)
+    pair_keys = None if dropout_key is None else jax.random.split(dropout_key, n)
+    posterior = _map_pairs(encode, params, (pairs,), pair_keys)
     _check_posterior(posterior, n)
     scored = pairs if precompute is None else jax.vmap(precompute, in_axes=(None, 0))(params, pairs)
 
@@ -169,8 +178,8 @@ def lpn_loss(
         found, found_scores = jax.vmap(held_out_latent)(others_posterior, others, others_mask, keys)
     score = held_out_log_likelihood
     if score is None:
-        score = (lambda p, z, pair: log_likelihood(p, z, pair)[0]) if has_aux else log_likelihood
-    held_out = jax.vmap(score, in_axes=(None, 0, 0))(params, found, scored)
+        score = (lambda *a, **kw: log_likelihood(*a, **kw)[0]) if has_aux else log_likelihood
+    held_out = _map_pairs(score, params, (found, scored), pair_keys)
     weights = mask.astype(held_out.dtype)
     count = jnp.maximum(jnp.sum(weights), 1.0)
     reconstruction = -jnp.sum(weights * held_out) / count
@@ -184,3 +193,19 @@ def lpn_loss(
     if found_scores is not None:
         metrics["search_score"] = jnp.sum(weights * jax.lax.stop_gradient(found_scores)) / count
     return loss, metrics
+
+
+def _map_pairs(
+    fn: Callable[..., Any], params: PyTree, per_pair: tuple, keys: PRNGKeyArray | None
+) -> Any:
+    """``fn(params, *args)`` for every pair, mapped over the pair axis of each element of
+    ``per_pair``; with ``keys`` (one per pair) each call also gets its pair's key as the
+    keyword ``dropout_key=``."""
+    axes = (0,) * len(per_pair)
+    if keys is None:
+        return jax.vmap(fn, in_axes=(None, *axes))(params, *per_pair)
+
+    def keyed(p, key, *args):
+        return fn(p, *args, dropout_key=key)
+
+    return jax.vmap(keyed, in_axes=(None, 0, *axes))(params, keys, *per_pair)

@@ -335,3 +335,42 @@ def test_held_out_log_likelihood_scores_the_reconstruction_only():
     np.testing.assert_allclose(loss - plain, jnp.sum(data["y"] ** 2) / N, rtol=1e-9)
     np.testing.assert_allclose(m2["search_score"], m["search_score"], rtol=1e-12)
     np.testing.assert_allclose(plain, analytic_loss(params, data), rtol=1e-9)
+
+
+def test_dropout_key_gives_each_pair_a_key_for_encode_and_held_out_scoring_only():
+    """``dropout_key`` is split into one key per pair, passed as ``dropout_key=`` to the
+    pair's ``encode`` and held-out scoring; the search's objective (``loglik``, which has no
+    such keyword) never gets one, and without ``dropout_key`` nothing is passed."""
+    params, data = _params(), _data()
+
+    def noisy_encode(p, pair, dropout_key=None):
+        shift = 0.0 if dropout_key is None else jax.random.uniform(dropout_key, (D,))
+        return encode(p, {"y": pair["y"] + shift})
+
+    def noisy_held_out(p, z, pair, dropout_key=None):
+        noise = 0.0 if dropout_key is None else jax.random.normal(dropout_key, ())
+        return loglik(p, z, pair) + noise * pair["y"][0]  # which pair got which key
+
+    kwargs = dict(searcher=ls.gradient_ascent(optax.sgd(0.15)), num_steps=3, prior_kl=0.0)
+
+    def loss(dropout_key, encoder=noisy_encode, held_out=noisy_held_out):
+        return ls.lpn_loss(
+            params, encoder, loglik, data, jax.random.key(1), dropout_key=dropout_key,
+            held_out_log_likelihood=held_out, **kwargs,
+        )  # fmt: skip
+
+    plain, plain_metrics = loss(None, encode, loglik)  # callables without the keyword
+    unkeyed, unkeyed_metrics = loss(None)
+    assert unkeyed == plain and unkeyed_metrics == plain_metrics
+    keys = jax.random.split(jax.random.key(5), N)
+    # the held-out scoring of pair i gets keys[i]; the encoder's key leaves it unchanged
+    held_out_only, _ = loss(jax.random.key(5), lambda p, pair, dropout_key: encode(p, pair))
+    noise = jnp.mean(jnp.stack([jax.random.normal(k, ()) for k in keys]) * data["y"][:, 0])
+    np.testing.assert_allclose(held_out_only, plain - noise, rtol=1e-12)
+    # the encoder of pair i gets keys[i] too
+    both, metrics = loss(jax.random.key(5))
+    shifted = data["y"] + jnp.stack([jax.random.uniform(k, (D,)) for k in keys])
+    want_norm = jnp.mean(jnp.linalg.norm(0.5 * shifted, axis=-1))
+    np.testing.assert_allclose(metrics["latent_norm"], want_norm, rtol=1e-12)
+    assert both != held_out_only and loss(jax.random.key(6))[0] != both
+    assert loss(jax.random.key(5))[0] == both

@@ -6,6 +6,7 @@ in-process runs. The fast tests kill one run inside a checkpoint write; the slow
 (``make test-slow``) kill runs at random points many times, and send real signals.
 """
 
+import contextlib
 import json
 import os
 import random
@@ -21,19 +22,22 @@ import jax
 import numpy as np
 import pytest
 from lpn_arc import cli
-from lpn_arc.config import config_to_dict, parse_search
-from lpn_arc.data import pattern_test_tasks
+from lpn_arc.config import parse_search
+from lpn_arc.data import pattern_test_tasks, training_batch
 from lpn_arc.evaluation import evaluate_tasks
 from lpn_arc.training import (
     CheckpointError,
     CheckpointWarning,
     MemoryLimitError,
     TrainingError,
+    compiled,
+    data_mesh,
     load_run,
-    loop,
     memory,
     train,
 )
+from lpn_arc.training.compiled import TrainSteps
+from lpn_arc.training.memory import batch_signature
 
 from tests.arc.helpers import tiny_config
 
@@ -110,15 +114,38 @@ def _steps(run_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
 
 
+@contextlib.contextmanager
+def _compilations():
+    """Records the training search of every training step compiled inside it."""
+    made = []
+    real = compiled.make_train_step
+
+    def counting(*args, **kwargs):
+        made.append(kwargs["search"])
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compiled, "make_train_step", counting)
+        yield made
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """An uninterrupted in-process run, and a child process SIGKILLed while writing the
-    checkpoint of step 4 (started first, so that the two overlap)."""
+    """An uninterrupted in-process run (and the steps it compiled), and a child process
+    SIGKILLed while writing the checkpoint of step 4 (started first, so that the two
+    overlap)."""
     tmp = tmp_path_factory.mktemp("reliability_train")
     child = _child(tmp, tmp / "killed", {}, kill_in_save=4)
-    reference = train(CONFIG, tmp / "reference", progress=False)
+    with _compilations() as made:
+        reference = train(CONFIG, tmp / "reference", progress=False)
     _, err = child.communicate(timeout=600)
-    return {"tmp": tmp, "reference": reference, "child_rc": child.returncode, "child_err": err}
+    return {
+        "tmp": tmp,
+        "reference": reference,
+        "compiled": made,
+        "child_rc": child.returncode,
+        "child_err": err,
+    }
 
 
 def test_kill_during_checkpoint_write_then_resume_is_bit_identical(runs):
@@ -127,7 +154,9 @@ def test_kill_during_checkpoint_write_then_resume_is_bit_identical(runs):
     killed = tmp / "killed"
     leftovers = [p.name for p in (killed / "checkpoints").iterdir() if not p.name.isdigit()]
     assert _steps(killed) == [2] and any(n.startswith("4.") for n in leftovers), leftovers
-    resumed = train(CONFIG, killed, resume=True, progress=False)
+    with _compilations() as made:
+        resumed = train(CONFIG, killed, resume=True, progress=False)
+    assert made == []  # a resume in the same process reuses the compiled step
     assert resumed.step == reference.step == 6
     _assert_same_params(resumed.params, reference.params)  # across two processes, too
     assert _records(killed) == _records(tmp / "reference")
@@ -136,7 +165,15 @@ def test_kill_during_checkpoint_write_then_resume_is_bit_identical(runs):
 
 def test_reruns_are_bit_identical_and_record_seed_and_versions(runs, tmp_path):
     tmp, reference = runs["tmp"], runs["reference"]
-    again = train(CONFIG, tmp_path / "again", progress=False)
+    # six steps of one search and one size bucket: one compilation (none when an earlier
+    # test of this process compiled the configuration), and none for the same again
+    assert runs["compiled"] in ([], [CONFIG.search_at(0)])
+    with _compilations() as made:
+        again = train(CONFIG, tmp_path / "again", progress=False)
+    assert made == []
+    assert list(TrainSteps(CONFIG, data_mesh()).estimates()) == [
+        (CONFIG.search_at(0), batch_signature(training_batch(CONFIG, 0)))
+    ]
     _assert_same_params(again.params, reference.params)
     assert _records(tmp_path / "again") == _records(tmp / "reference")
     for run_dir in (tmp / "reference", tmp_path / "again"):
@@ -220,11 +257,11 @@ def test_no_readable_checkpoint_is_a_clear_error(runs, tmp_path, capfd):
 
 def _faulty_step(monkeypatch, fault):
     """Wraps the compiled step: ``fault(call_index, outputs) -> outputs`` (0-based calls)."""
-    real = loop.compiled_step
+    real = TrainSteps.compiled_step
     calls = []
 
-    def compiled_step(*args, **kwargs):
-        step_fn = real(*args, **kwargs)
+    def compiled_step(self, *args, **kwargs):
+        step_fn = real(self, *args, **kwargs)
 
         def wrapped(*step_args):
             out = step_fn(*step_args)
@@ -233,7 +270,7 @@ def _faulty_step(monkeypatch, fault):
 
         return wrapped
 
-    monkeypatch.setattr(loop, "compiled_step", compiled_step)
+    monkeypatch.setattr(TrainSteps, "compiled_step", compiled_step)
 
 
 def _nan_tree(tree):
@@ -322,8 +359,7 @@ def test_a_step_that_cannot_fit_fails_fast_with_the_estimate(runs, tmp_path, mon
     assert "but only 0.00 GB is available (a test limit)" in err and "--no-memory-check" in err
     assert time.perf_counter() - start < 30  # before compiling anything
     # between the parameters alone and XLA's estimate of the whole step (activations too)
-    ours = json.dumps(config_to_dict(CONFIG), sort_keys=True)
-    (needed,) = [v[1] for k, v in memory._STEP_CACHE.items() if k[0] == ours]
+    (needed,) = TrainSteps(CONFIG, data_mesh()).estimates().values()
     limit["bytes"] = needed - 1
     with pytest.raises(MemoryLimitError, match=r"\(XLA's estimate for batch 4\)"):
         train(CONFIG, tmp_path / "run2", progress=False)

@@ -7,7 +7,9 @@
   and the :class:`Checkpoint` every loader returns;
 * :mod:`~lpn_arc.training.metrics`: ``metrics.jsonl`` and ``metrics.csv``;
 * :mod:`~lpn_arc.training.run_folder`: ``config.json`` and ``run.json`` (:func:`run_info`);
-* :mod:`~lpn_arc.training.memory`: the compiled step's memory checked before it runs;
+* :mod:`~lpn_arc.training.compiled`: :class:`~lpn_arc.training.compiled.TrainSteps`, the
+  one owner of a run's optimiser, training searches and compiled steps;
+* :mod:`~lpn_arc.training.memory`: the memory a step needs and the memory available;
 * :mod:`~lpn_arc.training.signals`: Ctrl-C and SIGTERM during training;
 * :mod:`~lpn_arc.training.errors`: what can stop a run.
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import jax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from lpn_arc.config import TrainConfig, config_to_dict
 from lpn_arc.data import PaddedPairs, TrainingData, prefetch
@@ -22,12 +23,12 @@ from lpn_arc.training.checkpoints import (
     quarantine_checkpoints,
     save_checkpoint,
 )
+from lpn_arc.training.compiled import TrainSteps
 from lpn_arc.training.errors import TrainingError
-from lpn_arc.training.memory import batch_signature, compiled_step
 from lpn_arc.training.metrics import MetricsWriter
 from lpn_arc.training.run_folder import atomic_write, write_config_json, write_run_json
 from lpn_arc.training.signals import StopSignals
-from lpn_arc.training.step import data_mesh, init_training, make_optimizer, shard_batch
+from lpn_arc.training.step import data_mesh, init_params, shard_batch
 
 __all__ = ["TrainResult", "train"]
 
@@ -119,14 +120,12 @@ def train(
     )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    manager, begin = _open_run(config, run_dir, resume)
+    steps = TrainSteps(config, mesh, check_memory=check_memory)  # the run's one optimiser
+    manager, begin = _open_run(config, run_dir, resume, steps.optimizer)
     start = begin.step
     write_config_json(run_dir, config)
     write_run_json(run_dir, config, start, data.provenance)
-    run = _Run(
-        config, run_dir, mesh, manager, begin.graphdef, (begin.params, begin.opt_state, start),
-        check_memory=check_memory,
-    )  # fmt: skip
+    run = _Run(steps, run_dir, manager, begin)
     run.watch(
         validate=validate if config.validate_every else None,
         log_lines=log_lines,
@@ -149,18 +148,25 @@ def train(
     return TrainResult(begin.graphdef, run.params, run.step, seconds, run.metrics, stop.requested)
 
 
-def _open_run(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Any, Checkpoint]:
+def _open_run(
+    config: TrainConfig, run_dir: Path, resume: bool, optimizer: optax.GradientTransformation
+) -> tuple[Any, Checkpoint]:
     """The checkpoint manager and the :class:`Checkpoint` the run starts from: freshly
-    initialised (step 0), or (``resume``) the latest readable checkpoint, whose configuration
-    must equal ``config``; unreadable later steps are moved to ``corrupt_checkpoints/``."""
+    initialised (step 0; the parameters from the seed or ``config.init_from``, the state of
+    the run's ``optimizer``), or (``resume``) the latest readable checkpoint, whose
+    configuration must equal ``config``; unreadable later steps are moved to
+    ``corrupt_checkpoints/``."""
     manager = checkpoint_manager(run_dir, config.keep_checkpoints)
     if manager.latest_step() is None:
-        graphdef, params, optimizer, opt_state = init_training(config)
+        graphdef, params = init_params(config)
         if config.init_from:
             params = _initial_params(config, params)
-            opt_state = optimizer.init(params)
         fresh = Checkpoint(
-            config=config, graphdef=graphdef, params=params, step=0, opt_state=opt_state
+            config=config,
+            graphdef=graphdef,
+            params=params,
+            step=0,
+            opt_state=optimizer.init(params),
         )
         return manager, fresh
     if not resume:
@@ -236,32 +242,19 @@ def _non_finite(out: dict[str, Any]) -> dict[str, float]:
 
 class _Run:
     """A run between steps: its parameters and optimiser state (replicated on the mesh),
-    the step, the last step checkpointed, the compiled step of each training search and
-    the metrics files."""
+    the step, the last step checkpointed, its :class:`TrainSteps` and the metrics files."""
 
-    def __init__(
-        self,
-        config: TrainConfig,
-        run_dir: Path,
-        mesh: Mesh,
-        manager: Any,
-        graphdef: Any,
-        state: tuple[Any, Any, int],
-        *,
-        check_memory: bool,
-    ) -> None:
-        params, opt_state, start = state
-        self.config, self.run_dir, self.mesh, self.manager = config, run_dir, mesh, manager
-        self.graphdef, self.check_memory = graphdef, check_memory
+    def __init__(self, steps: TrainSteps, run_dir: Path, manager: Any, begin: Checkpoint) -> None:
+        config, start = steps.config, begin.step
+        self.config, self.run_dir, self.mesh, self.manager = config, run_dir, steps.mesh, manager
+        self.steps, self.graphdef = steps, begin.graphdef
         self.metrics_writer = MetricsWriter(run_dir, keep_until=start)
-        replicated = NamedSharding(mesh, PartitionSpec())
-        self.params, self.opt_state = jax.device_put((params, opt_state), replicated)
-        self.optimizer = make_optimizer(config)
+        replicated = NamedSharding(steps.mesh, PartitionSpec())
+        self.params, self.opt_state = jax.device_put((begin.params, begin.opt_state), replicated)
         self.step = start
         self._first_step = start
         self.saved_step = start if start else None
         self.metrics: dict[str, float] = {}
-        self._step_fns: dict[tuple, Any] = {}
         self._base_key = jax.random.key(config.seed)
         self.validate, self.log_lines, self.events, self.provenance = None, False, None, {}
         self.best = _read_best(run_dir)
@@ -308,25 +301,14 @@ class _Run:
             if stopping:
                 break
 
-    def _step_fn(self, args: tuple) -> Any:
-        """The compiled step of this step's training search and batch shapes (its size
-        bucket), compiled on first use."""
-        search = self.config.search_at(self.step)
-        key = (search, batch_signature(args[2]))
-        if key not in self._step_fns:
-            self._step_fns[key] = compiled_step(
-                self.graphdef, self.config, self.optimizer, search, self.mesh, args,
-                self.check_memory,
-            )  # fmt: skip
-        return self._step_fns[key]
-
     def _one_step(self, local_batch: PaddedPairs) -> dict[str, Any]:
         """Runs one step on this process's share of the batch; keeps its new state only
         when its loss and gradient norm are finite (else :class:`TrainingError`)."""
         batch = shard_batch(self.mesh, local_batch)
         key = jax.random.fold_in(self._base_key, self.step)
         args = (self.params, self.opt_state, batch, key)
-        params, opt_state, out = self._step_fn(args)(*args)
+        step_fn = self.steps.compiled_step(self.graphdef, self.step, args)
+        params, opt_state, out = step_fn(*args)
         bad = _non_finite({"loss": out["loss"], "grad_norm": out["grad_norm"]})
         if bad:
             values = ", ".join(f"{k}={v}" for k, v in _non_finite(out).items())

@@ -1,31 +1,32 @@
-"""Memory probing: the compiled step's estimate checked against the memory available.
+"""Memory probing: what a training step needs, and what the device has.
 
-Before the first step runs, a lower bound (parameters, gradients, optimiser state and the
-batch) and then XLA's estimate of the compiled step are compared with the memory free on
-the device (the host's ``MemAvailable``, capped by a cgroup limit, on CPU), so that a
-configuration that cannot fit fails at once with both numbers.
+Pure estimates: the memory free on a device (the host's ``MemAvailable``, capped by a
+cgroup limit, on CPU), a lower bound of a step's needs (:func:`step_floor`: parameters,
+gradients, optimiser state and the batch), XLA's estimate of a compiled step
+(:func:`xla_estimate`) and the batch shapes a compiled step is made for
+(:func:`batch_signature`). :class:`~lpn_arc.training.compiled.TrainSteps` compares them
+(:func:`require_memory`) before the first step runs, so that a configuration that cannot
+fit fails at once with both numbers.
 """
 
 from __future__ import annotations
 
-import collections
-import json
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-import optax
 from jax.sharding import Mesh
 
-from lpn_arc.config import SearchSpec, TrainConfig, config_to_dict
 from lpn_arc.training.errors import MemoryLimitError
-from lpn_arc.training.step import make_train_step
 
-__all__ = ["available_memory", "batch_signature", "compiled_step", "require_memory"]
-
-_STEP_CACHE: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
-_STEP_CACHE_SIZE = 12  # a few searches x size buckets
+__all__ = [
+    "available_memory",
+    "batch_signature",
+    "require_memory",
+    "step_floor",
+    "xla_estimate",
+]
 
 
 def _meminfo_available() -> tuple[int, str] | None:
@@ -95,55 +96,11 @@ def _nbytes(tree: Any) -> int:
     return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
 
 
-def compiled_step(
-    graphdef: Any,
-    config: TrainConfig,
-    optimizer: optax.GradientTransformation,
-    search: SearchSpec,
-    mesh: Mesh,
-    args: tuple,
-    check_memory: bool,
-) -> Any:
-    """The train step compiled ahead of time for ``args``, checked against the memory.
-
-    Compiled steps are cached per (configuration, search, devices, batch shapes), so
-    training the same configuration again in one process (a resume, a notebook) does not
-    recompile, and each size bucket compiles once.
-
-    Args:
-        graphdef: the model graph.
-        config: the configuration.
-        optimizer: from :func:`~lpn_arc.training.step.make_optimizer`.
-        search: the training search of the steps it runs.
-        mesh: the ``"data"`` mesh.
-        args: ``(params, opt_state, batch, key)`` of the first call.
-        check_memory: raise :class:`~lpn_arc.training.errors.MemoryLimitError` when the
-            step will not fit (:func:`require_memory`).
-    """
-    params, opt_state, batch, _ = args
-    key = (
-        json.dumps(config_to_dict(config), sort_keys=True),
-        search,
-        tuple(d.id for d in mesh.devices.flat),
-        jax.process_count(),
-        batch_signature(batch),
-    )
-    if check_memory:  # a lower bound, before compiling: old and new parameters, gradients,
-        # optimiser state and this device's share of the batch; activations come on top
-        floor = 3 * _nbytes(params) + _nbytes(opt_state) + _nbytes(batch) // mesh.size
-        require_memory(floor, "parameters, gradients, optimiser state and batch alone", mesh)
-    if key in _STEP_CACHE:
-        _STEP_CACHE.move_to_end(key)
-    else:
-        jitted = make_train_step(graphdef, config, optimizer, search=search, mesh=mesh)
-        compiled = jitted.lower(*args).compile()
-        _STEP_CACHE[key] = (compiled, _xla_estimate(compiled))
-        while len(_STEP_CACHE) > _STEP_CACHE_SIZE:
-            _STEP_CACHE.popitem(last=False)
-    compiled, needed = _STEP_CACHE[key]
-    if check_memory and needed is not None:  # checked on every call: free memory changes
-        require_memory(needed, f"XLA's estimate for batch {config.batch_size}", mesh)
-    return compiled
+def step_floor(params: Any, opt_state: Any, batch: Any, mesh: Mesh) -> int:
+    """A lower bound of the bytes per device a training step needs, known before compiling:
+    old and new parameters, gradients, optimiser state and this device's share of the
+    batch (activations come on top)."""
+    return 3 * _nbytes(params) + _nbytes(opt_state) + _nbytes(batch) // mesh.size
 
 
 def batch_signature(batch: Any) -> tuple:
@@ -156,7 +113,7 @@ def batch_signature(batch: Any) -> tuple:
     )
 
 
-def _xla_estimate(compiled: Any) -> int | None:
+def xla_estimate(compiled: Any) -> int | None:
     """Bytes XLA says the compiled step uses (arguments, outputs, temporaries, less the
     aliased buffers), or None when the backend has no memory analysis."""
     stats = compiled.memory_analysis()

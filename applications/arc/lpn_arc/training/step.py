@@ -3,7 +3,7 @@ clipping, micro-batch accumulation, and the batch sharded over a ``"data"`` mesh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -16,7 +16,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import latentsearch as ls
 from lpn_arc.config import SearchSpec, TrainConfig
 from lpn_arc.data import PaddedPairs, Pair
-from lpn_arc.model import LPNModel, encode_fn, log_likelihood_fn, precompute_fn, split_model
+from lpn_arc.model import LPNModel, model_functions, split_model
 from lpn_arc.search import build_search
 
 __all__ = [
@@ -99,15 +99,20 @@ def shard_batch(mesh: Mesh, local_batch: PaddedPairs) -> PaddedPairs:
 
 
 _DROPOUT_STREAM = 0xD0  # a task's dropout key is fold_in(its key, _DROPOUT_STREAM)
+_ENCODER_STREAM, _HELD_OUT_STREAM = 0, 2  # a pair's dropout key, folded for each use
 
 
-class _KeyedPair(NamedTuple):
-    """What ``latentsearch.lpn_loss`` sees of a pair in training: the pair and, beside it,
-    its own dropout key (raw key data, one per pair; None without dropout), so that the
-    per-pair callables the loss vmaps over the pair axis each get their pair's key."""
+def _folded(fn: Callable[..., Any], stream: int) -> Callable[..., Any]:
+    """``fn`` whose ``dropout_key`` (a pair's key from ``latentsearch.lpn_loss``) is first
+    folded with ``stream``, so that the encoder and the held-out scoring of a pair draw
+    different dropout masks from the one key; None stays None (no dropout)."""
 
-    pair: Pair
-    dropout_key: Any = None
+    def with_stream(*args, dropout_key=None):
+        if dropout_key is not None:
+            dropout_key = jax.random.fold_in(dropout_key, stream)
+        return fn(*args, dropout_key=dropout_key)
+
+    return with_stream
 
 
 def task_loss_fn(graphdef: Any, config: TrainConfig, search: SearchSpec | None = None):
@@ -118,9 +123,9 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: SearchSpec | None =
     ARC tasks with fewer distinct pairs than N leave their masked pairs out of every
     specification and of the loss) or a :class:`~lpn_arc.data.Pair` (every pair real).
     With ``config.model.dropout > 0`` the encoder and the scoring of each held-out pair
-    apply dropout, each pair with its own key from ``dropout_key``, while the search inside
-    the loss runs without dropout (as the official code); with dropout 0, ``dropout_key``
-    is unused.
+    apply dropout, each pair with its own key from ``dropout_key`` (``lpn_loss`` splits it
+    per pair), while the search inside the loss runs without dropout (as the official
+    code); with dropout 0, ``dropout_key`` is unused.
 
     Args:
         graphdef: the model graph.
@@ -128,39 +133,17 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: SearchSpec | None =
         search: the training search (default ``config.train_search``), parsed.
     """
     built = build_search(search or config.searches["train"])
-    encode = encode_fn(graphdef)
-    log_likelihood = log_likelihood_fn(graphdef)
-    precompute = precompute_fn(graphdef)
-
-    def dropout(item: _KeyedPair, stream: int):
-        """The pair's dropout key folded with ``stream``, or None without dropout."""
-        if item.dropout_key is None:
-            return None
-        return jax.random.fold_in(jax.random.wrap_key_data(item.dropout_key), stream)
-
-    def encode_pair(params, item):
-        return encode(params, item.pair, dropout(item, 0))
-
-    def search_log_likelihood(params, z, item):
-        return log_likelihood(params, z, item.pair)
-
-    def held_out_log_likelihood(params, z, item):
-        return log_likelihood(params, z, item.pair, dropout(item, 2))
-
-    def precompute_pair(params, item):  # the input-only mask's input cache, once per pair
-        return item._replace(pair=precompute(params, item.pair))
+    model = model_functions(graphdef)
+    encode = _folded(model.encode, _ENCODER_STREAM)
+    held_out_log_likelihood = _folded(model.log_likelihood, _HELD_OUT_STREAM)
 
     def loss(params, task, key, dropout_key):
         pairs, pair_mask = _as_padded(task)
-        keys = None
-        if config.model.dropout > 0:
-            num_pairs = jnp.shape(pairs.inputs)[0]
-            keys = jax.random.key_data(jax.random.split(dropout_key, num_pairs))
         return ls.lpn_loss(
             params,
-            encode_pair,
-            search_log_likelihood,
-            _KeyedPair(pairs, keys),
+            encode,
+            model.log_likelihood,  # the search's objective: never a dropout key
+            pairs,
             key,
             pair_mask=pair_mask,
             searcher=built.searcher,
@@ -168,7 +151,8 @@ def task_loss_fn(graphdef: Any, config: TrainConfig, search: SearchSpec | None =
             gradient_flow=built.gradient_flow,
             prior_kl=config.prior_kl,
             held_out_log_likelihood=held_out_log_likelihood,
-            precompute=precompute_pair,  # the identity with the official mask
+            precompute=model.precompute,  # the identity with the official mask
+            dropout_key=dropout_key if config.model.dropout > 0 else None,
         )
 
     return loss
