@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.house_limits import check_sizes
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-MAX_MODULE_LINES = 500
-MAX_FUNCTION_LINES = 80  # of code: the docstring does not count
 
 
 def _modules():
@@ -26,15 +26,7 @@ def test_benchmarks_is_a_package():
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)
 def test_modules_and_functions_stay_short(path):
-    source = path.read_text()
-    assert len(source.splitlines()) <= MAX_MODULE_LINES
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            first = node.body[0]
-            has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-            start = node.body[1].lineno if has_doc and len(node.body) > 1 else first.lineno
-            code = node.end_lineno - start + 1
-            assert code <= MAX_FUNCTION_LINES, f"{node.name} has {code} lines of code"
+    check_sizes(path)
 
 
 def _is_sys_path(node: ast.expr) -> bool:

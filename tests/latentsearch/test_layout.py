@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.house_limits import check_sizes
+
 PACKAGE = Path(__file__).resolve().parents[2] / "latentsearch"
 PRIVATE = "latentsearch._src"
-MAX_MODULE_LINES = 500
-MAX_FUNCTION_LINES = 80  # of code: the docstring (Args, Example...) does not count
 # top-level names of the repository's code outside the library
 OUTSIDE = {"lpn_arc", "applications", "benchmarks", "examples", "tests", "conftest"}
 
@@ -65,15 +65,7 @@ def _id(path: Path) -> str:
 
 @pytest.mark.parametrize("path", _modules(), ids=_id)
 def test_modules_and_functions_stay_short(path):
-    source = path.read_text()
-    assert len(source.splitlines()) <= MAX_MODULE_LINES
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            first = node.body[0]
-            has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-            start = node.body[1].lineno if has_doc and len(node.body) > 1 else first.lineno
-            code = node.end_lineno - start + 1
-            assert code <= MAX_FUNCTION_LINES, f"{node.name} has {code} lines of code"
+    check_sizes(path)
 
 
 @pytest.mark.parametrize("path", _modules(), ids=_id)
