@@ -49,18 +49,24 @@ PAPER = {
 
 
 def sizing(repeats: int = 2) -> list[dict]:
-    """Seconds per mean-training step of the arc-cpu architecture at 30 x 30, per bucket."""
+    """Seconds per mean-training step of the arc-cpu architecture at 30 x 30, per bucket.
+
+    A batch of 16 tasks, run in the fewest micro-batches (1, 2, 4 or 8, accumulated) whose
+    step XLA estimates to fit in 80% of the memory available: a batch of 16 in the 30 x 30
+    bucket does not fit in 24 GB in one piece (the first run of this part was killed for
+    memory). Rows per bucket: ``seconds_per_step``, ``micro_batches`` and
+    ``xla_estimate_gb``.
+    """
     import jax
     import numpy as np
     from lpn_arc.config import get_preset
     from lpn_arc.data import TaskSampler, load_tasks
-    from lpn_arc.training import init_training, make_train_step
+    from lpn_arc.training import init_training
 
     base = get_preset("arc-cpu")
     model = dataclasses.replace(base.model, max_rows=30, max_cols=30)
     config = dataclasses.replace(base, model=model, finetune_steps=0)
-    graphdef, params, optimizer, opt_state = init_training(config)
-    step = jax.jit(make_train_step(graphdef, config, optimizer))
+    setup = init_training(config)
     sampler = TaskSampler(tasks=load_tasks("arc1-train"), num_pairs=4, ladder=(10, 20, 30))
     rng, found = np.random.default_rng(0), {}
     while len(found) < 3:
@@ -69,14 +75,41 @@ def sizing(repeats: int = 2) -> list[dict]:
     rows = []
     for side, batch in sorted(found.items()):
         print(f"sizing: {side}x{side} bucket", file=sys.stderr, flush=True)
+        args = (setup.params, setup.opt_state, batch, jax.random.key(0))
+        step, micro, needed = _fitting_step(config, setup, args)
 
-        def run(batch=batch):
-            jax.block_until_ready(step(params, opt_state, batch, jax.random.key(0)))
+        def run(step=step, args=args):
+            jax.block_until_ready(step(*args))
 
         timing = common.time_fn(run, repeats=repeats if side < 30 else 1)
         variant = f"sizing/bucket={side}x{side}/batch16/mean"
-        rows.append(common.timing_record("arc_cpu", variant, "seconds_per_step", timing))
+        rows += [
+            common.timing_record("arc_cpu", variant, "seconds_per_step", timing),
+            common.record("arc_cpu", variant, "micro_batches", micro, "count"),
+        ]
+        if needed is not None:
+            rows.append(common.record("arc_cpu", variant, "xla_estimate_gb", needed / 1e9, "GB"))
     return rows
+
+
+def _fitting_step(config, setup, args) -> tuple:
+    """``(compiled step, micro-batches, XLA's estimate in bytes)`` of the fewest micro-batches
+    whose step fits in 80% of the memory available (the last tried when none does)."""
+    import jax
+    from lpn_arc.training import make_train_step
+    from lpn_arc.training.memory import available_memory, xla_estimate
+
+    free = available_memory(jax.devices()[0])
+    for micro in (1, 2, 4, 8):
+        cfg = dataclasses.replace(config, grad_accum=micro)
+        jitted = jax.jit(make_train_step(setup.graphdef, cfg, setup.optimizer))
+        compiled = jitted.lower(*args).compile()
+        needed = xla_estimate(compiled)
+        fits = needed is None or free is None or needed <= 0.8 * free[0]
+        print(f"  {micro} micro-batches: XLA estimate {needed}, free {free}", file=sys.stderr)
+        if fits:
+            break
+    return compiled, micro, needed
 
 
 class Study:

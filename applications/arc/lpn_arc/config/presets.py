@@ -116,14 +116,15 @@ def _arc_cpu() -> TrainConfig:
     """The ARC model of this 2-core CPU (``make arc-study``): grids up to 10 x 10.
 
     On the 2-core development CPU its mean-training step of 16 tasks in the 10 x 10 bucket
-    runs at 2.4 steps per second alone on the machine (the 3,000 steps of the study took
-    49 minutes beside other jobs); a 20 x 20 or 30 x 30 bucket holds 4 or 9 times the
-    tokens, and attention grows with their square (``python -m benchmarks.arc_cpu_study
-    --parts sizing`` times the three buckets), so two hours train thousands of steps on grids up
-    to 10 x 10 and far fewer on larger ones. The 192 ARC-AGI-1 training tasks whose
-    demonstrations all fit 10 x 10 are trained on (the others are listed in ``run.json``),
-    with every pair augmented by one dihedral transform and colour permutation per task;
-    mean training, then Grad-1 fine-tuning for the last 10% of the steps.
+    runs in 0.35 s alone on the machine (the 3,000 steps of the study took 49 minutes
+    beside other jobs); a 20 x 20 or 30 x 30 bucket holds 4 or 9 times the tokens, and
+    attention grows with their square: 4.8 s and 22.5 s per step (the latter in two
+    micro-batches: 16 GB in one; ``python -m benchmarks.arc_cpu_study --parts sizing``), so
+    two hours train about 20,000 steps on grids up to 10 x 10 and 320 on 30 x 30. The 192
+    ARC-AGI-1 training tasks whose demonstrations all fit 10 x 10 are trained on (the others
+    are listed in ``run.json``), with every pair augmented by one dihedral transform and
+    colour permutation per task; mean training, then Grad-1 fine-tuning for the last 10% of
+    the steps.
     """
     model = ModelConfig(10, 10, 32, 2, 2, num_heads=4, head_dim=16, mlp_factor=2.0,
                         decoder_mask="input-only")  # fmt: skip
