@@ -180,6 +180,12 @@ def lpn_loss(
     if score is None:
         score = (lambda *a, **kw: log_likelihood(*a, **kw)[0]) if has_aux else log_likelihood
     held_out = _map_pairs(score, params, (found, scored), pair_keys)
+    return _loss_and_metrics(held_out, posterior, mask, found_scores, prior_kl)
+
+
+def _loss_and_metrics(held_out, posterior, mask, found_scores, prior_kl):
+    """The loss (reconstruction + ``prior_kl`` x KL) and its metrics, averaged over the real
+    pairs of ``mask``, from each pair's held-out log-likelihood and its posterior."""
     weights = mask.astype(held_out.dtype)
     count = jnp.maximum(jnp.sum(weights), 1.0)
     reconstruction = -jnp.sum(weights * held_out) / count
